@@ -1,0 +1,72 @@
+#pragma once
+// OpenMP helpers for the CPU kernels. Work is split into fixed-size blocks whose layout
+// does not depend on the thread count, so reductions combine the same partials in the same
+// order for 1 or N threads.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace seisoku::cpu {
+
+// Below this many elements a loop runs on the calling thread.
+constexpr std::int64_t kParallelGrain = 1 << 15;
+// Reduction block: partial results are formed per block and combined in block order.
+constexpr std::int64_t kReduceBlock = 8192;
+
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Calls f(begin, end) on disjoint ranges covering [0, n), in parallel when n is large.
+template <class F>
+void parallel_for(std::int64_t n, F&& f, std::int64_t grain = kParallelGrain) {
+  if (n <= 0) return;
+  const int threads = max_threads();
+  if (n <= grain || threads == 1) {
+    f(std::int64_t{0}, n);
+    return;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+  {
+    const std::int64_t nt = omp_get_num_threads();
+    const std::int64_t t = omp_get_thread_num();
+    // 64-element aligned ranges keep vector loops and cache lines whole.
+    const std::int64_t per = ((n + nt - 1) / nt + 63) / 64 * 64;
+    const std::int64_t b = std::min(n, t * per);
+    const std::int64_t e = std::min(n, b + per);
+    if (b < e) f(b, e);
+  }
+#else
+  f(std::int64_t{0}, n);
+#endif
+}
+
+// Deterministic reduction: partial(begin, end) on each kReduceBlock-sized block, then
+// combine(acc, partial) over the blocks in order starting from init.
+template <class R, class Partial, class Combine>
+R block_reduce(std::int64_t n, R init, Partial&& partial, Combine&& combine) {
+  const std::int64_t blocks = (n + kReduceBlock - 1) / kReduceBlock;
+  if (blocks <= 1) return n > 0 ? combine(init, partial(std::int64_t{0}, n)) : init;
+  std::vector<R> parts(static_cast<std::size_t>(blocks));
+  parallel_for(
+      blocks,
+      [&](std::int64_t b0, std::int64_t b1) {
+        for (std::int64_t b = b0; b < b1; ++b)
+          parts[static_cast<std::size_t>(b)] = partial(b * kReduceBlock, std::min(n, (b + 1) * kReduceBlock));
+      },
+      /*grain=*/4);
+  R acc = init;
+  for (const R& p : parts) acc = combine(acc, p);
+  return acc;
+}
+
+}  // namespace seisoku::cpu

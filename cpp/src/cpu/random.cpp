@@ -1,0 +1,86 @@
+// CPU kernels of the random fills. Each Philox block fills 4 float32 (or 2 float64) outputs;
+// blocks are independent, so threads split them freely and the bits never change.
+// Built with -ffp-contract=off (see CMakeLists.txt) to match the CUDA twin bit for bit.
+#include <algorithm>
+#include <cstdint>
+
+#include "dispatch.hpp"
+#include "kernels.hpp"
+#include "parallel.hpp"
+#include "seisoku/philox.hpp"
+
+namespace seisoku::cpu {
+namespace {
+
+// Calls fill_block(block, first_element, count) for every block of `per_block` elements.
+template <class F>
+void for_blocks(std::int64_t n, int per_block, F&& fill_block) {
+  const std::int64_t blocks = (n + per_block - 1) / per_block;
+  parallel_for(
+      blocks,
+      [&](std::int64_t b0, std::int64_t b1) {
+        for (std::int64_t b = b0; b < b1; ++b) {
+          const std::int64_t i = b * per_block;
+          fill_block(static_cast<std::uint64_t>(b), i, static_cast<int>(std::min<std::int64_t>(per_block, n - i)));
+        }
+      },
+      /*grain=*/kParallelGrain / 16);
+}
+
+}  // namespace
+
+void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double low, double high) {
+  if (out.dtype() == DType::float32) {
+    float* z = out.data_as<float>();
+    const float lo = static_cast<float>(low), width = static_cast<float>(high) - static_cast<float>(low);
+    for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
+      const philox::Block r = philox::draw(seed, offset, b);
+      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(philox::to_unit_float(r.v[k]), width, lo);
+    });
+  } else {
+    double* z = out.data_as<double>();
+    const double lo = low, width = high - low;
+    for_blocks(out.numel(), 2, [=](std::uint64_t b, std::int64_t i, int cnt) {
+      const philox::Block r = philox::draw(seed, offset, b);
+      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(philox::to_unit_double(r.v[2 * k], r.v[2 * k + 1]), width, lo);
+    });
+  }
+}
+
+void normal(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
+  if (out.dtype() == DType::float32) {
+    float* z = out.data_as<float>();
+    const float mu = static_cast<float>(mean), sd = static_cast<float>(stddev);
+    for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
+      const philox::Block r = philox::draw(seed, offset, b);
+      float n[4];
+      philox::box_muller(philox::to_open_unit_float(r.v[0]), philox::to_unit_float(r.v[1]), &n[0], &n[1]);
+      philox::box_muller(philox::to_open_unit_float(r.v[2]), philox::to_unit_float(r.v[3]), &n[2], &n[3]);
+      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(n[k], sd, mu);
+    });
+  } else {
+    double* z = out.data_as<double>();
+    for_blocks(out.numel(), 2, [=](std::uint64_t b, std::int64_t i, int cnt) {
+      const philox::Block r = philox::draw(seed, offset, b);
+      double n[2];
+      philox::box_muller(philox::to_open_unit_double(r.v[0], r.v[1]), philox::to_unit_double(r.v[2], r.v[3]), &n[0],
+                         &n[1]);
+      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(n[k], stddev, mean);
+    });
+  }
+}
+
+void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, std::uint64_t threshold) {
+  detail::dispatch_all(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::uint8_t>) {
+      T* z = out.data_as<T>();
+      for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
+        const philox::Block r = philox::draw(seed, offset, b);
+        for (int k = 0; k < cnt; ++k) z[i + k] = static_cast<T>(r.v[k] < threshold ? 1 : 0);
+      });
+    }
+  });
+}
+
+}  // namespace seisoku::cpu

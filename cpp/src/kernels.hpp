@@ -1,0 +1,45 @@
+#pragma once
+// The kernel entry points behind the front-ends: seisoku::cpu (cpp/src/cpu/) and
+// seisoku::gpu (cuda/, or cuda/no_cuda.cpp which throws). Same op names as the public API;
+// arguments are already validated.
+#include <cstddef>
+#include <cstdint>
+
+#include "seisoku/tensor.hpp"
+
+namespace seisoku {
+
+#define SEISOKU_KERNEL_DECLS                                                                             \
+  void add(const Tensor& a, const Tensor& b, const Tensor& out);                                        \
+  void mul(const Tensor& a, const Tensor& b, const Tensor& out);                                        \
+  void axpy(double alpha, const Tensor& x, const Tensor& y);                                            \
+  void scale(double alpha, const Tensor& x, const Tensor& out);                                         \
+  void fill(const Tensor& out, double value);                                                           \
+  void copy(const Tensor& src, const Tensor& dst);                                                      \
+  void sum(const Tensor& x, const Tensor& out);                                                         \
+  void mean(const Tensor& x, const Tensor& out);                                                        \
+  void max(const Tensor& x, const Tensor& out);                                                         \
+  void norm(const Tensor& x, double ord, const Tensor& out);                                            \
+  void row_norm(const Tensor& x, double ord, const Tensor& out);                                        \
+  void gemm(const Tensor& a, const Tensor& b, const Tensor& c, bool trans_a, bool trans_b, double alpha, \
+            double beta);                                                                               \
+  void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double low, double high);   \
+  void normal(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double mean, double stddev); \
+  void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, std::uint64_t threshold);
+
+namespace cpu {
+SEISOKU_KERNEL_DECLS
+}  // namespace cpu
+
+namespace gpu {
+SEISOKU_KERNEL_DECLS
+// Device memory and runtime (cuda/runtime.cu).
+void* allocate(std::size_t bytes, int device);
+void deallocate(void* p, int device);
+// Copies between host and device or device and device (same dtype, contiguous).
+void copy_bytes(const Tensor& src, const Tensor& dst);
+}  // namespace gpu
+
+#undef SEISOKU_KERNEL_DECLS
+
+}  // namespace seisoku

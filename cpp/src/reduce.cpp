@@ -1,0 +1,59 @@
+// Front-ends of the reductions: validate, then dispatch on the device.
+#include "seisoku/reduce.hpp"
+
+#include <cmath>
+
+#include "check.hpp"
+#include "kernels.hpp"
+
+namespace seisoku {
+namespace {
+
+void check_reduction(const char* op, const Tensor& x, const Tensor& out, std::int64_t out_numel) {
+  detail::check_defined(op, "x", x);
+  detail::check_defined(op, "out", out);
+  detail::check_dtype(op, "x", x, {DType::float32, DType::float64});
+  detail::check_same_dtype(op, "x", x, "out", out);
+  detail::check_same_device(op, "x", x, "out", out);
+  detail::check_numel(op, "out", out, out_numel);
+}
+
+void check_ord(const char* op, double ord) {
+  if (!(ord == 0 || ord == 1 || ord == 2 || std::isinf(ord)))
+    detail::fail(op, "ord must be 0, 1, 2 or inf, got " + std::to_string(ord));
+  if (std::isinf(ord) && ord < 0) detail::fail(op, "ord must be 0, 1, 2 or inf, got -inf");
+}
+
+}  // namespace
+
+void sum(const Tensor& x, const Tensor& out) {
+  check_reduction("sum", x, out, 1);
+  if (x.is_cuda()) gpu::sum(x, out); else cpu::sum(x, out);
+}
+
+void mean(const Tensor& x, const Tensor& out) {
+  check_reduction("mean", x, out, 1);
+  detail::check_nonempty("mean", "x", x);
+  if (x.is_cuda()) gpu::mean(x, out); else cpu::mean(x, out);
+}
+
+void max(const Tensor& x, const Tensor& out) {
+  check_reduction("max", x, out, 1);
+  detail::check_nonempty("max", "x", x);
+  if (x.is_cuda()) gpu::max(x, out); else cpu::max(x, out);
+}
+
+void norm(const Tensor& x, double ord, const Tensor& out) {
+  check_ord("norm", ord);
+  check_reduction("norm", x, out, 1);
+  if (x.is_cuda()) gpu::norm(x, ord, out); else cpu::norm(x, ord, out);
+}
+
+void row_norm(const Tensor& x, double ord, const Tensor& out) {
+  check_ord("row_norm", ord);
+  if (x.dim() < 1) detail::fail("row_norm", "x must have at least 1 dimension, got shape " + shape_str(x.shape()));
+  check_reduction("row_norm", x, out, x.shape()[0]);
+  if (x.is_cuda()) gpu::row_norm(x, ord, out); else cpu::row_norm(x, ord, out);
+}
+
+}  // namespace seisoku

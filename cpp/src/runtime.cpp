@@ -1,0 +1,94 @@
+// Threads and build information (host side; the CUDA half lives in cuda/runtime.cu or
+// cuda/no_cuda.cpp).
+#include "seisoku/runtime.hpp"
+
+#include <cblas.h>
+
+#include <string>
+
+#include "build_config.hpp"
+#include "check.hpp"
+#include "cpu/parallel.hpp"
+
+namespace seisoku {
+
+void set_num_threads(int n) {
+  if (n < 1) detail::fail("set_num_threads", "n must be >= 1, got " + std::to_string(n));
+#if defined(_OPENMP)
+  omp_set_num_threads(n);
+#endif
+  scipy_openblas_set_num_threads(n);
+}
+
+int get_num_threads() { return cpu::max_threads(); }
+
+namespace {
+
+std::string compiled_cpu_features() {
+  std::string f;
+  auto add = [&f](const char* name) { f += (f.empty() ? "" : " ") + std::string(name); };
+#if defined(__SSE4_2__)
+  add("sse4.2");
+#endif
+#if defined(__AVX__)
+  add("avx");
+#endif
+#if defined(__AVX2__)
+  add("avx2");
+#endif
+#if defined(__FMA__)
+  add("fma");
+#endif
+#if defined(__F16C__)
+  add("f16c");
+#endif
+#if defined(__AVX512F__)
+  add("avx512f");
+#endif
+#if defined(__AVX512BW__)
+  add("avx512bw");
+#endif
+#if defined(__ARM_NEON)
+  add("neon");
+#endif
+  return f.empty() ? "baseline" : f;
+}
+
+std::string runtime_cpu_features() {
+  std::string f;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  auto add = [&f](bool has, const char* name) {
+    if (has) f += (f.empty() ? "" : " ") + std::string(name);
+  };
+  add(__builtin_cpu_supports("sse4.2"), "sse4.2");
+  add(__builtin_cpu_supports("avx"), "avx");
+  add(__builtin_cpu_supports("avx2"), "avx2");
+  add(__builtin_cpu_supports("fma"), "fma");
+  add(__builtin_cpu_supports("avx512f"), "avx512f");
+  add(__builtin_cpu_supports("avx512bw"), "avx512bw");
+#endif
+  return f.empty() ? "unknown" : f;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> build_info() {
+  std::map<std::string, std::string> info;
+  info["version"] = SEISOKU_VERSION_STRING;
+  info["cuda_built"] = cuda::is_built() ? "yes" : "no";
+  info["cuda_archs"] = SEISOKU_CUDA_ARCHS_STRING;
+  info["openmp"] = std::string(SEISOKU_OPENMP_ENABLED) == "ON" ? "yes" : "no";
+  info["native"] = std::string(SEISOKU_NATIVE_ENABLED) == "ON" ? "yes" : "no";
+  info["cpu_features"] = compiled_cpu_features();
+  info["cpu_supports"] = runtime_cpu_features();
+  info["blas"] = "OpenBLAS (scipy-openblas32)";
+  info["blas_core"] = scipy_openblas_get_corename();
+  info["blas_config"] = scipy_openblas_get_config();
+  info["blas_threads"] = std::to_string(scipy_openblas_get_num_threads());
+  info["num_threads"] = std::to_string(get_num_threads());
+  info["compiler"] = std::string("GCC-compatible ") + __VERSION__;
+  return info;
+}
+
+}  // namespace seisoku

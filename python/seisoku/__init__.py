@@ -1,0 +1,70 @@
+"""seisoku: deep-learning regularization and efficient training on a C++/CUDA core.
+
+Arrays go in and come out zero-copy: NumPy arrays on the CPU, CuPy arrays on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _core, cuda
+from .ops import (
+    add,
+    axpy,
+    cast,
+    copy,
+    fill,
+    gemm,
+    max,
+    mean,
+    mul,
+    norm,
+    row_norm,
+    scale,
+    sum,
+)
+from .random import Generator
+
+__version__: str = _core.build_info()["version"]
+
+__all__ = [
+    "Generator",
+    "__version__",
+    "add",
+    "axpy",
+    "cast",
+    "cmake_prefix_path",
+    "copy",
+    "cuda",
+    "fill",
+    "gemm",
+    "get_num_threads",
+    "max",
+    "mean",
+    "mul",
+    "norm",
+    "row_norm",
+    "scale",
+    "set_num_threads",
+    "sum",
+]
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of CPU threads used by seisoku's kernels and its BLAS (n >= 1).
+
+    Results never depend on the thread count.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise ValueError(f"[set_num_threads] n must be an int >= 1, got {n!r}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Number of CPU threads seisoku's kernels use."""
+    return int(_core.get_num_threads())
+
+
+def cmake_prefix_path() -> str:
+    """Folder to put on CMAKE_PREFIX_PATH so that C++ code can `find_package(seisoku)`."""
+    return os.path.dirname(os.path.abspath(_core.__file__))

@@ -1,0 +1,98 @@
+#include "convert.hpp"
+
+#include <pybind11/numpy.h>
+
+#include <string>
+
+namespace seisoku::python {
+namespace {
+
+[[noreturn]] void reject(const char* op, const char* arg, const std::string& why) {
+  throw py::value_error(std::string("[") + op + "] argument '" + arg + "' " + why);
+}
+
+DType dtype_from_numpy(const py::dtype& dt, const char* op, const char* arg) {
+  const std::string name = py::str(dt.attr("name"));
+  if (name == "bfloat16") return DType::bfloat16;  // ml_dtypes.bfloat16
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  const char order = py::str(dt.attr("byteorder")).cast<std::string>()[0];
+  if (order == '>') reject(op, arg, "is big-endian (" + name + "); convert with .astype(x.dtype.newbyteorder('='))");
+  if (kind == 'f' && size == 4) return DType::float32;
+  if (kind == 'f' && size == 8) return DType::float64;
+  if (kind == 'f' && size == 2) return DType::float16;
+  if (kind == 'i' && size == 1) return DType::int8;
+  if (kind == 'i' && size == 2) return DType::int16;
+  if (kind == 'i' && size == 4) return DType::int32;
+  if (kind == 'i' && size == 8) return DType::int64;
+  if (kind == 'u' && size == 1) return DType::uint8;
+  reject(op, arg, "has unsupported dtype " + name +
+                      " (supported: float32, float64, float16, bfloat16, int8, uint8, int16, int32, int64)");
+}
+
+DType dtype_from_typestr(const std::string& ts, const char* op, const char* arg) {
+  if (ts.size() < 3 || ts[0] == '>') reject(op, arg, "has unsupported typestr '" + ts + "'");
+  const char kind = ts[1];
+  const int size = std::stoi(ts.substr(2));
+  if (kind == 'f' && size == 4) return DType::float32;
+  if (kind == 'f' && size == 8) return DType::float64;
+  if (kind == 'f' && size == 2) return DType::float16;
+  if (kind == 'i' && size == 1) return DType::int8;
+  if (kind == 'i' && size == 2) return DType::int16;
+  if (kind == 'i' && size == 4) return DType::int32;
+  if (kind == 'i' && size == 8) return DType::int64;
+  if (kind == 'u' && size == 1) return DType::uint8;
+  reject(op, arg, "has unsupported typestr '" + ts + "'");
+}
+
+Tensor from_cuda_interface(py::handle obj, const char* op, const char* arg, bool writable, void** stream_hint) {
+  const py::dict cai = obj.attr("__cuda_array_interface__");
+  Shape shape;
+  for (py::handle s : py::tuple(cai["shape"])) shape.push_back(s.cast<std::int64_t>());
+  const DType dtype = dtype_from_typestr(py::str(cai["typestr"]), op, arg);
+  const py::tuple data = cai["data"];
+  const auto ptr = data[0].cast<std::uintptr_t>();
+  if (writable && data[1].cast<bool>()) reject(op, arg, "is read-only but is written to");
+  if (cai.contains("strides") && !cai["strides"].is_none()) {
+    const py::tuple strides = cai["strides"];
+    std::int64_t expect = static_cast<std::int64_t>(itemsize(dtype));
+    for (std::size_t i = shape.size(); i-- > 0;) {
+      if (shape[i] != 1 && strides[i].cast<std::int64_t>() != expect)
+        reject(op, arg, "must be C-contiguous; make it so with cupy.ascontiguousarray");
+      expect *= shape[i];
+    }
+  }
+  if (stream_hint && cai.contains("stream") && !cai["stream"].is_none())
+    *stream_hint = reinterpret_cast<void*>(cai["stream"].cast<std::uintptr_t>());
+  void* p = reinterpret_cast<void*>(ptr);
+  const int device = (ptr == 0 || shape_numel(shape) == 0) ? 0 : cuda::pointer_device(p);
+  return Tensor::view(p, shape, dtype, Device::cuda, device);
+}
+
+}  // namespace
+
+Tensor as_tensor(py::handle obj, const char* op, const char* arg, bool writable, void** stream_hint) {
+  if (py::hasattr(obj, "__cuda_array_interface__")) return from_cuda_interface(obj, op, arg, writable, stream_hint);
+  if (!py::isinstance<py::array>(obj))
+    reject(op, arg, std::string("must be a NumPy or CuPy array, got ") + py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const DType dtype = dtype_from_numpy(a.dtype(), op, arg);
+  if (!(a.flags() & py::array::c_style))
+    reject(op, arg, "must be C-contiguous; make it so with numpy.ascontiguousarray");
+  if (writable && !a.writeable()) reject(op, arg, "is read-only but is written to");
+  Shape shape(a.shape(), a.shape() + a.ndim());
+  void* p = writable ? a.mutable_data() : const_cast<void*>(a.data());
+  return Tensor::view(p, shape, dtype, Device::cpu, 0);
+}
+
+void* Call::current_stream() const {
+  // CuPy's current stream when CuPy is in use, else the producer's stream, else the default.
+  const py::dict modules = py::module_::import("sys").attr("modules");
+  if (modules.contains("cupy")) {
+    const py::object s = modules["cupy"].attr("cuda").attr("get_current_stream")();
+    return reinterpret_cast<void*>(s.attr("ptr").cast<std::uintptr_t>());
+  }
+  return stream_hint_;
+}
+
+}  // namespace seisoku::python

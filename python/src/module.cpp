@@ -1,0 +1,12 @@
+// The extension seisoku._core: one bind_* function per area.
+#include "convert.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "seisoku native core (C++/CUDA kernels over NumPy and CuPy arrays)";
+  seisoku::python::bind_tensor(m);
+  seisoku::python::bind_elementwise(m);
+  seisoku::python::bind_reduce(m);
+  seisoku::python::bind_blas(m);
+  seisoku::python::bind_random(m);
+  seisoku::python::bind_runtime(m);
+}
