@@ -36,7 +36,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, bool trans_a, bool 
   constexpr std::int64_t kMax = std::numeric_limits<int>::max();
   for (std::int64_t d : {m, n, ka, a.shape()[1], b.shape()[1]})
     if (d > kMax) detail::fail(op, "dimension " + std::to_string(d) + " exceeds the 32-bit BLAS limit");
-  if (c.is_cuda()) gpu::gemm(a, b, c, trans_a, trans_b, alpha, beta); else cpu::gemm(a, b, c, trans_a, trans_b, alpha, beta);
+  SEISOKU_DISPATCH(c, gemm, a, b, c, trans_a, trans_b, alpha, beta);
 }
 
 }  // namespace seisoku

@@ -44,31 +44,31 @@ void check_finite_scalar(const char* op, const char* name, double v) {
 
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
   check_float_binary("add", a, b, out);
-  if (out.is_cuda()) gpu::add(a, b, out); else cpu::add(a, b, out);
+  SEISOKU_DISPATCH(out, add, a, b, out);
 }
 
 void mul(const Tensor& a, const Tensor& b, const Tensor& out) {
   check_float_binary("mul", a, b, out);
-  if (out.is_cuda()) gpu::mul(a, b, out); else cpu::mul(a, b, out);
+  SEISOKU_DISPATCH(out, mul, a, b, out);
 }
 
 void axpy(double alpha, const Tensor& x, const Tensor& y) {
   check_finite_scalar("axpy", "alpha", alpha);
   check_float_unary("axpy", "x", x, "y", y);
-  if (y.is_cuda()) gpu::axpy(alpha, x, y); else cpu::axpy(alpha, x, y);
+  SEISOKU_DISPATCH(y, axpy, alpha, x, y);
 }
 
 void scale(double alpha, const Tensor& x, const Tensor& out) {
   check_finite_scalar("scale", "alpha", alpha);
   check_float_unary("scale", "x", x, "out", out);
-  if (out.is_cuda()) gpu::scale(alpha, x, out); else cpu::scale(alpha, x, out);
+  SEISOKU_DISPATCH(out, scale, alpha, x, out);
 }
 
 void fill(const Tensor& out, double value) {
   detail::check_defined("fill", "out", out);
   if (!is_floating(out.dtype()) && !std::isfinite(value))
     detail::fail("fill", std::string("value ") + std::to_string(value) + " cannot be stored in " + dtype_name(out.dtype()));
-  if (out.is_cuda()) gpu::fill(out, value); else cpu::fill(out, value);
+  SEISOKU_DISPATCH(out, fill, out, value);
 }
 
 void copy(const Tensor& src, const Tensor& dst) {
@@ -79,10 +79,10 @@ void copy(const Tensor& src, const Tensor& dst) {
     if (src.dtype() != dst.dtype())
       detail::fail("copy", std::string("a copy between devices needs equal dtypes, got ") + dtype_name(src.dtype()) +
                                " and " + dtype_name(dst.dtype()) + "; cast on one device first");
-    gpu::copy_bytes(src, dst);
+    SEISOKU_GPU_CALL(copy_bytes, src, dst);
     return;
   }
-  if (dst.is_cuda()) gpu::copy(src, dst); else cpu::copy(src, dst);
+  SEISOKU_DISPATCH(dst, copy, src, dst);
 }
 
 }  // namespace seisoku

@@ -1,13 +1,34 @@
 #pragma once
 // The kernel entry points behind the front-ends: seisoku::cpu (cpp/src/cpu/) and
-// seisoku::gpu (cuda/, or cuda/no_cuda.cpp which throws). Same op names as the public API;
-// arguments are already validated.
+// seisoku::gpu (cuda/). Same op names as the public API; arguments are already validated.
+// Front-ends call them through SEISOKU_DISPATCH, which without CUDA turns every GPU call
+// into "seisoku was built without CUDA".
 #include <cstddef>
 #include <cstdint>
 
 #include "seisoku/tensor.hpp"
 
 namespace seisoku {
+
+namespace detail {
+[[noreturn]] void throw_no_cuda();  // cuda/no_cuda.cpp; also used by runtime stubs
+}  // namespace detail
+
+#if defined(SEISOKU_WITH_CUDA)
+#define SEISOKU_GPU_CALL(op, ...) ::seisoku::gpu::op(__VA_ARGS__)
+#else
+#define SEISOKU_GPU_CALL(op, ...) ::seisoku::detail::throw_no_cuda()
+#endif
+
+// Runs op on the device of `tensor`: gpu::op for CUDA tensors, cpu::op otherwise.
+#define SEISOKU_DISPATCH(tensor, op, ...)   \
+  do {                                      \
+    if ((tensor).is_cuda()) {               \
+      SEISOKU_GPU_CALL(op, __VA_ARGS__);    \
+    } else {                                \
+      ::seisoku::cpu::op(__VA_ARGS__);      \
+    }                                       \
+  } while (0)
 
 #define SEISOKU_KERNEL_DECLS                                                                             \
   void add(const Tensor& a, const Tensor& b, const Tensor& out);                                        \

@@ -14,7 +14,7 @@ void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double
   detail::check_dtype("uniform", "out", out, {DType::float32, DType::float64});
   if (!std::isfinite(low) || !std::isfinite(high) || !(low <= high))
     detail::fail("uniform", "need finite low <= high, got low=" + std::to_string(low) + " high=" + std::to_string(high));
-  if (out.is_cuda()) gpu::uniform(out, seed, offset, low, high); else cpu::uniform(out, seed, offset, low, high);
+  SEISOKU_DISPATCH(out, uniform, out, seed, offset, low, high);
 }
 
 void normal(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double mean, double stddev) {
@@ -23,7 +23,7 @@ void normal(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double 
   if (!std::isfinite(mean)) detail::fail("normal", "mean must be finite, got " + std::to_string(mean));
   if (!std::isfinite(stddev) || stddev < 0)
     detail::fail("normal", "stddev must be finite and >= 0, got " + std::to_string(stddev));
-  if (out.is_cuda()) gpu::normal(out, seed, offset, mean, stddev); else cpu::normal(out, seed, offset, mean, stddev);
+  SEISOKU_DISPATCH(out, normal, out, seed, offset, mean, stddev);
 }
 
 void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double p) {
@@ -31,7 +31,7 @@ void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, doub
   detail::check_dtype("bernoulli", "out", out, {DType::float32, DType::float64, DType::uint8});
   if (!(p >= 0.0 && p <= 1.0)) detail::fail("bernoulli", "p must be in [0, 1], got " + std::to_string(p));
   const std::uint64_t threshold = philox::bernoulli_threshold(p);
-  if (out.is_cuda()) gpu::bernoulli(out, seed, offset, threshold); else cpu::bernoulli(out, seed, offset, threshold);
+  SEISOKU_DISPATCH(out, bernoulli, out, seed, offset, threshold);
 }
 
 }  // namespace seisoku

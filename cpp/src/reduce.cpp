@@ -28,32 +28,32 @@ void check_ord(const char* op, double ord) {
 
 void sum(const Tensor& x, const Tensor& out) {
   check_reduction("sum", x, out, 1);
-  if (x.is_cuda()) gpu::sum(x, out); else cpu::sum(x, out);
+  SEISOKU_DISPATCH(x, sum, x, out);
 }
 
 void mean(const Tensor& x, const Tensor& out) {
   check_reduction("mean", x, out, 1);
   detail::check_nonempty("mean", "x", x);
-  if (x.is_cuda()) gpu::mean(x, out); else cpu::mean(x, out);
+  SEISOKU_DISPATCH(x, mean, x, out);
 }
 
 void max(const Tensor& x, const Tensor& out) {
   check_reduction("max", x, out, 1);
   detail::check_nonempty("max", "x", x);
-  if (x.is_cuda()) gpu::max(x, out); else cpu::max(x, out);
+  SEISOKU_DISPATCH(x, max, x, out);
 }
 
 void norm(const Tensor& x, double ord, const Tensor& out) {
   check_ord("norm", ord);
   check_reduction("norm", x, out, 1);
-  if (x.is_cuda()) gpu::norm(x, ord, out); else cpu::norm(x, ord, out);
+  SEISOKU_DISPATCH(x, norm, x, ord, out);
 }
 
 void row_norm(const Tensor& x, double ord, const Tensor& out) {
   check_ord("row_norm", ord);
   if (x.dim() < 1) detail::fail("row_norm", "x must have at least 1 dimension, got shape " + shape_str(x.shape()));
   check_reduction("row_norm", x, out, x.shape()[0]);
-  if (x.is_cuda()) gpu::row_norm(x, ord, out); else cpu::row_norm(x, ord, out);
+  SEISOKU_DISPATCH(x, row_norm, x, ord, out);
 }
 
 }  // namespace seisoku

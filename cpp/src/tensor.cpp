@@ -37,8 +37,12 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device, int device_
   t.owns_ = true;
   const std::size_t bytes = t.nbytes();
   if (device == Device::cuda) {
+#if defined(SEISOKU_WITH_CUDA)
     void* p = gpu::allocate(bytes, device_index);
     t.storage_ = std::shared_ptr<void>(p, [device_index](void* q) { gpu::deallocate(q, device_index); });
+#else
+    detail::throw_no_cuda();
+#endif
   } else {
     // 64-byte alignment for vector loads; at least one byte so data() is never null.
     const std::size_t rounded = ((bytes + 63) / 64) * 64;

@@ -62,4 +62,6 @@ def require_array(x: Any, arg: str, op: str) -> Any:
     """x itself if it is a NumPy or CUDA array, else a ValueError naming the argument."""
     if isinstance(x, np.ndarray) or is_cuda_array(x):
         return x
-    raise ValueError(f"[{op}] argument '{arg}' must be a NumPy or CuPy array, got {type(x).__name__}")
+    raise ValueError(
+        f"[{op}] argument '{arg}' must be a NumPy or CuPy array, got {type(x).__name__}"
+    )

@@ -32,7 +32,8 @@ def collect() -> dict[str, str]:
         "compiler": b["compiler"],
         "build: native CPU flags": b["native"],
         "build: OpenMP": b["openmp"],
-        "build: CUDA kernels": b["cuda_built"] + (f" (archs {b['cuda_archs']})" if b["cuda_archs"] else ""),
+        "build: CUDA kernels": b["cuda_built"]
+        + (f" (archs {b['cuda_archs']})" if b["cuda_archs"] else ""),
         "CPU features compiled": b["cpu_features"],
         "CPU features present": b["cpu_supports"],
         "BLAS": b["blas"],

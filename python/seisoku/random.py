@@ -56,7 +56,9 @@ class Generator:
         self._seed = _check_u64(state["seed"], "state['seed']")
         self._offset = _check_u64(state["offset"], "state['offset']")
 
-    def _target(self, size: Any, dtype: Any, device: str, out: Any, allowed: tuple[str, ...]) -> Any:
+    def _target(
+        self, size: Any, dtype: Any, device: str, out: Any, allowed: tuple[str, ...]
+    ) -> Any:
         if out is not None:
             return out
         dt = resolve_dtype(dtype)
