@@ -1,0 +1,1 @@
+"""Neural-network layers, losses and regularizers over NumPy (CPU) and CuPy (GPU) arrays."""
