@@ -10,22 +10,24 @@
 namespace seisoku::gpu {
 namespace {
 
-__global__ void uniform_f32(float* z, std::int64_t n, std::uint64_t seed, std::uint64_t offset, float lo, float width) {
+__global__ void uniform_f32(float* z, std::int64_t n, std::uint64_t seed, std::uint64_t offset, float lo, float width,
+                            float top) {
   const std::int64_t blocks = (n + 3) / 4;
   for (std::int64_t b = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; b < blocks; b += std::int64_t{gridDim.x} * blockDim.x) {
     const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
     const std::int64_t i = b * 4;
-    for (int k = 0; k < 4 && i + k < n; ++k) z[i + k] = philox::fma_(philox::to_unit_float(r.v[k]), width, lo);
+    for (int k = 0; k < 4 && i + k < n; ++k) z[i + k] = fminf(philox::fma_(philox::to_unit_float(r.v[k]), width, lo), top);
   }
 }
 
-__global__ void uniform_f64(double* z, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double lo, double width) {
+__global__ void uniform_f64(double* z, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double lo, double width,
+                            double top) {
   const std::int64_t blocks = (n + 1) / 2;
   for (std::int64_t b = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; b < blocks; b += std::int64_t{gridDim.x} * blockDim.x) {
     const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
     const std::int64_t i = b * 2;
     for (int k = 0; k < 2 && i + k < n; ++k)
-      z[i + k] = philox::fma_(philox::to_unit_double(r.v[2 * k], r.v[2 * k + 1]), width, lo);
+      z[i + k] = fmin(philox::fma_(philox::to_unit_double(r.v[2 * k], r.v[2 * k + 1]), width, lo), top);
   }
 }
 
@@ -70,9 +72,11 @@ void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double
   DeviceGuard guard(out.device_index());
   if (out.dtype() == DType::float32) {
     const float lo = static_cast<float>(low), width = static_cast<float>(high) - static_cast<float>(low);
-    uniform_f32<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(out.data_as<float>(), n, seed, offset, lo, width);
+    uniform_f32<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(out.data_as<float>(), n, seed, offset, lo, width,
+                                                                   philox::below(static_cast<float>(high), lo));
   } else {
-    uniform_f64<<<grid_for((n + 1) / 2), kThreads, 0, stream()>>>(out.data_as<double>(), n, seed, offset, low, high - low);
+    uniform_f64<<<grid_for((n + 1) / 2), kThreads, 0, stream()>>>(out.data_as<double>(), n, seed, offset, low, high - low,
+                                                                   philox::below(high, low));
   }
   check_launch();
 }

@@ -14,7 +14,7 @@ namespace seisoku::detail {
 }
 
 inline void check_defined(const char* op, const char* name, const Tensor& t) {
-  if (t.data() == nullptr && t.numel() != 0) fail(op, std::string(name) + " has no storage");
+  if (!t.defined()) fail(op, std::string(name) + " is missing");
 }
 
 inline void check_dtype(const char* op, const char* name, const Tensor& t, std::initializer_list<DType> allowed) {

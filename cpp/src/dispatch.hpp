@@ -48,6 +48,25 @@ SEISOKU_HD auto widen(T v) {
   else return v;
 }
 
+// An integer as float32 rounded to odd (exact below 2^24), so that rounding it once more to
+// 16 bits equals one correct rounding of the integer.
+template <class S>
+SEISOKU_HD float int_to_float_round_odd(S v) {
+  if constexpr (sizeof(S) <= 4) {
+    return double_to_float_round_odd(static_cast<double>(v));  // exact in double
+  } else {
+    const bool neg = v < 0;
+    std::uint64_t u = neg ? 0ull - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+    int shift = 0;
+    while ((u >> shift) >= (1ull << 53)) ++shift;
+    std::uint64_t keep = u >> shift;
+    if (shift > 0 && (u & ((1ull << shift) - 1ull)) != 0) keep |= 1ull;  // sticky bit
+    double d = static_cast<double>(keep);  // exact: 53 bits
+    for (int i = 0; i < shift; ++i) d *= 2.0;
+    return double_to_float_round_odd(neg ? -d : d);
+  }
+}
+
 // Converts one value between storage types: floats to ints truncate toward zero and
 // saturate, NaN becomes 0; ints to ints wrap like C++ (and NumPy); to 16-bit floats round
 // to nearest even in one rounding.
@@ -58,7 +77,8 @@ SEISOKU_HD D convert(S v) {
   } else if constexpr (is_16bit_float_v<D>) {
     float f;
     if constexpr (std::is_same_v<S, float> || is_16bit_float_v<S>) f = widen(v);
-    else f = double_to_float_round_odd(static_cast<double>(v));
+    else if constexpr (std::is_same_v<S, double>) f = double_to_float_round_odd(v);
+    else f = int_to_float_round_odd(v);
     if constexpr (std::is_same_v<D, Half>) return float_to_half(f);
     else return float_to_bfloat16(f);
   } else if constexpr (std::is_floating_point_v<D>) {
@@ -74,6 +94,12 @@ SEISOKU_HD D convert(S v) {
   } else {
     return static_cast<D>(v);
   }
+}
+
+// -1, 0 or 1; NaN stays NaN.
+template <class T>
+SEISOKU_HD T sign(T x) {
+  return x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x == T(0) ? T(0) : x));
 }
 
 }  // namespace seisoku::detail

@@ -35,6 +35,9 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device, int device_
   t.device_ = device;
   t.device_index_ = device_index;
   t.owns_ = true;
+  t.defined_ = true;
+  if (static_cast<std::uint64_t>(t.numel_) > (std::numeric_limits<std::size_t>::max() - 64) / itemsize(dtype))
+    detail::fail("tensor", "shape " + shape_str(shape) + " of " + dtype_name(dtype) + " needs more bytes than memory can address");
   const std::size_t bytes = t.nbytes();
   if (device == Device::cuda) {
 #if defined(SEISOKU_WITH_CUDA)
@@ -72,6 +75,7 @@ Tensor Tensor::view(void* data, const Shape& shape, DType dtype, Device device, 
   t.storage_ = std::move(keep_alive);
   t.data_ = data;
   t.owns_ = false;
+  t.defined_ = true;
   return t;
 }
 

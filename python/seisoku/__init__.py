@@ -5,10 +5,27 @@ Arrays go in and come out zero-copy: NumPy arrays on the CPU, CuPy arrays on the
 
 from __future__ import annotations
 
+import ctypes
 import os
 
-from . import _core, cuda
-from .ops import (
+
+def _preload_openblas() -> None:
+    """Load OpenBLAS from the scipy-openblas32 package that Python sees, so that the core
+    library finds it even where its RPATH points elsewhere (e.g. a venv using system
+    site-packages)."""
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return
+    path = os.path.join(scipy_openblas32.get_lib_dir(), "libscipy_openblas.so")
+    if os.path.exists(path):
+        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+
+
+_preload_openblas()
+
+from . import _core, cuda, nn  # noqa: E402
+from .ops import (  # noqa: E402
     add,
     axpy,
     cast,
@@ -23,7 +40,7 @@ from .ops import (
     scale,
     sum,
 )
-from .random import Generator
+from .random import Generator, manual_seed  # noqa: E402
 
 __version__: str = _core.build_info()["version"]
 
@@ -39,9 +56,11 @@ __all__ = [
     "fill",
     "gemm",
     "get_num_threads",
+    "manual_seed",
     "max",
     "mean",
     "mul",
+    "nn",
     "norm",
     "row_norm",
     "scale",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
-from ._array import device_module, is_cuda_array, resolve_dtype
+from ._array import device_module, resolve_dtype
 
 _U64 = 1 << 64
 
@@ -117,6 +117,20 @@ class Generator:
         return f"Generator(seed={self._seed}, offset={self._offset})"
 
 
+_default = Generator(0)
+
+
+def default_generator() -> Generator:
+    """The process-wide generator used where no generator or seed is given."""
+    return _default
+
+
+def manual_seed(seed: int) -> Generator:
+    """Reset the process-wide generator to (seed, offset 0) and return it."""
+    _default.load_state_dict({"seed": _check_u64(seed, "seed"), "offset": 0})
+    return _default
+
+
 def philox4x32_10(seed: int, offset: int, block: int) -> tuple[int, int, int, int]:
     """The four raw 32-bit words of block `block` of the stream (seed, offset)."""
     return tuple(
@@ -126,4 +140,4 @@ def philox4x32_10(seed: int, offset: int, block: int) -> tuple[int, int, int, in
     )
 
 
-__all__ = ["Generator", "is_cuda_array", "philox4x32_10"]
+__all__ = ["Generator", "default_generator", "manual_seed", "philox4x32_10"]

@@ -184,6 +184,13 @@ SEISOKU_HD void box_muller(T u1, T u2, T* n0, T* n1) {
   *n1 = r * s;
 }
 
+// The largest value below `high` (toward `low`), the top of a half-open [low, high) draw;
+// `high` itself when the interval is empty.
+template <class T>
+inline T below(T high, T low) {
+  return high > low ? std::nextafter(high, low) : high;
+}
+
 // Bernoulli threshold: a 32-bit word u is a success when u < threshold, p in [0, 1].
 inline std::uint64_t bernoulli_threshold(double p) {
   return static_cast<std::uint64_t>(std::ldexp(p, 32));

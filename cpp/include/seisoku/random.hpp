@@ -7,7 +7,7 @@
 
 namespace seisoku {
 
-// out ~ U[low, high); float32 or float64.
+// out ~ U[low, high) (never high, even after rounding); float32 or float64.
 SEISOKU_API void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double low = 0.0,
                          double high = 1.0);
 // out ~ N(mean, stddev^2) by Box-Muller; float32 or float64.

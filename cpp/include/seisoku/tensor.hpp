@@ -26,7 +26,8 @@ class SEISOKU_API Tensor {
   static Tensor view(void* data, const Shape& shape, DType dtype, Device device = Device::cpu,
                      int device_index = 0, std::shared_ptr<void> keep_alive = nullptr);
 
-  bool defined() const { return data_ != nullptr || numel_ == 0; }
+  // False for a default-constructed Tensor ("no tensor", e.g. no bias).
+  bool defined() const { return defined_; }
   void* data() const { return data_; }
   template <class T>
   T* data_as() const { return static_cast<T*>(data_); }
@@ -46,7 +47,7 @@ class SEISOKU_API Tensor {
   Tensor reshape(const Shape& shape) const;
   // A new owning tensor with the same contents on `device` (a copy even when already there).
   Tensor to(Device device, int device_index = 0) const;
-  // "float32[2, 3] cpu"
+  // "float32(2, 3) cpu"
   std::string describe() const;
 
  private:
@@ -58,6 +59,7 @@ class SEISOKU_API Tensor {
   Device device_ = Device::cpu;
   int device_index_ = 0;
   bool owns_ = false;
+  bool defined_ = false;
 };
 
 // Number of elements of a shape; throws std::invalid_argument on a negative size.

@@ -33,16 +33,18 @@ void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double
   if (out.dtype() == DType::float32) {
     float* z = out.data_as<float>();
     const float lo = static_cast<float>(low), width = static_cast<float>(high) - static_cast<float>(low);
+    const float top = philox::below(static_cast<float>(high), lo);
     for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
       const philox::Block r = philox::draw(seed, offset, b);
-      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(philox::to_unit_float(r.v[k]), width, lo);
+      for (int k = 0; k < cnt; ++k) z[i + k] = std::min(philox::fma_(philox::to_unit_float(r.v[k]), width, lo), top);
     });
   } else {
     double* z = out.data_as<double>();
-    const double lo = low, width = high - low;
+    const double lo = low, width = high - low, top = philox::below(high, low);
     for_blocks(out.numel(), 2, [=](std::uint64_t b, std::int64_t i, int cnt) {
       const philox::Block r = philox::draw(seed, offset, b);
-      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(philox::to_unit_double(r.v[2 * k], r.v[2 * k + 1]), width, lo);
+      for (int k = 0; k < cnt; ++k)
+        z[i + k] = std::min(philox::fma_(philox::to_unit_double(r.v[2 * k], r.v[2 * k + 1]), width, lo), top);
     });
   }
 }
