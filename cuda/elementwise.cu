@@ -30,6 +30,12 @@ __global__ void axpy_kernel(T alpha, const T* x, T* y, std::int64_t n) {
 }
 
 template <class T>
+__global__ void axpy_sign_kernel(T alpha, const T* x, T* y, std::int64_t n) {
+  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < n; i += std::int64_t{gridDim.x} * blockDim.x)
+    y[i] += alpha * detail::sign(x[i]);
+}
+
+template <class T>
 __global__ void scale_kernel(T alpha, const T* x, T* out, std::int64_t n) {
   for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < n; i += std::int64_t{gridDim.x} * blockDim.x)
     out[i] = alpha * x[i];
@@ -75,6 +81,16 @@ void axpy(double alpha, const Tensor& x, const Tensor& y) {
   detail::dispatch_float(y.dtype(), [&](auto tag) {
     using T = decltype(tag);
     axpy_kernel<<<grid_for(y.numel()), kThreads, 0, stream()>>>(static_cast<T>(alpha), x.data_as<T>(), y.data_as<T>(), y.numel());
+  });
+  check_launch();
+}
+
+void axpy_sign(double alpha, const Tensor& x, const Tensor& y) {
+  if (y.numel() == 0) return;
+  DeviceGuard guard(y.device_index());
+  detail::dispatch_float(y.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    axpy_sign_kernel<<<grid_for(y.numel()), kThreads, 0, stream()>>>(static_cast<T>(alpha), x.data_as<T>(), y.data_as<T>(), y.numel());
   });
   check_launch();
 }

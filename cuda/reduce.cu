@@ -2,7 +2,7 @@
 // 1024 blocks each reduces a strided slice into a float64 partial, then one block combines
 // the partials in index order. The grid depends only on n, so results are reproducible run
 // to run (they may differ from the CPU in the last bits because the order differs).
-// row_norm: one block per row.
+// row_norm: one block per row. column_sum: one thread per column, rows added in order.
 #include <cmath>
 #include <cstdint>
 
@@ -83,6 +83,15 @@ __global__ void row_kernel(const T* x, std::int64_t rows, std::int64_t cols, T* 
   }
 }
 
+template <class T>
+__global__ void column_sum_kernel(const T* x, std::int64_t rows, std::int64_t cols, T* out, bool accumulate) {
+  for (std::int64_t j = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; j < cols; j += std::int64_t{gridDim.x} * blockDim.x) {
+    double acc = accumulate ? static_cast<double>(out[j]) : 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) acc += static_cast<double>(x[r * cols + j]);
+    out[j] = static_cast<T>(acc);
+  }
+}
+
 template <Kind K>
 void reduce_all(const Tensor& x, const Tensor& out, double divide_by = 1.0) {
   DeviceGuard guard(x.device_index());
@@ -129,6 +138,17 @@ void row_norm(const Tensor& x, double ord, const Tensor& out) {
       const unsigned grid = static_cast<unsigned>(std::min<std::int64_t>(rows, 65536));
       row_kernel<K, T><<<grid, kThreads, 0, stream()>>>(x.data_as<T>(), rows, cols, out.data_as<T>());
     });
+  });
+  check_launch();
+}
+
+void column_sum(const Tensor& x, const Tensor& out, bool accumulate) {
+  const std::int64_t rows = x.shape()[0], cols = x.shape()[1];
+  if (cols == 0) return;
+  DeviceGuard guard(x.device_index());
+  detail::dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    column_sum_kernel<<<grid_for(cols), kThreads, 0, stream()>>>(x.data_as<T>(), rows, cols, out.data_as<T>(), accumulate);
   });
   check_launch();
 }

@@ -58,6 +58,12 @@ void axpy(double alpha, const Tensor& x, const Tensor& y) {
   SEISOKU_DISPATCH(y, axpy, alpha, x, y);
 }
 
+void axpy_sign(double alpha, const Tensor& x, const Tensor& y) {
+  check_finite_scalar("axpy_sign", "alpha", alpha);
+  check_float_unary("axpy_sign", "x", x, "y", y);
+  SEISOKU_DISPATCH(y, axpy_sign, alpha, x, y);
+}
+
 void scale(double alpha, const Tensor& x, const Tensor& out) {
   check_finite_scalar("scale", "alpha", alpha);
   check_float_unary("scale", "x", x, "out", out);

@@ -35,6 +35,7 @@ namespace detail {
   void mul(const Tensor& a, const Tensor& b, const Tensor& out);                                        \
   void axpy(double alpha, const Tensor& x, const Tensor& y);                                            \
   void scale(double alpha, const Tensor& x, const Tensor& out);                                         \
+  void axpy_sign(double alpha, const Tensor& x, const Tensor& y);                                       \
   void fill(const Tensor& out, double value);                                                           \
   void copy(const Tensor& src, const Tensor& dst);                                                      \
   void sum(const Tensor& x, const Tensor& out);                                                         \
@@ -42,6 +43,7 @@ namespace detail {
   void max(const Tensor& x, const Tensor& out);                                                         \
   void norm(const Tensor& x, double ord, const Tensor& out);                                            \
   void row_norm(const Tensor& x, double ord, const Tensor& out);                                        \
+  void column_sum(const Tensor& x, const Tensor& out, bool accumulate);                                 \
   void gemm(const Tensor& a, const Tensor& b, const Tensor& c, bool trans_a, bool trans_b, double alpha, \
             double beta);                                                                               \
   void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double low, double high);   \

@@ -56,4 +56,10 @@ void row_norm(const Tensor& x, double ord, const Tensor& out) {
   SEISOKU_DISPATCH(x, row_norm, x, ord, out);
 }
 
+void column_sum(const Tensor& x, const Tensor& out, bool accumulate) {
+  if (x.dim() != 2) detail::fail("column_sum", "x must be 2-D, got shape " + shape_str(x.shape()));
+  check_reduction("column_sum", x, out, x.shape()[1]);
+  SEISOKU_DISPATCH(x, column_sum, x, out, accumulate);
+}
+
 }  // namespace seisoku

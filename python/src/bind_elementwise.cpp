@@ -30,6 +30,14 @@ void bind_elementwise(py::module_& m) {
       },
       arg("alpha"), arg("x"), arg("y"), "y += alpha * x");
   m.def(
+      "axpy_sign",
+      [](double alpha, py::handle x, py::handle y) {
+        Call c("axpy_sign");
+        Tensor tx = c.in(x, "x"), ty = c.out(y, "y");
+        c.run([&] { seisoku::axpy_sign(alpha, tx, ty); });
+      },
+      arg("alpha"), arg("x"), arg("y"), "y += alpha * sign(x)");
+  m.def(
       "scale",
       [](double alpha, py::handle x, py::handle out) {
         Call c("scale");

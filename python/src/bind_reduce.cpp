@@ -30,6 +30,14 @@ void bind_reduce(py::module_& m) {
   };
   def_norm("norm", &seisoku::norm, "out[0] = L0 count, L1, L2 or Linf norm of x");
   def_norm("row_norm", &seisoku::row_norm, "out[r] = norm of row r of x");
+  m.def(
+      "column_sum",
+      [](py::handle x, py::handle out, bool accumulate) {
+        Call c("column_sum");
+        Tensor tx = c.in(x, "x"), to = c.out(out, "out");
+        c.run([&] { seisoku::column_sum(tx, to, accumulate); });
+      },
+      arg("x"), arg("out"), arg("accumulate") = false, "out (+)= sum of the rows of x");
 }
 
 }  // namespace seisoku::python

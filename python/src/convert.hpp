@@ -24,6 +24,9 @@ class Call {
   explicit Call(const char* op) : op_(op) {}
   Tensor in(py::handle obj, const char* arg) { return track(as_tensor(obj, op_, arg, false, &stream_hint_)); }
   Tensor out(py::handle obj, const char* arg) { return track(as_tensor(obj, op_, arg, true, &stream_hint_)); }
+  // None gives an undefined Tensor ("not given").
+  Tensor opt_in(py::handle obj, const char* arg) { return obj.is_none() ? Tensor() : in(obj, arg); }
+  Tensor opt_out(py::handle obj, const char* arg) { return obj.is_none() ? Tensor() : out(obj, arg); }
 
   template <class F>
   void run(F&& f) {
@@ -55,5 +58,9 @@ void bind_reduce(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_random(py::module_& m);
 void bind_runtime(py::module_& m);
+void bind_activation(py::module_& m);
+void bind_mask(py::module_& m);
+void bind_linear(py::module_& m);
+void bind_penalty(py::module_& m);
 
 }  // namespace seisoku::python

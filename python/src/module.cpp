@@ -9,4 +9,8 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_blas(m);
   seisoku::python::bind_random(m);
   seisoku::python::bind_runtime(m);
+  seisoku::python::bind_activation(m);
+  seisoku::python::bind_mask(m);
+  seisoku::python::bind_linear(m);
+  seisoku::python::bind_penalty(m);
 }

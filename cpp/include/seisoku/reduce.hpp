@@ -15,4 +15,7 @@ SEISOKU_API void norm(const Tensor& x, double ord, const Tensor& out);
 // x seen as rows = shape[0], cols = numel / rows; out has `rows` elements.
 SEISOKU_API void row_norm(const Tensor& x, double ord, const Tensor& out);
 
+// x (N, F): out (F,) (+)= sum over rows, rows added in order (the gradient of a bias).
+SEISOKU_API void column_sum(const Tensor& x, const Tensor& out, bool accumulate);
+
 }  // namespace seisoku

@@ -48,6 +48,18 @@ void axpy(double alpha, const Tensor& x, const Tensor& y) {
   });
 }
 
+void axpy_sign(double alpha, const Tensor& x, const Tensor& y) {
+  dispatch_float(y.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T al = static_cast<T>(alpha);
+    const T* xs = x.data_as<T>();
+    T* ys = y.data_as<T>();
+    parallel_for(y.numel(), [=](std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) ys[i] += al * detail::sign(xs[i]);
+    });
+  });
+}
+
 void scale(double alpha, const Tensor& x, const Tensor& out) {
   dispatch_float(out.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -139,4 +139,31 @@ void row_norm(const Tensor& x, double ord, const Tensor& out) {
   });
 }
 
+void column_sum(const Tensor& x, const Tensor& out, bool accumulate) {
+  const std::int64_t rows = x.shape()[0], cols = x.shape()[1];
+  dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xs = x.data_as<T>();
+    T* o = out.data_as<T>();
+    // Columns split across threads in chunks; each column adds its rows in order.
+    constexpr std::int64_t kChunk = 256;
+    const std::int64_t chunks = (cols + kChunk - 1) / kChunk;
+    parallel_for(
+        chunks,
+        [=](std::int64_t c0, std::int64_t c1) {
+          double acc[kChunk];
+          for (std::int64_t c = c0; c < c1; ++c) {
+            const std::int64_t j0 = c * kChunk, j1 = std::min(cols, j0 + kChunk);
+            for (std::int64_t j = j0; j < j1; ++j) acc[j - j0] = accumulate ? static_cast<double>(o[j]) : 0.0;
+            for (std::int64_t r = 0; r < rows; ++r) {
+              const T* row = xs + r * cols;
+              for (std::int64_t j = j0; j < j1; ++j) acc[j - j0] += static_cast<double>(row[j]);
+            }
+            for (std::int64_t j = j0; j < j1; ++j) o[j] = static_cast<T>(acc[j - j0]);
+          }
+        },
+        /*grain=*/std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(rows * kChunk, 1)));
+  });
+}
+
 }  // namespace seisoku::cpu

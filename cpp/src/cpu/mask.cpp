@@ -1,0 +1,56 @@
+// CPU kernels of dropout and Gaussian noise. Words come from the vectorized philox_lanes; a
+// Gaussian value i is lane i % 4 of the Box-Muller pair of block i / 4 (as seisoku::normal).
+#include <algorithm>
+#include <cstdint>
+
+#include "dispatch.hpp"
+#include "kernels_nn.hpp"
+#include "masked.hpp"
+#include "seisoku/philox.hpp"
+
+namespace seisoku::cpu {
+
+void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_threshold, std::uint64_t seed,
+             std::uint64_t offset, double scale) {
+  detail::dispatch_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xs = x.data_as<T>();
+    T* o = out.data_as<T>();
+    const T s = static_cast<T>(scale);
+    for_each_word(x.numel(), seed, offset,
+                  [=](std::int64_t i, std::uint32_t w) { o[i] = w < keep_threshold ? xs[i] * s : T(0); });
+  });
+}
+
+void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint64_t seed, std::uint64_t offset) {
+  if (x.dtype() == DType::float32) {
+    const float* xs = x.data_as<float>();
+    float* o = out.data_as<float>();
+    const float sd = static_cast<float>(stddev);
+    const std::int64_t n = x.numel();
+    parallel_for((n + 3) / 4, [=](std::int64_t b0, std::int64_t b1) {
+      for (std::int64_t b = b0; b < b1; ++b) {
+        const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
+        float v[4];
+        philox::box_muller(philox::to_open_unit_float(r.v[0]), philox::to_unit_float(r.v[1]), &v[0], &v[1]);
+        philox::box_muller(philox::to_open_unit_float(r.v[2]), philox::to_unit_float(r.v[3]), &v[2], &v[3]);
+        for (std::int64_t k = 0; k < 4 && b * 4 + k < n; ++k) o[b * 4 + k] = philox::fma_(v[k], sd, xs[b * 4 + k]);
+      }
+    }, kParallelGrain / 16);
+  } else {
+    const double* xs = x.data_as<double>();
+    double* o = out.data_as<double>();
+    const std::int64_t n = x.numel();
+    parallel_for((n + 1) / 2, [=](std::int64_t b0, std::int64_t b1) {
+      for (std::int64_t b = b0; b < b1; ++b) {
+        const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
+        double v[2];
+        philox::box_muller(philox::to_open_unit_double(r.v[0], r.v[1]), philox::to_unit_double(r.v[2], r.v[3]), &v[0],
+                           &v[1]);
+        for (std::int64_t k = 0; k < 2 && b * 2 + k < n; ++k) o[b * 2 + k] = philox::fma_(v[k], stddev, xs[b * 2 + k]);
+      }
+    }, kParallelGrain / 16);
+  }
+}
+
+}  // namespace seisoku::cpu

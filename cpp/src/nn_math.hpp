@@ -1,0 +1,62 @@
+#pragma once
+// Scalar activation math shared by the CPU kernels and their CUDA twins.
+#include <cmath>
+#include <cstdint>
+
+#include "seisoku/activation.hpp"
+#include "seisoku/export.hpp"
+#include "seisoku/philox.hpp"
+
+namespace seisoku::detail {
+
+template <class T>
+SEISOKU_HD T exp_(T x) {
+#if defined(__CUDA_ARCH__)
+  return exp(x);
+#else
+  return std::exp(x);
+#endif
+}
+
+template <class T>
+SEISOKU_HD T tanh_(T x) {
+#if defined(__CUDA_ARCH__)
+  return tanh(x);
+#else
+  return std::tanh(x);
+#endif
+}
+
+template <class T>
+SEISOKU_HD T act_forward(T x, Activation act, T slope) {
+  switch (act) {
+    case Activation::relu: return x > T(0) ? x : T(0);
+    case Activation::leaky_relu: return x > T(0) ? x : x * slope;
+    case Activation::tanh: return tanh_(x);
+    case Activation::sigmoid: {
+      if (x >= T(0)) return T(1) / (T(1) + exp_(-x));
+      const T e = exp_(x);
+      return e / (T(1) + e);
+    }
+    default: return x;
+  }
+}
+
+// act'(x) written in terms of y = act(x).
+template <class T>
+SEISOKU_HD T act_derivative(T y, Activation act, T slope) {
+  switch (act) {
+    case Activation::relu: return y > T(0) ? T(1) : T(0);
+    case Activation::leaky_relu: return y > T(0) ? T(1) : slope;
+    case Activation::tanh: return T(1) - y * y;
+    case Activation::sigmoid: return y * (T(1) - y);
+    default: return T(1);
+  }
+}
+
+// Keep threshold of a dropout mask: element kept when its word < threshold.
+inline std::uint32_t keep_threshold(double p) {
+  return static_cast<std::uint32_t>(philox::bernoulli_threshold(1.0 - p));
+}
+
+}  // namespace seisoku::detail

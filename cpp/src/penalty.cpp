@@ -1,0 +1,76 @@
+// Penalties composed from existing ops (norms, axpy, axpy_sign), so each runs on the device
+// of its tensors without kernels of its own.
+#include "seisoku/penalty.hpp"
+
+#include <cmath>
+
+#include "check.hpp"
+#include "seisoku/elementwise.hpp"
+#include "seisoku/reduce.hpp"
+
+namespace seisoku {
+namespace {
+
+void check_like(const char* op, const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) {
+  detail::check_defined(op, b_name, b);
+  detail::check_same_dtype(op, a_name, a, b_name, b);
+  detail::check_same_shape(op, a_name, a, b_name, b);
+  detail::check_same_device(op, a_name, a, b_name, b);
+}
+
+void check_value(const char* op, const Tensor& like, const Tensor& value) {
+  detail::check_defined(op, "value", value);
+  detail::check_numel(op, "value", value, 1);
+  detail::check_same_dtype(op, "x", like, "value", value);
+  detail::check_same_device(op, "x", like, "value", value);
+}
+
+void check_lambda(const char* op, double lambda) {
+  if (!(lambda >= 0.0 && std::isfinite(lambda)))
+    detail::fail(op, "lambda must be finite and >= 0, got " + std::to_string(lambda));
+}
+
+}  // namespace
+
+void activity_penalty(const Tensor& x, double lambda, int ord, const Tensor& grad, const Tensor& value) {
+  const char* op = "activity_penalty";
+  check_lambda(op, lambda);
+  if (ord != 1 && ord != 2) detail::fail(op, "ord must be 1 or 2, got " + std::to_string(ord));
+  detail::check_defined(op, "x", x);
+  detail::check_dtype(op, "x", x, {DType::float32, DType::float64});
+  if (x.dim() < 1 || x.shape()[0] == 0) detail::fail(op, "x must hold at least one sample, got shape " + shape_str(x.shape()));
+  check_like(op, "x", x, "grad", grad);
+  check_value(op, x, value);
+  const double per_sample = lambda / static_cast<double>(x.shape()[0]);
+  norm(x, static_cast<double>(ord), value);
+  if (ord == 1) {
+    scale(per_sample, value, value);
+    axpy_sign(per_sample, x, grad);
+  } else {
+    mul(value, value, value);
+    scale(per_sample, value, value);
+    axpy(2.0 * per_sample, x, grad);
+  }
+}
+
+void tying_penalty(const Tensor& a, const Tensor& b, double lambda, const Tensor& grad_a, const Tensor& grad_b,
+                   const Tensor& value) {
+  const char* op = "tying_penalty";
+  check_lambda(op, lambda);
+  detail::check_defined(op, "a", a);
+  detail::check_dtype(op, "a", a, {DType::float32, DType::float64});
+  check_like(op, "a", a, "b", b);
+  check_like(op, "a", a, "grad_a", grad_a);
+  check_like(op, "a", a, "grad_b", grad_b);
+  check_value(op, a, value);
+  Tensor diff = Tensor::empty(a.shape(), a.dtype(), a.device(), a.device_index());
+  scale(-1.0, b, diff);
+  add(a, diff, diff);
+  norm(diff, 2.0, value);
+  mul(value, value, value);
+  scale(lambda, value, value);
+  axpy(2.0 * lambda, diff, grad_a);
+  axpy(-2.0 * lambda, diff, grad_b);
+}
+
+}  // namespace seisoku

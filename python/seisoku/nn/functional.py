@@ -1,0 +1,179 @@
+"""Functional forms of the layers: each call runs one native op on NumPy or CuPy arrays.
+
+Outputs are allocated on the inputs' device unless given. Stochastic ops take the Philox
+stream (seed, offset) explicitly, so a backward pass can draw the same mask again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _core
+from .._array import array_module, require_array
+
+Array = Any
+
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid")
+
+
+def _like(x: Array, out: Array | None) -> Array:
+    return array_module(x).empty_like(x) if out is None else out
+
+
+def check_activation(name: str | None) -> str:
+    """The activation's canonical name ('identity' for None); ValueError for unknown names."""
+    name = "identity" if name is None else name
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)} or None, got {name!r}")
+    return name
+
+
+def check_probability(p: float, name: str = "p") -> float:
+    """p as a float in [0, 1); ValueError naming the argument otherwise."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {p!r}")
+    return float(p)
+
+
+def activation(x: Array, name: str, slope: float = 0.01, out: Array | None = None) -> Array:
+    """Apply an activation ('relu', 'leaky_relu', 'tanh', 'sigmoid', 'identity')."""
+    require_array(x, "x", "activation")
+    out = _like(x, out)
+    _core.activation(x, out, check_activation(name), float(slope))
+    return out
+
+
+def activation_backward(
+    grad_out: Array, y: Array, name: str, slope: float = 0.01, out: Array | None = None
+) -> Array:
+    """Gradient through an activation, from its output y."""
+    require_array(y, "y", "activation_backward")
+    out = _like(y, out)
+    _core.activation_backward(grad_out, y, out, check_activation(name), float(slope))
+    return out
+
+
+def softmax(x: Array, out: Array | None = None) -> Array:
+    """Softmax over the last axis."""
+    require_array(x, "x", "softmax")
+    out = _like(x, out)
+    _core.softmax(x, out)
+    return out
+
+
+def softmax_backward(grad_out: Array, y: Array, out: Array | None = None) -> Array:
+    """Gradient through softmax, from its output y."""
+    require_array(y, "y", "softmax_backward")
+    out = _like(y, out)
+    _core.softmax_backward(grad_out, y, out)
+    return out
+
+
+def dropout(
+    x: Array, p: float, seed: int, offset: int, scale: float | None = None, out: Array | None = None
+) -> Array:
+    """x * mask * scale with mask ~ Bernoulli(1 - p) from the Philox stream (seed, offset).
+
+    scale defaults to 1 / (1 - p) (inverted dropout). Applied to a gradient with the same
+    (seed, offset), it is the backward pass.
+    """
+    require_array(x, "x", "dropout")
+    p = check_probability(p)
+    out = _like(x, out)
+    _core.dropout(x, out, p, seed, offset, 1.0 / (1.0 - p) if scale is None else float(scale))
+    return out
+
+
+def gaussian_noise(x: Array, std: float, seed: int, offset: int, out: Array | None = None) -> Array:
+    """x + N(0, std**2) from the Philox stream (seed, offset)."""
+    require_array(x, "x", "gaussian_noise")
+    out = _like(x, out)
+    _core.gaussian_noise(x, out, float(std), seed, offset)
+    return out
+
+
+def linear(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    *,
+    activation: str | None = None,
+    slope: float = 0.01,
+    dropout_p: float = 0.0,
+    dropout_scale: float | None = None,
+    seed: int = 0,
+    offset: int = 0,
+    out: Array | None = None,
+) -> Array:
+    """dropout(act(x @ weight.T + bias)) with the epilogue fused into one pass.
+
+    weight has shape (out_features, in_features). dropout_scale defaults to 1 / (1 - p).
+    """
+    require_array(x, "x", "linear")
+    require_array(weight, "weight", "linear")
+    p = check_probability(dropout_p, "dropout_p")
+    if out is None:
+        if x.ndim != 2 or weight.ndim != 2:
+            raise ValueError(f"[linear] x and weight must be 2-D, got {x.shape} and {weight.shape}")
+        out = array_module(x).empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
+    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
+    _core.linear(x, weight, bias, out, check_activation(activation), float(slope), p, scale, seed, offset)
+    return out
+
+
+def bias_act_dropout_backward(
+    grad_out: Array,
+    y: Array,
+    *,
+    activation: str | None = None,
+    slope: float = 0.01,
+    dropout_p: float = 0.0,
+    dropout_scale: float | None = None,
+    seed: int = 0,
+    offset: int = 0,
+    out: Array | None = None,
+) -> Array:
+    """Gradient through the fused epilogue (dropout, activation), from its output y."""
+    require_array(y, "y", "bias_act_dropout_backward")
+    p = check_probability(dropout_p, "dropout_p")
+    out = _like(y, out)
+    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
+    _core.bias_act_dropout_backward(
+        grad_out, y, out, check_activation(activation), float(slope), p, scale, seed, offset
+    )
+    return out
+
+
+def linear_backward(
+    grad_z: Array,
+    x: Array,
+    weight: Array,
+    *,
+    need_grad_x: bool = True,
+    grad_weight: Array | None = None,
+    grad_bias: Array | None = None,
+    accumulate: bool = False,
+) -> Array | None:
+    """Given grad_z (before the epilogue): returns grad_x (or None) and fills grad_weight and
+    grad_bias when given (added to their contents when accumulate)."""
+    require_array(grad_z, "grad_z", "linear_backward")
+    grad_x = array_module(x).empty_like(x) if need_grad_x else None
+    _core.linear_backward(grad_z, x, weight, grad_x, grad_weight, grad_bias, bool(accumulate))
+    return grad_x
+
+
+def activity_penalty(x: Array, lam: float, ord: int, grad: Array) -> Array:
+    """Adds the gradient of lam / N * sum|x| (ord 1) or lam / N * sum x**2 (ord 2) to grad
+    and returns the penalty as a 0-d array."""
+    require_array(x, "x", "activity_penalty")
+    value = array_module(x).empty((), dtype=x.dtype)
+    _core.activity_penalty(x, float(lam), int(ord), grad, value)
+    return value
+
+
+def tying_penalty(a: Array, b: Array, lam: float, grad_a: Array, grad_b: Array) -> Array:
+    """Adds the gradients of lam * ||a - b||**2 to grad_a and grad_b; returns its value."""
+    require_array(a, "a", "tying_penalty")
+    value = array_module(a).empty((), dtype=a.dtype)
+    _core.tying_penalty(a, b, float(lam), grad_a, grad_b, value)
+    return value
