@@ -55,5 +55,6 @@ void bind_reduce(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_random(py::module_& m);
 void bind_runtime(py::module_& m);
+void bind_loss(py::module_& m);
 
 }  // namespace seisoku::python

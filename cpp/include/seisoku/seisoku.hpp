@@ -3,6 +3,7 @@
 #include "seisoku/blas.hpp"
 #include "seisoku/dtype.hpp"
 #include "seisoku/elementwise.hpp"
+#include "seisoku/loss.hpp"
 #include "seisoku/random.hpp"
 #include "seisoku/reduce.hpp"
 #include "seisoku/runtime.hpp"
