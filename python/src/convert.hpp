@@ -62,5 +62,6 @@ void bind_activation(py::module_& m);
 void bind_mask(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_penalty(py::module_& m);
+void bind_loss(py::module_& m);
 
 }  // namespace seisoku::python

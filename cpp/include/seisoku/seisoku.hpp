@@ -7,6 +7,7 @@
 #include "seisoku/linear.hpp"
 #include "seisoku/mask.hpp"
 #include "seisoku/penalty.hpp"
+#include "seisoku/loss.hpp"
 #include "seisoku/random.hpp"
 #include "seisoku/reduce.hpp"
 #include "seisoku/runtime.hpp"
