@@ -24,7 +24,9 @@ def check_activation(name: str | None) -> str:
     """The activation's canonical name ('identity' for None); ValueError for unknown names."""
     name = "identity" if name is None else name
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)} or None, got {name!r}")
+        raise ValueError(
+            f"activation must be one of {', '.join(ACTIVATIONS)} or None, got {name!r}"
+        )
     return name
 
 
@@ -117,7 +119,9 @@ def linear(
             raise ValueError(f"[linear] x and weight must be 2-D, got {x.shape} and {weight.shape}")
         out = array_module(x).empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
     scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
-    _core.linear(x, weight, bias, out, check_activation(activation), float(slope), p, scale, seed, offset)
+    _core.linear(
+        x, weight, bias, out, check_activation(activation), float(slope), p, scale, seed, offset
+    )
     return out
 
 
