@@ -77,6 +77,7 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
     detail::fail(op, "out must have shape (" + std::to_string(x.shape()[0]) + ", " + std::to_string(weight.shape()[0]) +
                          "), got " + shape_str(out.shape()));
   check_bias(op, "bias", bias, x, weight.shape()[0]);
+  if (x.shape()[0] == 0) detail::fail(op, "empty batch: x has shape " + shape_str(x.shape()));
   gemm(x, weight, out, false, true, 1.0, 0.0);
   const bool trivial = e.activation == Activation::identity && e.dropout_p == 0.0;
   if (bias.defined() || !trivial) SEISOKU_DISPATCH(out, bias_act_dropout, out, bias, out, e);

@@ -125,6 +125,29 @@ def linear(
     return out
 
 
+def bias_act_dropout(
+    z: Array,
+    bias: Array | None = None,
+    *,
+    activation: str | None = None,
+    slope: float = 0.01,
+    dropout_p: float = 0.0,
+    dropout_scale: float | None = None,
+    seed: int = 0,
+    offset: int = 0,
+    out: Array | None = None,
+) -> Array:
+    """dropout(act(z + bias)) over rows of z (N, F) in one pass (out may be z)."""
+    require_array(z, "z", "bias_act_dropout")
+    p = check_probability(dropout_p, "dropout_p")
+    out = _like(z, out)
+    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
+    _core.bias_act_dropout(
+        z, bias, out, check_activation(activation), float(slope), p, scale, seed, offset
+    )
+    return out
+
+
 def bias_act_dropout_backward(
     grad_out: Array,
     y: Array,
