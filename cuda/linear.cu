@@ -52,7 +52,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
   const std::int64_t n = z.numel();
   if (n == 0) return;
   DeviceGuard guard(z.device_index());
-  const bool drop = e.dropout_p > 0.0;
+  const bool drop = detail::drops(e.dropout_p);
   const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
   detail::dispatch_float(z.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -67,7 +67,7 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
   const std::int64_t n = y.numel();
   if (n == 0) return;
   DeviceGuard guard(y.device_index());
-  const bool drop = e.dropout_p > 0.0;
+  const bool drop = detail::drops(e.dropout_p);
   const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
   detail::dispatch_float(y.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -6,6 +6,7 @@
 
 #include "check.hpp"
 #include "kernels_nn.hpp"
+#include "nn_math.hpp"
 #include "seisoku/blas.hpp"
 #include "seisoku/reduce.hpp"
 
@@ -70,6 +71,9 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
   check_matrix(op, "x", x);
   check_matrix(op, "weight", weight);
   check_matrix(op, "out", out);
+  detail::check_same_dtype(op, "x", x, "weight", weight);
+  detail::check_same_dtype(op, "x", x, "out", out);
+  detail::check_same_device(op, "x", x, "weight", weight);
   if (x.shape()[1] != weight.shape()[1])
     detail::fail(op, "x has " + std::to_string(x.shape()[1]) + " features but weight expects " +
                          std::to_string(weight.shape()[1]) + " (weight shape " + shape_str(weight.shape()) + ")");
@@ -79,7 +83,7 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
   check_bias(op, "bias", bias, x, weight.shape()[0]);
   if (x.shape()[0] == 0) detail::fail(op, "empty batch: x has shape " + shape_str(x.shape()));
   gemm(x, weight, out, false, true, 1.0, 0.0);
-  const bool trivial = e.activation == Activation::identity && e.dropout_p == 0.0;
+  const bool trivial = e.activation == Activation::identity && !detail::drops(e.dropout_p);
   if (bias.defined() || !trivial) SEISOKU_DISPATCH(out, bias_act_dropout, out, bias, out, e);
 }
 

@@ -26,7 +26,9 @@ void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, s
   check_in_out("dropout", x, out);
   if (!(p >= 0.0 && p < 1.0)) detail::fail("dropout", "p must be in [0, 1), got " + std::to_string(p));
   if (!std::isfinite(scale)) detail::fail("dropout", "scale must be finite, got " + std::to_string(scale));
-  if (p == 0.0) {
+  if (x.dtype() == DType::float32 && std::fabs(scale) > 3.4028234663852886e38)
+    detail::fail("dropout", "scale " + std::to_string(scale) + " does not fit in float32");
+  if (!detail::drops(p)) {
     scale == 1.0 ? copy(x, out) : seisoku::scale(scale, x, out);
     return;
   }
@@ -37,6 +39,8 @@ void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint
   check_in_out("gaussian_noise", x, out);
   if (!(stddev >= 0.0 && std::isfinite(stddev)))
     detail::fail("gaussian_noise", "stddev must be finite and >= 0, got " + std::to_string(stddev));
+  if (x.dtype() == DType::float32 && stddev > 3.4028234663852886e38)
+    detail::fail("gaussian_noise", "stddev " + std::to_string(stddev) + " does not fit in float32");
   SEISOKU_DISPATCH(x, gaussian_noise, x, out, stddev, seed, offset);
 }
 

@@ -54,7 +54,10 @@ SEISOKU_HD T act_derivative(T y, Activation act, T slope) {
   }
 }
 
-// Keep threshold of a dropout mask: element kept when its word < threshold.
+// Whether dropout with probability p drops anything (1 - p rounds to 1 for p <= 2^-54).
+inline bool drops(double p) { return p > 0.0 && 1.0 - p < 1.0; }
+
+// Keep threshold of a dropout mask: element kept when its word < threshold; needs drops(p).
 inline std::uint32_t keep_threshold(double p) {
   return static_cast<std::uint32_t>(philox::bernoulli_threshold(1.0 - p));
 }

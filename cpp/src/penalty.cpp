@@ -47,8 +47,9 @@ void activity_penalty(const Tensor& x, double lambda, int ord, const Tensor& gra
     scale(per_sample, value, value);
     axpy_sign(per_sample, x, grad);
   } else {
+    // (sqrt(c) ||x||)^2 overflows only when the penalty itself does.
+    scale(std::sqrt(per_sample), value, value);
     mul(value, value, value);
-    scale(per_sample, value, value);
     axpy(2.0 * per_sample, x, grad);
   }
 }
@@ -67,8 +68,8 @@ void tying_penalty(const Tensor& a, const Tensor& b, double lambda, const Tensor
   scale(-1.0, b, diff);
   add(a, diff, diff);
   norm(diff, 2.0, value);
+  scale(std::sqrt(lambda), value, value);
   mul(value, value, value);
-  scale(lambda, value, value);
   axpy(2.0 * lambda, diff, grad_a);
   axpy(-2.0 * lambda, diff, grad_b);
 }

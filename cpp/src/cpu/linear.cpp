@@ -13,7 +13,7 @@ namespace seisoku::cpu {
 void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, const Epilogue& e) {
   const std::int64_t cols = z.shape()[1];
   const bool has_bias = bias.defined() && bias.numel() > 0;
-  const bool drop = e.dropout_p > 0.0;
+  const bool drop = detail::drops(e.dropout_p);
   const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
   detail::dispatch_float(z.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -38,7 +38,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
 }
 
 void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_z, const Epilogue& e) {
-  const bool drop = e.dropout_p > 0.0;
+  const bool drop = detail::drops(e.dropout_p);
   const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
   detail::dispatch_float(y.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -1,11 +1,13 @@
 // CPU kernels of the random fills. Each Philox block fills 4 float32 (or 2 float64) outputs;
-// blocks are independent, so threads split them freely and the bits never change.
+// blocks are independent, so threads split them freely and the bits never change. Uniform
+// float32 and Bernoulli take one word per element from the vectorized philox_lanes.
 // Built with -ffp-contract=off (see CMakeLists.txt) to match the CUDA twin bit for bit.
 #include <algorithm>
 #include <cstdint>
 
 #include "dispatch.hpp"
 #include "kernels.hpp"
+#include "masked.hpp"
 #include "parallel.hpp"
 #include "seisoku/philox.hpp"
 
@@ -34,9 +36,8 @@ void uniform(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double
     float* z = out.data_as<float>();
     const float lo = static_cast<float>(low), width = static_cast<float>(high) - static_cast<float>(low);
     const float top = philox::below(static_cast<float>(high), lo);
-    for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
-      const philox::Block r = philox::draw(seed, offset, b);
-      for (int k = 0; k < cnt; ++k) z[i + k] = std::min(philox::fma_(philox::to_unit_float(r.v[k]), width, lo), top);
+    for_each_word(out.numel(), seed, offset, [=](std::int64_t i, std::uint32_t w) {
+      z[i] = std::min(philox::fma_(philox::to_unit_float(w), width, lo), top);
     });
   } else {
     double* z = out.data_as<double>();
@@ -77,10 +78,8 @@ void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, std:
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::uint8_t>) {
       T* z = out.data_as<T>();
-      for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
-        const philox::Block r = philox::draw(seed, offset, b);
-        for (int k = 0; k < cnt; ++k) z[i + k] = static_cast<T>(r.v[k] < threshold ? 1 : 0);
-      });
+      for_each_word(out.numel(), seed, offset,
+                    [=](std::int64_t i, std::uint32_t w) { z[i] = static_cast<T>(w < threshold ? 1 : 0); });
     }
   });
 }

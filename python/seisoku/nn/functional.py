@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import _core
 from .._array import array_module, require_array
+from ..random import _check_u64
 
 Array = Any
 
@@ -30,11 +31,18 @@ def check_activation(name: str | None) -> str:
     return name
 
 
-def check_probability(p: float, name: str = "p") -> float:
-    """p as a float in [0, 1); ValueError naming the argument otherwise."""
+def check_probability(p: float, name: str = "p", op: str = "dropout") -> float:
+    """p as a float in [0, 1); ValueError naming the op and the argument otherwise."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {p!r}")
+        raise ValueError(f"[{op}] {name} must be a number in [0, 1), got {p!r}")
     return float(p)
+
+
+def _stream(seed: int, offset: int, op: str) -> tuple[int, int]:
+    try:
+        return _check_u64(seed, "seed"), _check_u64(offset, "offset")
+    except ValueError as e:
+        raise ValueError(f"[{op}] {e}") from None
 
 
 def activation(x: Array, name: str, slope: float = 0.01, out: Array | None = None) -> Array:
@@ -81,6 +89,7 @@ def dropout(
     """
     require_array(x, "x", "dropout")
     p = check_probability(p)
+    seed, offset = _stream(seed, offset, "dropout")
     out = _like(x, out)
     _core.dropout(x, out, p, seed, offset, 1.0 / (1.0 - p) if scale is None else float(scale))
     return out
@@ -89,6 +98,7 @@ def dropout(
 def gaussian_noise(x: Array, std: float, seed: int, offset: int, out: Array | None = None) -> Array:
     """x + N(0, std**2) from the Philox stream (seed, offset)."""
     require_array(x, "x", "gaussian_noise")
+    seed, offset = _stream(seed, offset, "gaussian_noise")
     out = _like(x, out)
     _core.gaussian_noise(x, out, float(std), seed, offset)
     return out
@@ -113,7 +123,8 @@ def linear(
     """
     require_array(x, "x", "linear")
     require_array(weight, "weight", "linear")
-    p = check_probability(dropout_p, "dropout_p")
+    p = check_probability(dropout_p, "dropout_p", "linear")
+    seed, offset = _stream(seed, offset, "linear")
     if out is None:
         if x.ndim != 2 or weight.ndim != 2:
             raise ValueError(f"[linear] x and weight must be 2-D, got {x.shape} and {weight.shape}")
@@ -139,7 +150,8 @@ def bias_act_dropout(
 ) -> Array:
     """dropout(act(z + bias)) over rows of z (N, F) in one pass (out may be z)."""
     require_array(z, "z", "bias_act_dropout")
-    p = check_probability(dropout_p, "dropout_p")
+    p = check_probability(dropout_p, "dropout_p", "bias_act_dropout")
+    seed, offset = _stream(seed, offset, "bias_act_dropout")
     out = _like(z, out)
     scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
     _core.bias_act_dropout(
@@ -162,7 +174,8 @@ def bias_act_dropout_backward(
 ) -> Array:
     """Gradient through the fused epilogue (dropout, activation), from its output y."""
     require_array(y, "y", "bias_act_dropout_backward")
-    p = check_probability(dropout_p, "dropout_p")
+    p = check_probability(dropout_p, "dropout_p", "bias_act_dropout_backward")
+    seed, offset = _stream(seed, offset, "bias_act_dropout_backward")
     out = _like(y, out)
     scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
     _core.bias_act_dropout_backward(
@@ -193,6 +206,8 @@ def activity_penalty(x: Array, lam: float, ord: int, grad: Array) -> Array:
     """Adds the gradient of lam / N * sum|x| (ord 1) or lam / N * sum x**2 (ord 2) to grad
     and returns the penalty as a 0-d array."""
     require_array(x, "x", "activity_penalty")
+    if isinstance(ord, bool) or ord not in (1, 2):
+        raise ValueError(f"[activity_penalty] ord must be 1 or 2, got {ord!r}")
     value = array_module(x).empty((), dtype=x.dtype)
     _core.activity_penalty(x, float(lam), int(ord), grad, value)
     return value

@@ -218,15 +218,16 @@ class Module:
 
     def load(self, path: str | os.PathLike[str], strict: bool = True) -> None:
         """Load a state written by save(); a corrupt or mismatched file is a ValueError."""
-        try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
-                state = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-            raise ValueError(
-                f"[load] {os.fspath(path)} is not a readable seisoku state file: {e}"
-            ) from e
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            try:
+                data = np.load(f, allow_pickle=False)
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise ValueError("not an .npz archive")
+                with data:
+                    state = {k: data[k] for k in data.files}
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+                raise ValueError(f"[load] {path} is not a readable seisoku state file: {e}") from e
         self.load_state_dict(state, strict=strict)
 
     def extra_repr(self) -> str:
@@ -298,7 +299,7 @@ class MultiHead(Module):
         for name, g in grad.items():
             gh = self.heads[name].backward(g, need_input_grad=True)
             if total is None:
-                total = gh
+                total = gh.copy()  # a head may hand back the caller's own array
             else:
                 ops.axpy(1.0, gh, total)
         if total is None:

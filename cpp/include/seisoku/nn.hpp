@@ -1,0 +1,169 @@
+#pragma once
+// Layers as objects for C++ training loops: forward / backward over Tensors, parameters
+// holding a value and a gradient. The semantics match seisoku.nn in Python: backward adds
+// parameter gradients into Parameter::grad (shared parameters accumulate) and returns the
+// gradient of the input; stochastic layers draw a fresh Philox offset per training forward
+// and draw the same mask again in backward.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "seisoku/activation.hpp"
+#include "seisoku/random.hpp"
+#include "seisoku/tensor.hpp"
+
+namespace seisoku::nn {
+
+struct SEISOKU_API Parameter {
+  Tensor value;
+  Tensor grad;
+  std::string name;
+  bool regularize = true;  // norm penalties apply (false for biases)
+};
+using ParameterPtr = std::shared_ptr<Parameter>;
+
+// A parameter owning `value`, with a zero gradient of the same shape, dtype and device.
+SEISOKU_API ParameterPtr make_parameter(Tensor value, std::string name, bool regularize);
+
+// Initialisers: N(0, 2 / fan_in) (He) and U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot).
+SEISOKU_API void he_normal(const Tensor& weight, Generator& gen);
+SEISOKU_API void glorot_uniform(const Tensor& weight, Generator& gen);
+
+class SEISOKU_API Module {
+ public:
+  virtual ~Module();
+  virtual Tensor forward(const Tensor& x) = 0;
+  virtual Tensor backward(const Tensor& grad, bool need_input_grad = true) = 0;
+  // Every parameter once, with dotted names (a shared parameter under its first name).
+  std::vector<std::pair<std::string, ParameterPtr>> named_parameters() const;
+  std::vector<ParameterPtr> parameters() const;
+  void zero_grad() const;
+  virtual void train(bool mode = true) { training_ = mode; }
+  void eval() { train(false); }
+  bool training() const { return training_; }
+
+ protected:
+  // Appends this module's own parameters and its children's.
+  virtual void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const;
+  bool training_ = true;
+  friend class Sequential;
+};
+using ModulePtr = std::shared_ptr<Module>;
+
+struct LinearOptions {
+  bool bias = true;
+  Activation activation = Activation::identity;
+  double slope = 0.01;      // leaky_relu
+  double dropout = 0.0;     // on the outputs, in training
+  bool inverted = true;     // inverted dropout; false: the lecture's "scale at evaluation"
+  DType dtype = DType::float32;
+  Device device = Device::cpu;
+};
+
+// y = dropout(act(x W^T + b)) with the epilogue fused; weight (out, in).
+class SEISOKU_API Linear : public Module {
+ public:
+  // He init for relu-family activations, Glorot otherwise; `shared_weight` reuses a parameter.
+  Linear(std::int64_t in_features, std::int64_t out_features, const LinearOptions& options,
+         std::shared_ptr<Generator> generator, ParameterPtr shared_weight = nullptr);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+  ParameterPtr weight, bias;
+  const LinearOptions& options() const { return options_; }
+
+ protected:
+  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
+
+ private:
+  LinearOptions options_;
+  std::shared_ptr<Generator> gen_;
+  Tensor x_, y_;
+  double p_ = 0.0, scale_ = 1.0, eval_factor_ = 1.0;
+  std::uint64_t offset_ = 0;
+};
+
+// A decoder layer using another Linear's weight transposed: y = act(x W + b).
+class SEISOKU_API TiedLinear : public Module {
+ public:
+  TiedLinear(const std::shared_ptr<Linear>& source, bool bias, Activation activation);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+  ParameterPtr weight, bias;
+
+ protected:
+  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
+
+ private:
+  Activation activation_;
+  Tensor x_, y_;
+};
+
+class SEISOKU_API ActivationLayer : public Module {
+ public:
+  explicit ActivationLayer(Activation activation, double slope = 0.01) : activation_(activation), slope_(slope) {}
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+
+ private:
+  Activation activation_;
+  double slope_;
+  Tensor y_;
+};
+
+// Inverted dropout (or the lecture's variant with inverted = false).
+class SEISOKU_API Dropout : public Module {
+ public:
+  Dropout(double p, std::shared_ptr<Generator> generator, bool inverted = true);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+
+ private:
+  double p_;
+  bool inverted_;
+  std::shared_ptr<Generator> gen_;
+  std::uint64_t offset_ = 0;
+  bool masked_ = false;
+};
+
+// Adds N(0, std^2) in training; the identity at evaluation.
+class SEISOKU_API GaussianNoise : public Module {
+ public:
+  GaussianNoise(double stddev, std::shared_ptr<Generator> generator);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+
+ private:
+  double stddev_;
+  std::shared_ptr<Generator> gen_;
+};
+
+// (N, ...) -> (N, prod(...)).
+class SEISOKU_API Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+
+ private:
+  Shape shape_;
+};
+
+class SEISOKU_API Sequential : public Module {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<ModulePtr> modules) : modules_(std::move(modules)) {}
+  Sequential& add(ModulePtr module);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+  void train(bool mode = true) override;
+  const std::vector<ModulePtr>& modules() const { return modules_; }
+
+ protected:
+  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
+
+ private:
+  std::vector<ModulePtr> modules_;
+};
+
+}  // namespace seisoku::nn
