@@ -21,12 +21,116 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _load_config(path: str) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise SystemExit(f"seisoku train: cannot read config {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SystemExit(f"seisoku train: config {path} is not valid TOML: {e}") from None
+
+
+def _recipe_from(args: argparse.Namespace):
+    from .recipes import Recipe
+
+    fields = Recipe.__dataclass_fields__
+    values = {}
+    if args.config:
+        config = _load_config(args.config)
+        unknown = sorted(set(config) - set(fields) - {"extra"})
+        if unknown:
+            raise SystemExit(f"seisoku train: unknown keys in {args.config}: {', '.join(unknown)}")
+        values.update(config)
+        if "hidden" in values:
+            values["hidden"] = tuple(values["hidden"])
+    for name in fields:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    return Recipe(**values)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .recipes import format_table, run, write_outputs
+
+    recipe = _recipe_from(args)
+    try:
+        runs = {}
+        if args.compare:
+            summary, _, _ = run(recipe.unregularized(), progress=not args.no_progress)
+            runs["unregularized"] = summary
+        summary, history, model = run(recipe, progress=not args.no_progress)
+        runs["regularized"] = summary
+    except KeyboardInterrupt:
+        print("seisoku train: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, ImportError) as e:
+        print(f"seisoku train: {e}", file=sys.stderr)
+        return 2
+    print(format_table(runs))
+    if summary["stop_reason"]:
+        print(f"stopped: {summary['stop_reason']}")
+    if args.out:
+        for path in write_outputs(args.out, summary, history, model):
+            print(f"wrote {path}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(runs if args.compare else summary, f, indent=2)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seisoku", description="seisoku command line")
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="version, build options, CPU, BLAS, threads, CUDA, MPI")
     p_info.add_argument("--json", action="store_true", help="print the facts as JSON")
     p_info.set_defaults(func=_cmd_info)
+
+    p_train = sub.add_parser(
+        "train",
+        help="train a regularized MLP on the built-in digits data and print a summary",
+        description="Trains an MLP on scikit-learn's digits (70/30 stratified split, 15%% of "
+        "the training part for validation and early stopping). Flags override --config.",
+    )
+    p_train.add_argument("--config", help="TOML file with any of the settings below")
+    p_train.add_argument("--hidden", type=_ints, help="hidden sizes, e.g. 512,512")
+    p_train.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid"])
+    p_train.add_argument("--dropout", type=float, help="dropout on hidden units")
+    p_train.add_argument("--input-dropout", type=float, dest="input_dropout")
+    p_train.add_argument("--input-noise", type=float, dest="input_noise", help="Gaussian std")
+    p_train.add_argument("--label-smoothing", type=float, dest="label_smoothing")
+    p_train.add_argument("--l2", type=float, help="coupled L2 penalty (weight decay)")
+    p_train.add_argument("--l1", type=float, help="L1 penalty")
+    p_train.add_argument("--max-norm", type=float, dest="max_norm", help="max-norm bound (0: off)")
+    p_train.add_argument("--lr", type=float)
+    p_train.add_argument("--momentum", type=float)
+    p_train.add_argument("--epochs", type=int)
+    p_train.add_argument("--batch-size", type=int, dest="batch_size")
+    p_train.add_argument("--patience", type=int, help="early-stopping patience (epochs)")
+    p_train.add_argument("--seed", type=int)
+    p_train.add_argument("--device", choices=["cpu", "cuda"])
+    p_train.add_argument("--out", help="folder for weights, history and the learning curve")
+    p_train.add_argument("--json", help="write the summary as JSON to this path")
+    p_train.add_argument(
+        "--compare", action="store_true", help="also train without regularization, side by side"
+    )
+    p_train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_train.set_defaults(func=_cmd_train)
     return parser
 
 
