@@ -10,7 +10,7 @@ import pytest
 
 import seisoku as sei
 from seisoku import data, nn
-from seisoku.train import EarlyStopping, Trainer
+from seisoku.train import EarlyStopping, History, Trainer
 
 
 def feed(stopper: EarlyStopping, values: list[float]) -> int | None:
@@ -60,7 +60,7 @@ class FakeTrainer:
     def __init__(self, model):
         self.model = model
         self.stop_training = False
-        self.history = sei.train.History()
+        self.history = History()
 
 
 def test_period_evaluates_every_nth_epoch_and_restores_best():
