@@ -105,12 +105,7 @@ void Linear::collect(std::vector<std::pair<std::string, ParameterPtr>>& out, con
   if (bias) out.emplace_back(prefix + "bias", bias);
 }
 
-Tensor Linear::forward(const Tensor& x) {
-  const double p = options_.dropout;
-  p_ = training_ ? p : 0.0;
-  scale_ = training_ && options_.inverted && p > 0 ? 1.0 / (1.0 - p) : 1.0;
-  eval_factor_ = !training_ && !options_.inverted ? 1.0 - p : 1.0;
-  offset_ = p_ > 0 ? gen_->next_offset() : 0;
+Epilogue Linear::epilogue() const {
   Epilogue e;
   e.activation = options_.activation;
   e.slope = options_.slope;
@@ -118,6 +113,16 @@ Tensor Linear::forward(const Tensor& x) {
   e.dropout_scale = scale_;
   e.seed = gen_->seed();
   e.offset = offset_;
+  return e;
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  const double p = options_.dropout;
+  p_ = training_ ? p : 0.0;
+  scale_ = training_ && options_.inverted && p > 0 ? 1.0 / (1.0 - p) : 1.0;
+  eval_factor_ = !training_ && !options_.inverted ? 1.0 - p : 1.0;
+  offset_ = p_ > 0 ? gen_->next_offset() : 0;
+  const Epilogue e = epilogue();
   if (x.dim() != 2) detail::fail("linear", "x must be 2-D, got shape " + shape_str(x.shape()));
   Tensor y = Tensor::empty({x.shape()[0], weight->value.shape()[0]}, x.dtype(), x.device(), x.device_index());
   linear(x, weight->value, bias ? bias->value : Tensor(), y, e);
@@ -137,15 +142,8 @@ Tensor Linear::backward(const Tensor& grad, bool need_input_grad) {
   }
   Tensor grad_z = g;
   if (options_.activation != Activation::identity || p_ > 0) {
-    Epilogue e;
-    e.activation = options_.activation;
-    e.slope = options_.slope;
-    e.dropout_p = p_;
-    e.dropout_scale = scale_;
-    e.seed = gen_->seed();
-    e.offset = offset_;
     grad_z = empty_like(y_);
-    bias_act_dropout_backward(g, y_, grad_z, e);
+    bias_act_dropout_backward(g, y_, grad_z, epilogue());
   }
   Tensor grad_x = need_input_grad ? empty_like(x_) : Tensor();
   linear_backward(grad_z, x_, weight->value, grad_x, weight->grad, bias ? bias->grad : Tensor(), true);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "seisoku/activation.hpp"
+#include "seisoku/linear.hpp"
 #include "seisoku/random.hpp"
 #include "seisoku/tensor.hpp"
 
@@ -77,6 +78,7 @@ class SEISOKU_API Linear : public Module {
   void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
 
  private:
+  Epilogue epilogue() const;  // of the last forward
   LinearOptions options_;
   std::shared_ptr<Generator> gen_;
   Tensor x_, y_;

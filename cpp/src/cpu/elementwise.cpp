@@ -12,28 +12,28 @@ using detail::convert;
 using detail::dispatch_all;
 using detail::dispatch_float;
 
-void add(const Tensor& a, const Tensor& b, const Tensor& out) {
+namespace {
+// out[i] = op(a[i], b[i]) over float32 / float64.
+template <class Op>
+void binary(const Tensor& a, const Tensor& b, const Tensor& out, Op op) {
   dispatch_float(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* x = a.data_as<T>();
     const T* y = b.data_as<T>();
     T* z = out.data_as<T>();
     parallel_for(out.numel(), [=](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) z[i] = x[i] + y[i];
+      for (std::int64_t i = i0; i < i1; ++i) z[i] = op(x[i], y[i]);
     });
   });
 }
+}  // namespace
+
+void add(const Tensor& a, const Tensor& b, const Tensor& out) {
+  binary(a, b, out, [](auto x, auto y) { return x + y; });
+}
 
 void mul(const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_float(out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* x = a.data_as<T>();
-    const T* y = b.data_as<T>();
-    T* z = out.data_as<T>();
-    parallel_for(out.numel(), [=](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) z[i] = x[i] * y[i];
-    });
-  });
+  binary(a, b, out, [](auto x, auto y) { return x * y; });
 }
 
 void axpy(double alpha, const Tensor& x, const Tensor& y) {

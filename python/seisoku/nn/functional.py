@@ -104,6 +104,22 @@ def gaussian_noise(x: Array, std: float, seed: int, offset: int, out: Array | No
     return out
 
 
+def _epilogue(
+    op: str,
+    activation: str | None,
+    slope: float,
+    dropout_p: float,
+    dropout_scale: float | None,
+    seed: int,
+    offset: int,
+) -> tuple[str, float, float, float, int, int]:
+    """Validated epilogue arguments in the order the native ops take them."""
+    p = check_probability(dropout_p, "dropout_p", op)
+    seed, offset = _stream(seed, offset, op)
+    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
+    return check_activation(activation), float(slope), p, scale, seed, offset
+
+
 def linear(
     x: Array,
     weight: Array,
@@ -123,16 +139,12 @@ def linear(
     """
     require_array(x, "x", "linear")
     require_array(weight, "weight", "linear")
-    p = check_probability(dropout_p, "dropout_p", "linear")
-    seed, offset = _stream(seed, offset, "linear")
+    epilogue = _epilogue("linear", activation, slope, dropout_p, dropout_scale, seed, offset)
     if out is None:
         if x.ndim != 2 or weight.ndim != 2:
             raise ValueError(f"[linear] x and weight must be 2-D, got {x.shape} and {weight.shape}")
         out = array_module(x).empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
-    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
-    _core.linear(
-        x, weight, bias, out, check_activation(activation), float(slope), p, scale, seed, offset
-    )
+    _core.linear(x, weight, bias, out, *epilogue)
     return out
 
 
@@ -150,13 +162,10 @@ def bias_act_dropout(
 ) -> Array:
     """dropout(act(z + bias)) over rows of z (N, F) in one pass (out may be z)."""
     require_array(z, "z", "bias_act_dropout")
-    p = check_probability(dropout_p, "dropout_p", "bias_act_dropout")
-    seed, offset = _stream(seed, offset, "bias_act_dropout")
+    op = "bias_act_dropout"
+    epilogue = _epilogue(op, activation, slope, dropout_p, dropout_scale, seed, offset)
     out = _like(z, out)
-    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
-    _core.bias_act_dropout(
-        z, bias, out, check_activation(activation), float(slope), p, scale, seed, offset
-    )
+    _core.bias_act_dropout(z, bias, out, *epilogue)
     return out
 
 
@@ -174,13 +183,10 @@ def bias_act_dropout_backward(
 ) -> Array:
     """Gradient through the fused epilogue (dropout, activation), from its output y."""
     require_array(y, "y", "bias_act_dropout_backward")
-    p = check_probability(dropout_p, "dropout_p", "bias_act_dropout_backward")
-    seed, offset = _stream(seed, offset, "bias_act_dropout_backward")
+    op = "bias_act_dropout_backward"
+    epilogue = _epilogue(op, activation, slope, dropout_p, dropout_scale, seed, offset)
     out = _like(y, out)
-    scale = 1.0 / (1.0 - p) if dropout_scale is None else float(dropout_scale)
-    _core.bias_act_dropout_backward(
-        grad_out, y, out, check_activation(activation), float(slope), p, scale, seed, offset
-    )
+    _core.bias_act_dropout_backward(grad_out, y, out, *epilogue)
     return out
 
 
