@@ -55,5 +55,7 @@ void bind_reduce(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_random(py::module_& m);
 void bind_runtime(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
 
 }  // namespace seisoku::python

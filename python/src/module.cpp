@@ -9,4 +9,6 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_blas(m);
   seisoku::python::bind_random(m);
   seisoku::python::bind_runtime(m);
+  seisoku::python::bind_conv(m);
+  seisoku::python::bind_pool(m);
 }

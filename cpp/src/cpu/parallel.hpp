@@ -69,4 +69,23 @@ R block_reduce(std::int64_t n, R init, Partial&& partial, Combine&& combine) {
   return acc;
 }
 
+// Calls f(t) for every task t in [0, n), split evenly over the threads (static schedule),
+// when the total work n * cost (in elements) reaches kParallelGrain. For loops over a few
+// hundred to a few thousand row-sized tasks, where parallel_for's 64-aligned ranges would
+// leave threads idle. Each task must write its own outputs only.
+template <class F>
+void parallel_tasks(std::int64_t n, std::int64_t cost, F&& f) {
+  const int threads = max_threads();
+  if (threads == 1 || n <= 1 || n * cost < kParallelGrain) {
+    for (std::int64_t t = 0; t < n; ++t) f(t);
+    return;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t t = 0; t < n; ++t) f(t);
+#else
+  for (std::int64_t t = 0; t < n; ++t) f(t);
+#endif
+}
+
 }  // namespace seisoku::cpu
