@@ -81,6 +81,9 @@ def test_max_pool_ties_pick_the_first_in_row_major_window_order(device):
     expected = np.array([[0, 1, 3], [5, 6, 8], [15, 16, 18]], np.int64)
     np.testing.assert_array_equal(to_host(idx)[0, 0], expected)
     np.testing.assert_array_equal(to_host(out), 0)
+    out, idx = _pool.max_pool2d(to_device(np.full_like(x, -np.inf), device), (2, 3), (2, 2), (1, 1))
+    np.testing.assert_array_equal(to_host(idx)[0, 0], expected)
+    np.testing.assert_array_equal(to_host(out), -np.inf)
     x = np.array([[[[1, 3, 3], [3, 2, 3]]]], np.float64)
     _, idx = _pool.max_pool2d(to_device(x, device), (2, 3), 1)
     assert int(to_host(idx)[0, 0, 0, 0]) == 1

@@ -23,6 +23,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -239,6 +241,31 @@ std::int64_t rows_per_tile(std::int64_t rows, std::int64_t per_row) {
   return (rows + blocks - 1) / blocks;
 }
 
+// Tasks of several kinds gathered for one parallel region (one fork and join per op).
+class TaskList {
+ public:
+  void add(std::int64_t count, std::function<void(std::int64_t)> f) {
+    if (count > 0) parts_.push_back({count, std::move(f)});
+  }
+  void run() {
+    std::int64_t total = 0;
+    for (const Part& p : parts_) total += p.count;
+    parallel_tasks(total, kParallelGrain, [&](std::int64_t t) {
+      for (const Part& p : parts_) {
+        if (t < p.count) return p.f(t);
+        t -= p.count;
+      }
+    });
+  }
+
+ private:
+  struct Part {
+    std::int64_t count;
+    std::function<void(std::int64_t)> f;
+  };
+  std::vector<Part> parts_;
+};
+
 // ---- stride 1 --------------------------------------------------------------------------
 
 // Zero-padded rows [h0, h0 + rows) of the padded coordinates of one sample, all channels:
@@ -321,8 +348,11 @@ void forward_stride1(const T* xs, const T* wp, const T* b, T* os, const ConvGeom
   });
 }
 
+// Adds the stride-1 grad_x tasks to `tasks`; wtp receives W^T packed per channel block and
+// must live until the tasks have run.
 template <class T>
-void backward_input_stride1(const T* go, const T* w, T* gx, const ConvGeometry& g) {
+void backward_input_stride1(const T* go, const T* w, T* gx, const ConvGeometry& g, std::vector<T>& wtp,
+                            TaskList& tasks) {
   constexpr int MB = kCols<T>;
   const std::int64_t K = g.k(), L = g.l(), taps = g.kh * g.kw;
   const std::int64_t wpad = g.w + 2 * g.pw, hpad = g.h + 2 * g.ph;
@@ -331,12 +361,13 @@ void backward_input_stride1(const T* go, const T* w, T* gx, const ConvGeometry& 
   const std::int64_t cb = std::min(g.c, std::max<std::int64_t>(1, (256 + taps - 1) / taps));
   const std::int64_t cblocks = (g.c + cb - 1) / cb;
   const std::int64_t kb_pad = round_up(cb * taps, kRows);
-  std::vector<T> wtp(static_cast<std::size_t>(cblocks * kb_pad * g.o));  // W^T rows per channel block
+  wtp.assign(static_cast<std::size_t>(cblocks * kb_pad * g.o), T(0));  // W^T rows per channel block
   for (std::int64_t blk = 0; blk < cblocks; ++blk) {
     const std::int64_t k0 = blk * cb * taps, rows = std::min(K, k0 + cb * taps) - k0;
     pack_rows(wtp.data() + blk * kb_pad * g.o, rows, g.o, [&](std::int64_t r, std::int64_t d) { return w[d * K + k0 + r]; });
   }
-  parallel_tasks(g.n * cblocks, m_pad * cb * taps * g.o / 8 + 1, [&](std::int64_t t) {
+  const T* wts = wtp.data();
+  tasks.add(g.n * cblocks, [=, &g](std::int64_t t) {
     const std::int64_t n = t / cblocks, blk = t % cblocks;
     const std::int64_t c0 = blk * cb, c1 = std::min(g.c, c0 + cb), rows_pad = round_up((c1 - c0) * taps, kRows);
     T* gsp = scratch<T>(0, g.o * m_pad);
@@ -345,7 +376,7 @@ void backward_input_stride1(const T* go, const T* w, T* gx, const ConvGeometry& 
     T* plane = scratch<T>(3, hpad * wpad + g.kw);  // the last tap's gap columns spill past the plane
     spread_rows(go + n * g.o * L, g, gsp, m_pad);
     pack_cols(bp, gsp, m_pad, g.o, m_pad);
-    tile_gemm<false>(wtp.data() + blk * kb_pad * g.o, bp, dcol, m_pad, rows_pad, m_pad, g.o);
+    tile_gemm<false>(wts + blk * kb_pad * g.o, bp, dcol, m_pad, rows_pad, m_pad, g.o);
     for (std::int64_t c = c0; c < c1; ++c) {
       std::fill(plane, plane + hpad * wpad + g.kw, T(0));
       for (std::int64_t i = 0; i < g.kh; ++i) {
@@ -441,16 +472,20 @@ void forward_tiles(const T* xs, const T* wp, const T* b, T* os, const ConvGeomet
   });
 }
 
+// Adds the im2col-tile grad_x tasks to `tasks`; wtp receives W^T packed and must live until
+// the tasks have run.
 template <class T>
-void backward_input_tiles(const T* go, const T* w, T* gx, const ConvGeometry& g) {
+void backward_input_tiles(const T* go, const T* w, T* gx, const ConvGeometry& g, std::vector<T>& wtp,
+                          TaskList& tasks) {
   constexpr int MB = kCols<T>;
   const std::int64_t K = g.k(), L = g.l(), k_pad = round_up(K, kRows);
-  std::vector<T> wtp(static_cast<std::size_t>(k_pad * g.o));  // W^T (K x O), packed
+  wtp.assign(static_cast<std::size_t>(k_pad * g.o), T(0));  // W^T (K x O), packed
   pack_rows(wtp.data(), K, g.o, [&](std::int64_t r, std::int64_t d) { return w[d * K + r]; });
   // Input rows per task: about kTileBudget dcol elements, from the output rows they need.
   const std::int64_t rows = rows_per_tile(g.h, g.wo * std::max<std::int64_t>(1, k_pad / g.sh));
   const std::int64_t blocks = (g.h + rows - 1) / rows;
-  parallel_tasks(g.n * blocks, rows * g.w * K * g.o / 8 + 1, [&](std::int64_t t) {
+  const T* wts = wtp.data();
+  tasks.add(g.n * blocks, [=, &g](std::int64_t t) {
     const std::int64_t n = t / blocks, h0 = (t % blocks) * rows, h1 = std::min(g.h, h0 + rows);
     // Output rows oh with oh * sh - ph + i in [h0, h1) for some tap i.
     const std::int64_t first = h0 + g.ph - g.kh + 1;
@@ -465,7 +500,7 @@ void backward_input_tiles(const T* go, const T* w, T* gx, const ConvGeometry& g)
     T* bp = scratch<T>(0, g.o * m_pad);
     T* dcol = scratch<T>(1, k_pad * m_pad);
     pack_cols(bp, go + n * g.o * L + oh_a * g.wo, L, g.o, m_count);
-    tile_gemm<false>(wtp.data(), bp, dcol, m_pad, k_pad, m_pad, g.o);
+    tile_gemm<false>(wts, bp, dcol, m_pad, k_pad, m_pad, g.o);
     for (std::int64_t c = 0; c < g.c; ++c) {
       for (std::int64_t h = h0; h < h1; ++h) {
         T* dst = gxn + (c * g.h + h) * g.w;
@@ -523,13 +558,30 @@ void forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Te
   else forward_tiles(x.data_as<T>(), wp.data(), b, out.data_as<T>(), g);
 }
 
+// grad_bias: per (n, o) sums in double (kLanes independent partials combined in a fixed
+// order), then over n in order.
 template <class T>
-void backward_bias(const T* go, T* gb, const ConvGeometry& g, bool accumulate) {
-  constexpr int kLanes = 8;  // independent partial sums, combined in a fixed order
-  const std::int64_t L = g.l();
-  std::vector<double> part(static_cast<std::size_t>(g.n * g.o));
-  parallel_tasks(g.n * g.o, L, [&](std::int64_t t) {
-    const T* src = go + t * L;
+class BiasGrad {
+ public:
+  BiasGrad(const T* go, const ConvGeometry& g) : go_(go), g_(g), part_(static_cast<std::size_t>(g.n * g.o)) {}
+
+  void schedule(TaskList& tasks) {
+    tasks.add(g_.n * g_.o, [this](std::int64_t t) { run(t); });
+  }
+
+  void finish(T* gb, bool accumulate) const {
+    for (std::int64_t o = 0; o < g_.o; ++o) {
+      double acc = 0.0;
+      for (std::int64_t n = 0; n < g_.n; ++n) acc += part_[static_cast<std::size_t>(n * g_.o + o)];
+      gb[o] = accumulate ? static_cast<T>(gb[o] + static_cast<T>(acc)) : static_cast<T>(acc);
+    }
+  }
+
+ private:
+  void run(std::int64_t t) {
+    constexpr int kLanes = 8;
+    const std::int64_t L = g_.l();
+    const T* src = go_ + t * L;
     double lanes[kLanes] = {};
     std::int64_t l = 0;
     for (; l + kLanes <= L; l += kLanes)
@@ -537,80 +589,124 @@ void backward_bias(const T* go, T* gb, const ConvGeometry& g, bool accumulate) {
     for (; l < L; ++l) lanes[0] += static_cast<double>(src[l]);
     double acc = 0.0;
     for (double v : lanes) acc += v;
-    part[static_cast<std::size_t>(t)] = acc;
-  });
-  for (std::int64_t o = 0; o < g.o; ++o) {
-    double acc = 0.0;
-    for (std::int64_t n = 0; n < g.n; ++n) acc += part[static_cast<std::size_t>(n * g.o + o)];
-    gb[o] = accumulate ? static_cast<T>(gb[o] + static_cast<T>(acc)) : static_cast<T>(acc);
+    part_[static_cast<std::size_t>(t)] = acc;
   }
-}
 
-template <class T>
-void backward_input(const T* go, const T* w, T* gx, const ConvGeometry& g) {
-  // The stride-1 path works on whole samples (G', dcol over all output rows), so it is kept
-  // to samples of moderate size; it multiplies W by zeros, exact only for a finite W.
-  const std::int64_t m_pad = round_up(g.ho * (g.w + 2 * g.pw), kCols<T>);
-  const bool small = m_pad * (2 * g.o + 256 + kRows + g.kh * g.kw) <= kSampleBudget;
-  if (g.sh == 1 && g.sw == 1 && small && std::all_of(w, w + g.o * g.k(), [](T v) { return finite(v); }))
-    backward_input_stride1(go, w, gx, g);
-  else
-    backward_input_tiles(go, w, gx, g);
-}
+  const T* go_;
+  const ConvGeometry& g_;
+  std::vector<double> part_;
+};
 
+// grad_W: per fixed group of samples a partial (o_pad x k_pad), summed in group order.
 template <class T>
-void backward_weight(const T* go, const T* xs, T* gw, const ConvGeometry& g, bool accumulate) {
-  constexpr int MB = kCols<T>;
-  const std::int64_t K = g.k(), L = g.l(), o_pad = round_up(g.o, kRows), k_pad = round_up(K, MB);
-  const std::int64_t groups =
-      std::clamp<std::int64_t>(kPartialBudget / (o_pad * k_pad), 1, std::min(g.n, kMaxGroups));
-  const std::int64_t per_group = (g.n + groups - 1) / groups;
-  const bool stride1 = g.sh == 1 && g.sw == 1;
-  const std::int64_t hpad = g.h + 2 * g.ph, wpad = g.w + 2 * g.pw, slack = g.kw + MB;
-  const std::vector<std::int64_t> off = tap_offsets(g, hpad);
-  std::vector<T> partial(static_cast<std::size_t>(groups * o_pad * k_pad));
-  // Stride 1: the group's samples run through the dot kernels in batches of `batch`, their
-  // padded inputs and G' side by side in scratch (about kTileBudget * 4 elements).
-  const std::int64_t slab_size = g.c * hpad * wpad + slack;
-  const std::int64_t m_pad = round_up(g.ho * wpad, kVectorBytes / sizeof(T));
-  const std::int64_t batch = std::clamp<std::int64_t>(4 * kTileBudget / (slab_size + g.o * m_pad), 1, per_group);
-  parallel_tasks(groups, per_group * L * K * g.o / 8 + 1, [&](std::int64_t grp) {
-    T* c = partial.data() + grp * o_pad * k_pad;
-    std::fill(c, c + o_pad * k_pad, T(0));
-    const std::int64_t n_end = std::min(g.n, (grp + 1) * per_group);
-    for (std::int64_t n0 = grp * per_group; n0 < n_end; n0 += batch) {
+class WeightGrad {
+ public:
+  WeightGrad(const T* go, const T* xs, const ConvGeometry& g) : go_(go), xs_(xs), g_(g) {
+    constexpr int MB = kCols<T>;
+    o_pad_ = round_up(g.o, kRows);
+    k_pad_ = round_up(g.k(), MB);
+    groups_ = std::clamp<std::int64_t>(kPartialBudget / (o_pad_ * k_pad_), 1, std::min(g.n, kMaxGroups));
+    per_group_ = (g.n + groups_ - 1) / groups_;
+    stride1_ = g.sh == 1 && g.sw == 1;
+    hpad_ = g.h + 2 * g.ph;
+    wpad_ = g.w + 2 * g.pw;
+    slack_ = g.kw + MB;
+    off_ = tap_offsets(g, hpad_);
+    partial_.resize(static_cast<std::size_t>(groups_ * o_pad_ * k_pad_));
+    // Stride 1: the group's samples run through the dot kernels in batches, their padded
+    // inputs and G' side by side in scratch (about kTileBudget * 4 elements).
+    slab_size_ = g.c * hpad_ * wpad_ + slack_;
+    m_pad_ = round_up(g.ho * wpad_, kVectorBytes / sizeof(T));
+    batch_ = std::clamp<std::int64_t>(4 * kTileBudget / (slab_size_ + g.o * m_pad_), 1, per_group_);
+  }
+
+  void schedule(TaskList& tasks) {
+    tasks.add(groups_, [this](std::int64_t grp) { run(grp); });
+  }
+
+  // Group partials summed in group order a row at a time into the first group's row, then
+  // stored (or added: accumulate gives exactly old + the fresh gradient). Threads only for
+  // large weights: a fork and join costs more than a few thousand additions.
+  void finish(T* gw, bool accumulate) {
+    const std::int64_t K = g_.k();
+    parallel_tasks(g_.o, groups_ * K / 32, [&](std::int64_t o) {
+      T* sum = partial_.data() + o * k_pad_;
+      for (std::int64_t grp = 1; grp < groups_; ++grp) {
+        const T* src = partial_.data() + (grp * o_pad_ + o) * k_pad_;
+        for (std::int64_t k = 0; k < K; ++k) sum[k] += src[k];
+      }
+      T* dst = gw + o * K;
+      if (accumulate) {
+        for (std::int64_t k = 0; k < K; ++k) dst[k] += sum[k];
+      } else {
+        std::copy(sum, sum + K, dst);
+      }
+    });
+  }
+
+ private:
+  void run(std::int64_t grp) {
+    const ConvGeometry& g = g_;
+    const std::int64_t L = g.l();
+    T* c = partial_.data() + grp * o_pad_ * k_pad_;
+    std::fill(c, c + o_pad_ * k_pad_, T(0));
+    const std::int64_t n_end = std::min(g.n, (grp + 1) * per_group_);
+    for (std::int64_t n0 = grp * per_group_; n0 < n_end; n0 += batch_) {
       std::int64_t count = 0;
-      T* slabs = stride1 ? scratch<T>(0, batch * slab_size) : nullptr;
-      T* gsps = stride1 ? scratch<T>(4, batch * g.o * m_pad) : nullptr;
-      for (std::int64_t n = n0; n < std::min(n_end, n0 + batch); ++n) {
-        const T* xn = xs + n * g.c * g.h * g.w;
-        const T* gon = go + n * g.o * L;
+      T* slabs = stride1_ ? scratch<T>(0, batch_ * slab_size_) : nullptr;
+      T* gsps = stride1_ ? scratch<T>(4, batch_ * g.o * m_pad_) : nullptr;
+      for (std::int64_t n = n0; n < std::min(n_end, n0 + batch_); ++n) {
+        const T* xn = xs_ + n * g.c * g.h * g.w;
+        const T* gon = go_ + n * g.o * L;
         // The padded pixels meet zeros of G', exact only for a finite x.
-        if (stride1 && pad_slab(xn, g, 0, hpad, slabs + count * slab_size, slack)) {
-          spread_rows(gon, g, gsps + count * g.o * m_pad, m_pad);
+        if (stride1_ && pad_slab(xn, g, 0, hpad_, slabs + count * slab_size_, slack_)) {
+          spread_rows(gon, g, gsps + count * g.o * m_pad_, m_pad_);
           ++count;
         } else {
           weight_sample_tiles(gon, xn, g, c);
         }
       }
-      if (count > 0) weight_samples_stride1(count, slabs, slab_size, gsps, m_pad, off.data(), g, c, k_pad);
+      if (count > 0) weight_samples_stride1(count, slabs, slab_size_, gsps, m_pad_, off_.data(), g, c, k_pad_);
     }
-  });
-  // Group partials summed in group order a row at a time into the first group's row, then
-  // stored (or added: accumulate gives exactly old + the fresh gradient).
-  parallel_tasks(g.o, groups * K * 8, [&](std::int64_t o) {
-    T* sum = partial.data() + o * k_pad;
-    for (std::int64_t grp = 1; grp < groups; ++grp) {
-      const T* src = partial.data() + (grp * o_pad + o) * k_pad;
-      for (std::int64_t k = 0; k < K; ++k) sum[k] += src[k];
-    }
-    T* dst = gw + o * K;
-    if (accumulate) {
-      for (std::int64_t k = 0; k < K; ++k) dst[k] += sum[k];
-    } else {
-      std::copy(sum, sum + K, dst);
-    }
-  });
+  }
+
+  const T* go_;
+  const T* xs_;
+  const ConvGeometry& g_;
+  std::int64_t o_pad_, k_pad_, groups_, per_group_, hpad_, wpad_, slack_, slab_size_, m_pad_, batch_;
+  bool stride1_;
+  std::vector<std::int64_t> off_;
+  std::vector<T> partial_;
+};
+
+// grad_x tasks: the stride-1 path works on whole samples (G', dcol over all output rows), so
+// it is kept to samples of moderate size; it multiplies W by zeros, exact only for a finite W.
+template <class T>
+void backward_input(const T* go, const T* w, T* gx, const ConvGeometry& g, std::vector<T>& wtp, TaskList& tasks) {
+  const std::int64_t m_pad = round_up(g.ho * (g.w + 2 * g.pw), kCols<T>);
+  const bool small = m_pad * (2 * g.o + 256 + kRows + g.kh * g.kw) <= kSampleBudget;
+  if (g.sh == 1 && g.sw == 1 && small && std::all_of(w, w + g.o * g.k(), [](T v) { return finite(v); }))
+    backward_input_stride1(go, w, gx, g, wtp, tasks);
+  else
+    backward_input_tiles(go, w, gx, g, wtp, tasks);
+}
+
+// All wanted gradients in one parallel region: grad_W groups (the heaviest tasks) first,
+// then grad_x, then the grad_bias sums; the small reductions follow.
+template <class T>
+void backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
+              const Tensor& grad_weight, const Tensor& grad_bias, const ConvGeometry& g, bool accumulate) {
+  const T* go = grad_out.data_as<T>();
+  TaskList tasks;
+  std::optional<WeightGrad<T>> wgrad;
+  std::optional<BiasGrad<T>> bgrad;
+  std::vector<T> wtp;
+  if (!is_none(grad_weight)) wgrad.emplace(go, x.data_as<T>(), g).schedule(tasks);
+  if (!is_none(grad_x)) backward_input(go, weight.data_as<T>(), grad_x.data_as<T>(), g, wtp, tasks);
+  if (!is_none(grad_bias)) bgrad.emplace(go, g).schedule(tasks);
+  tasks.run();
+  if (wgrad) wgrad->finish(grad_weight.data_as<T>(), accumulate);
+  if (bgrad) bgrad->finish(grad_bias.data_as<T>(), accumulate);
 }
 
 }  // namespace
@@ -626,11 +722,7 @@ void conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weig
                      std::int64_t pad_h, std::int64_t pad_w, bool accumulate) {
   const ConvGeometry g = conv_geometry(x, weight, stride_h, stride_w, pad_h, pad_w);
   detail::dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* go = grad_out.data_as<T>();
-    if (!is_none(grad_bias)) backward_bias(go, grad_bias.data_as<T>(), g, accumulate);
-    if (!is_none(grad_weight)) backward_weight(go, x.data_as<T>(), grad_weight.data_as<T>(), g, accumulate);
-    if (!is_none(grad_x)) backward_input(go, weight.data_as<T>(), grad_x.data_as<T>(), g);
+    backward<decltype(tag)>(grad_out, x, weight, grad_x, grad_weight, grad_bias, g, accumulate);
   });
 }
 

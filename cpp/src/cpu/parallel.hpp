@@ -69,10 +69,11 @@ R block_reduce(std::int64_t n, R init, Partial&& partial, Combine&& combine) {
   return acc;
 }
 
-// Calls f(t) for every task t in [0, n), split evenly over the threads (static schedule),
-// when the total work n * cost (in elements) reaches kParallelGrain. For loops over a few
-// hundred to a few thousand row-sized tasks, where parallel_for's 64-aligned ranges would
-// leave threads idle. Each task must write its own outputs only.
+// Calls f(t) for every task t in [0, n), handed to the threads in chunks of about n / (8
+// threads) tasks as they come free (so a thread the OS holds back delays the rest little),
+// when the total work n * cost (in elements) reaches kParallelGrain. For loops over tens to
+// thousands of row-sized tasks, where parallel_for's 64-aligned ranges would leave threads
+// idle. Each task must write its own outputs only, so results never depend on the split.
 template <class F>
 void parallel_tasks(std::int64_t n, std::int64_t cost, F&& f) {
   const int threads = max_threads();
@@ -81,7 +82,8 @@ void parallel_tasks(std::int64_t n, std::int64_t cost, F&& f) {
     return;
   }
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(threads) schedule(static)
+  const std::int64_t chunk = std::max<std::int64_t>(1, n / (8 * std::int64_t{threads}));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk)
   for (std::int64_t t = 0; t < n; ++t) f(t);
 #else
   for (std::int64_t t = 0; t < n; ++t) f(t);

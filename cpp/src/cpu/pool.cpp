@@ -1,9 +1,10 @@
 // CPU kernels of max_pool2d, avg_pool2d and their backward ops. Forward: one task per output
-// row (n, c, oh), each window scanned in row-major order by the helpers of kernels_pool.hpp
-// that the CUDA twin shares. avg backward: a gather, one task per input row, each pixel
-// summing its windows in row-major output order. max backward: one task per (n, c) plane,
-// which zeroes its grad_x plane and adds grad_out into it in row-major output order, so each
-// input pixel sums its contributions in a fixed order (the CUDA twin uses the same order).
+// row (n, c, oh), each window scanned in row-major order (avg: the helper of kernels_pool.hpp
+// that the CUDA twin shares; max: all outputs of the row at once, same semantics). Backward: one task per (n, c) plane, which zeroes its grad_x
+// plane and adds into it output by output in row-major order (avg: grad / divisor over the
+// window; max: grad at the index), so each input pixel sums its contributions in a fixed
+// order, the order of the CUDA twin's gathers: same bits on both devices.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
@@ -15,6 +16,41 @@
 
 namespace seisoku::cpu {
 
+namespace {
+
+// One output row of max pooling, vectorized over the outputs: every output starts from the
+// first element of its window, then the window's elements are visited in row-major order
+// (all outputs at once for each (ih, j)), taking v when v > best or v is the first NaN.
+template <class T>
+void max_pool_row(const T* plane, const PoolGeometry& g, std::int64_t oh, T* __restrict out,
+                  std::int64_t* __restrict idx) {
+  const PoolWindow rows = pool_window(g, oh, 0);
+  for (std::int64_t ow = 0; ow < g.wo; ++ow) {
+    const std::int64_t first = rows.h0 * g.w + std::max<std::int64_t>(0, ow * g.sw - g.pw);
+    out[ow] = plane[first];
+    idx[ow] = first;
+  }
+  for (std::int64_t ih = rows.h0; ih < rows.h1; ++ih) {
+    const T* row = plane + ih * g.w;
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      // Outputs whose column ow * sw - pw + j lies inside [0, W).
+      const std::int64_t lo = std::min(g.wo, std::max<std::int64_t>(0, (g.pw - j + g.sw - 1) / g.sw));
+      const std::int64_t last = g.w - 1 + g.pw - j;
+      const std::int64_t hi = last < 0 ? lo : std::max(lo, std::min(g.wo, last / g.sw + 1));
+      for (std::int64_t ow = lo; ow < hi; ++ow) {
+        const std::int64_t iw = ow * g.sw - g.pw + j;
+        const T v = row[iw];
+        const T b = out[ow];
+        const bool take = (v > b) | ((v != v) & (b == b));
+        out[ow] = take ? v : b;
+        idx[ow] = take ? ih * g.w + iw : idx[ow];
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices, std::int64_t kh, std::int64_t kw,
                 std::int64_t stride_h, std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w) {
   const PoolGeometry g = pool_geometry(x.shape(), kh, kw, stride_h, stride_w, pad_h, pad_w);
@@ -24,13 +60,7 @@ void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices, std::
     T* os = out.data_as<T>();
     std::int64_t* is = indices.data_as<std::int64_t>();
     parallel_tasks(g.n * g.c * g.ho, g.wo * kh * kw, [&](std::int64_t t) {
-      const std::int64_t oh = t % g.ho, plane = t / g.ho;
-      const T* xp = xs + plane * g.h * g.w;
-      for (std::int64_t ow = 0; ow < g.wo; ++ow) {
-        std::int64_t idx = 0;
-        os[t * g.wo + ow] = pool_window_max(xp, g, pool_window(g, oh, ow), &idx);
-        is[t * g.wo + ow] = idx;
-      }
+      max_pool_row(xs + (t / g.ho) * g.h * g.w, g, t % g.ho, os + t * g.wo, is + t * g.wo);
     });
   });
 }
@@ -92,10 +122,20 @@ void avg_pool2d_backward(const Tensor& grad_out, const Tensor& grad_x, std::int6
     using T = decltype(tag);
     const T* go = grad_out.data_as<T>();
     T* gx = grad_x.data_as<T>();
-    parallel_tasks(g.n * g.c * g.h, g.w * kh * kw, [&](std::int64_t t) {
-      const std::int64_t ih = t % g.h, plane = t / g.h;
-      const T* gp = go + plane * g.ho * g.wo;
-      for (std::int64_t iw = 0; iw < g.w; ++iw) gx[t * g.w + iw] = avg_pool_gather(gp, g, ih, iw, count_include_pad);
+    // One task per plane: each output adds grad / divisor over its window, outputs in
+    // row-major order, so every input sums its windows in the order of the CUDA gather.
+    parallel_tasks(g.n * g.c, g.h * g.w + g.ho * g.wo * kh * kw, [&](std::int64_t p) {
+      T* dst = gx + p * g.h * g.w;
+      const T* src = go + p * g.ho * g.wo;
+      std::fill(dst, dst + g.h * g.w, T(0));
+      for (std::int64_t oh = 0; oh < g.ho; ++oh) {
+        for (std::int64_t ow = 0; ow < g.wo; ++ow) {
+          const PoolWindow win = pool_window(g, oh, ow);
+          const T v = src[oh * g.wo + ow] / static_cast<T>(pool_divisor(g, win, count_include_pad));
+          for (std::int64_t ih = win.h0; ih < win.h1; ++ih)
+            for (std::int64_t iw = win.w0; iw < win.w1; ++iw) dst[ih * g.w + iw] += v;
+        }
+      }
     });
   });
 }
