@@ -52,4 +52,18 @@ inline void check_numel(const char* op, const char* name, const Tensor& t, std::
     fail(op, std::string(name) + " must have " + std::to_string(n) + " element(s), got shape " + shape_str(t.shape()));
 }
 
+inline void check_shape(const char* op, const char* name, const Tensor& t, const Shape& expected) {
+  if (t.shape() != expected)
+    fail(op, std::string(name) + " must have shape " + shape_str(expected) + ", got " + shape_str(t.shape()));
+}
+
+// An output must not share memory with another argument (kernels read inputs while writing).
+inline void check_no_overlap(const char* op, const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) {
+  if (a.numel() == 0 || b.numel() == 0 || a.device() != b.device() || a.device_index() != b.device_index()) return;
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  if (a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes())
+    fail(op, std::string(a_name) + " and " + b_name + " must not overlap in memory");
+}
+
 }  // namespace seisoku::detail

@@ -63,5 +63,7 @@ void bind_mask(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_penalty(py::module_& m);
 void bind_loss(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
 
 }  // namespace seisoku::python

@@ -14,4 +14,6 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_linear(m);
   seisoku::python::bind_penalty(m);
   seisoku::python::bind_loss(m);
+  seisoku::python::bind_conv(m);
+  seisoku::python::bind_pool(m);
 }

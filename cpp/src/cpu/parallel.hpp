@@ -69,4 +69,25 @@ R block_reduce(std::int64_t n, R init, Partial&& partial, Combine&& combine) {
   return acc;
 }
 
+// Calls f(t) for every task t in [0, n), handed to the threads in chunks of about n / (8
+// threads) tasks as they come free (so a thread the OS holds back delays the rest little),
+// when the total work n * cost (in elements) reaches kParallelGrain. For loops over tens to
+// thousands of row-sized tasks, where parallel_for's 64-aligned ranges would leave threads
+// idle. Each task must write its own outputs only, so results never depend on the split.
+template <class F>
+void parallel_tasks(std::int64_t n, std::int64_t cost, F&& f) {
+  const int threads = max_threads();
+  if (threads == 1 || n <= 1 || n * cost < kParallelGrain) {
+    for (std::int64_t t = 0; t < n; ++t) f(t);
+    return;
+  }
+#if defined(_OPENMP)
+  const std::int64_t chunk = std::max<std::int64_t>(1, n / (8 * std::int64_t{threads}));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, chunk)
+  for (std::int64_t t = 0; t < n; ++t) f(t);
+#else
+  for (std::int64_t t = 0; t < n; ++t) f(t);
+#endif
+}
+
 }  // namespace seisoku::cpu

@@ -7,6 +7,8 @@ Parameter objects holding a value and a gradient.
 from . import functional, init
 from .layers import (
     ActivityRegularization,
+    AvgPool2d,
+    Conv2d,
     DropConnect,
     Dropout,
     Flatten,
@@ -14,6 +16,7 @@ from .layers import (
     Identity,
     LeakyReLU,
     Linear,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -28,7 +31,9 @@ from .module import Module, MultiHead, Parameter, Sequential
 __all__ = [
     "ActivityRegularization",
     "AutoEncoder",
+    "AvgPool2d",
     "BCEWithLogitsLoss",
+    "Conv2d",
     "CrossEntropyLoss",
     "DistillationKLLoss",
     "DropConnect",
@@ -40,6 +45,7 @@ __all__ = [
     "Linear",
     "Loss",
     "MSELoss",
+    "MaxPool2d",
     "Module",
     "MultiHead",
     "Parameter",

@@ -13,6 +13,7 @@ from typing import Any
 from .. import _core, ops
 from .._array import array_module, is_cuda_array
 from ..random import Generator, default_generator
+from . import _conv, _pool
 from . import functional as F  # noqa: N812
 from .init import initialise, zeros
 from .module import Module, Parameter
@@ -482,3 +483,120 @@ class Tie(Module):
 
     def extra_repr(self) -> str:
         return f"lam={self.lam}"
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW inputs; weight (out_channels, in_channels, kh, kw).
+
+    kernel_size, stride and padding are an int or an (h, w) pair (1-D signals: 1 x k).
+    A `weight` Parameter can be passed to share filters between layers (the lecture's
+    example of parameter sharing); init defaults to 'he'.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        bias: bool = True,
+        *,
+        init: str = "he",
+        weight: Parameter | None = None,
+        dtype: Any = "float32",
+        device: str = "cpu",
+        generator: Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        if weight is None:
+            value = initialise(init, shape, dtype=dtype, device=device, generator=generator)
+            weight = Parameter(value, "weight")
+        elif weight.shape != shape:
+            raise ValueError(f"shared weight has shape {weight.shape}, expected {shape}")
+        self.weight = weight
+        self.bias = (
+            Parameter(zeros((self.out_channels,), dtype=weight.dtype, device=weight.device), "bias")
+            if bias
+            else None
+        )
+
+    def forward(self, x: Array) -> Array:
+        self._x = x
+        bias = self.bias.value if self.bias is not None else None
+        return _conv.conv2d(x, self.weight.value, bias, stride=self.stride, padding=self.padding)
+
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
+        grad_x, _, _ = _conv.conv2d_backward(
+            grad,
+            self._x,
+            self.weight.value,
+            stride=self.stride,
+            padding=self.padding,
+            need_grad_x=need_input_grad,
+            grad_weight=self.weight.grad,
+            grad_bias=self.bias.grad if self.bias is not None else None,
+            need_grad_bias=self.bias is not None,
+            accumulate=True,
+        )
+        return grad_x
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class MaxPool2d(Module):
+    """Max pooling over NCHW inputs (stride defaults to the kernel size)."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+
+    def forward(self, x: Array) -> Array:
+        self._shape = x.shape
+        out, self._indices = _pool.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return out
+
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
+        return _pool.max_pool2d_backward(grad, self._indices, self._shape)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """Average pooling over NCHW inputs (stride defaults to the kernel size)."""
+
+    def __init__(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x: Array) -> Array:
+        self._shape = x.shape
+        return _pool.avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.count_include_pad
+        )
+
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
+        return _pool.avg_pool2d_backward(
+            grad, self._shape, self.kernel_size, self.stride, self.padding, self.count_include_pad
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
