@@ -7,9 +7,11 @@
 
 #include "check.hpp"
 #include "seisoku/blas.hpp"
+#include "seisoku/conv.hpp"
 #include "seisoku/elementwise.hpp"
 #include "seisoku/linear.hpp"
 #include "seisoku/mask.hpp"
+#include "seisoku/pool.hpp"
 #include "seisoku/reduce.hpp"
 
 namespace seisoku::nn {
@@ -192,6 +194,96 @@ Tensor TiedLinear::backward(const Tensor& grad, bool need_input_grad) {
   Tensor grad_x = empty_like(x_);
   gemm(grad_z, weight->value, grad_x, false, true);
   return grad_x;
+}
+
+// ---- convolution and pooling ----
+
+namespace {
+std::int64_t out_size(std::int64_t in, std::int64_t k, std::int64_t stride, std::int64_t pad) {
+  return (in + 2 * pad - k) / stride + 1;
+}
+
+Shape pooled_shape(const char* op, const Tensor& x, const Window& w, std::int64_t channels) {
+  if (x.dim() != 4) detail::fail(op, "x must be NCHW (4-D), got shape " + shape_str(x.shape()));
+  if (w.stride_h < 1 || w.stride_w < 1)
+    detail::fail(op, "strides must be >= 1, got (" + std::to_string(w.stride_h) + ", " + std::to_string(w.stride_w) + ")");
+  return {x.shape()[0], channels, out_size(x.shape()[2], w.kh, w.stride_h, w.pad_h),
+          out_size(x.shape()[3], w.kw, w.stride_w, w.pad_w)};
+}
+}  // namespace
+
+Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, const Window& window, bool with_bias,
+               std::shared_ptr<Generator> generator, DType dtype, Device device, ParameterPtr shared_weight)
+    : window_(window) {
+  if (in_channels < 1 || out_channels < 1 || window.kh < 1 || window.kw < 1)
+    detail::fail("Conv2d", "channels and kernel sizes must be >= 1");
+  const Shape shape{out_channels, in_channels, window.kh, window.kw};
+  if (shared_weight) {
+    if (shared_weight->value.shape() != shape)
+      detail::fail("Conv2d", "shared weight has shape " + shape_str(shared_weight->value.shape()) + ", expected " +
+                                 shape_str(shape));
+    weight = std::move(shared_weight);
+  } else {
+    Tensor w = Tensor::empty(shape, dtype, device);
+    he_normal(w, *require(std::move(generator), "Conv2d"));
+    weight = make_parameter(std::move(w), "weight", true);
+  }
+  if (with_bias)
+    bias = make_parameter(Tensor::zeros({out_channels}, weight->value.dtype(), weight->value.device()), "bias", false);
+}
+
+void Conv2d::collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const {
+  out.emplace_back(prefix + "weight", weight);
+  if (bias) out.emplace_back(prefix + "bias", bias);
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  const Shape shape = pooled_shape("conv2d", x, window_, weight->value.shape()[0]);
+  if (shape[2] < 1 || shape[3] < 1)
+    detail::fail("conv2d", "kernel larger than the padded input " + shape_str(x.shape()));
+  Tensor y = Tensor::empty(shape, x.dtype(), x.device(), x.device_index());
+  conv2d(x, weight->value, bias ? bias->value : Tensor(), y, window_.stride_h, window_.stride_w, window_.pad_h,
+         window_.pad_w);
+  x_ = x;
+  return y;
+}
+
+Tensor Conv2d::backward(const Tensor& grad, bool need_input_grad) {
+  Tensor grad_x = need_input_grad ? empty_like(x_) : Tensor();
+  conv2d_backward(grad, x_, weight->value, grad_x, weight->grad, bias ? bias->grad : Tensor(), window_.stride_h,
+                  window_.stride_w, window_.pad_h, window_.pad_w, true);
+  return grad_x;
+}
+
+Tensor MaxPool2d::forward(const Tensor& x) {
+  const Shape shape = pooled_shape("max_pool2d", x, window_, x.dim() == 4 ? x.shape()[1] : 0);
+  Tensor y = Tensor::empty(shape, x.dtype(), x.device(), x.device_index());
+  indices_ = Tensor::empty(shape, DType::int64, x.device(), x.device_index());
+  max_pool2d(x, y, indices_, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
+  shape_ = x.shape();
+  return y;
+}
+
+Tensor MaxPool2d::backward(const Tensor& grad, bool) {
+  Tensor g = Tensor::empty(shape_, grad.dtype(), grad.device(), grad.device_index());
+  max_pool2d_backward(grad, indices_, g);
+  return g;
+}
+
+Tensor AvgPool2d::forward(const Tensor& x) {
+  const Shape shape = pooled_shape("avg_pool2d", x, window_, x.dim() == 4 ? x.shape()[1] : 0);
+  Tensor y = Tensor::empty(shape, x.dtype(), x.device(), x.device_index());
+  avg_pool2d(x, y, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w,
+             count_include_pad_);
+  x_ = x;
+  return y;
+}
+
+Tensor AvgPool2d::backward(const Tensor& grad, bool) {
+  Tensor g = empty_like(x_);
+  avg_pool2d_backward(grad, g, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w,
+                      count_include_pad_);
+  return g;
 }
 
 // ---- activations, dropout, noise, flatten ----

@@ -12,21 +12,25 @@ namespace {
 }
 
 DType dtype_from_numpy(const py::dtype& dt, const char* op, const char* arg) {
-  const std::string name = py::str(dt.attr("name"));
-  if (name == "bfloat16") return DType::bfloat16;  // ml_dtypes.bfloat16
+  // kind and itemsize are C fields; dtype.name is computed in Python, so it is read only for
+  // the rare kinds that need it (bfloat16 from ml_dtypes is kind 'V', and error messages).
   const char kind = dt.kind();
   const auto size = dt.itemsize();
-  const char order = py::str(dt.attr("byteorder")).cast<std::string>()[0];
-  if (order == '>') reject(op, arg, "is big-endian (" + name + "); convert with .astype(x.dtype.newbyteorder('='))");
-  if (kind == 'f' && size == 4) return DType::float32;
-  if (kind == 'f' && size == 8) return DType::float64;
-  if (kind == 'f' && size == 2) return DType::float16;
-  if (kind == 'i' && size == 1) return DType::int8;
-  if (kind == 'i' && size == 2) return DType::int16;
-  if (kind == 'i' && size == 4) return DType::int32;
-  if (kind == 'i' && size == 8) return DType::int64;
-  if (kind == 'u' && size == 1) return DType::uint8;
-  reject(op, arg, "has unsupported dtype " + name +
+  if (kind == 'V' && size == 2 && py::str(dt.attr("name")).cast<std::string>() == "bfloat16") return DType::bfloat16;
+  if (kind == 'f' || kind == 'i' || kind == 'u') {
+    if (dt.byteorder() == '>')
+      reject(op, arg, "is big-endian (" + py::str(dt.attr("name")).cast<std::string>() +
+                          "); convert with .astype(x.dtype.newbyteorder('='))");
+    if (kind == 'f' && size == 4) return DType::float32;
+    if (kind == 'f' && size == 8) return DType::float64;
+    if (kind == 'f' && size == 2) return DType::float16;
+    if (kind == 'i' && size == 1) return DType::int8;
+    if (kind == 'i' && size == 2) return DType::int16;
+    if (kind == 'i' && size == 4) return DType::int32;
+    if (kind == 'i' && size == 8) return DType::int64;
+    if (kind == 'u' && size == 1) return DType::uint8;
+  }
+  reject(op, arg, "has unsupported dtype " + py::str(dt.attr("name")).cast<std::string>() +
                       " (supported: float32, float64, float16, bfloat16, int8, uint8, int16, int32, int64)");
 }
 

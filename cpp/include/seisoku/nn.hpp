@@ -141,6 +141,56 @@ class SEISOKU_API GaussianNoise : public Module {
   std::shared_ptr<Generator> gen_;
 };
 
+// Window of a convolution or pooling layer: kernel, stride and padding as (h, w).
+struct Window {
+  std::int64_t kh, kw;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_h = 0, pad_w = 0;
+};
+
+// 2-D convolution over NCHW; weight (out, in, kh, kw), He init; `shared_weight` shares filters.
+class SEISOKU_API Conv2d : public Module {
+ public:
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, const Window& window, bool bias,
+         std::shared_ptr<Generator> generator, DType dtype = DType::float32, Device device = Device::cpu,
+         ParameterPtr shared_weight = nullptr);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+  ParameterPtr weight, bias;
+
+ protected:
+  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
+
+ private:
+  Window window_;
+  Tensor x_;
+};
+
+class SEISOKU_API MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(const Window& window) : window_(window) {}
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+
+ private:
+  Window window_;
+  Tensor indices_;
+  Shape shape_;
+};
+
+class SEISOKU_API AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(const Window& window, bool count_include_pad = true)
+      : window_(window), count_include_pad_(count_include_pad) {}
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
+
+ private:
+  Window window_;
+  bool count_include_pad_;
+  Tensor x_;
+};
+
 // (N, ...) -> (N, prod(...)).
 class SEISOKU_API Flatten : public Module {
  public:
