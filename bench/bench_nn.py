@@ -10,6 +10,15 @@ seisoku's thread count.
     allocate their outputs and gradients each step (PyTorch through autograd, its .grad
     reset to None before each step). In images/s.
 
+  mlp train step: an MLP 784-800-800-10 (ReLU, dropout 0.5 on both hidden layers), cross-
+    entropy with label smoothing 0.1 (PyTorch's convention on both sides), batch 128,
+    forward + backward + an SGD step with coupled weight decay 1e-4 on the weights. In
+    samples/s.
+
+  dropout fwd 10M: inverted dropout p=0.5 on 10M float32 values into a preallocated output
+    (PyTorch: torch.nn.functional.dropout, which allocates). In ms; the line after it gives
+    the memory-bandwidth bound (8 bytes per element) measured with numpy.copyto.
+
     python bench/bench_nn.py [--quick] [--json PATH]
 """
 
@@ -104,7 +113,111 @@ def conv2d_lenet(quick: bool) -> Figure:
     return Figure(name, batch / t_ours, batch / t_peer, "torch", "images/s")
 
 
-FIGURES: tuple[Callable[[bool], Figure], ...] = (conv2d_lenet,)
+def mlp_train_step(quick: bool) -> Figure:
+    """mlp train step: seisoku.nn MLP against the same torch.nn model, one SGD step each."""
+    torch = _torch()
+    batch, sizes = 128, (784, 800, 800, 10)
+    steps = 4 if quick else 16
+    rng = np.random.default_rng(7)
+    xs = rng.random((steps, batch, sizes[0]), dtype=np.float32)
+    ys = rng.integers(0, sizes[-1], (steps, batch))
+    seisoku.manual_seed(0)
+    model = seisoku.nn.mlp(sizes, dropout=0.5)
+    loss = seisoku.nn.CrossEntropyLoss(0.1, convention="uniform")
+    params = model.parameters()
+    lr, wd = 0.01, 1e-4
+
+    tmodel = torch.nn.Sequential(
+        torch.nn.Linear(784, 800),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(800, 800),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(800, 10),
+    )
+    with torch.no_grad():  # same starting weights
+        for tl, sl in zip([tmodel[0], tmodel[3], tmodel[6]], [model[0], model[1], model[2]]):
+            tl.weight.copy_(torch.from_numpy(sl.weight.value))
+            tl.bias.copy_(torch.from_numpy(sl.bias.value))
+    decay = [p for n, p in tmodel.named_parameters() if n.endswith("weight")]
+    rest = [p for n, p in tmodel.named_parameters() if n.endswith("bias")]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": wd}, {"params": rest}], lr=lr)
+    tloss = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    txs, tys = torch.from_numpy(xs), torch.from_numpy(ys)
+
+    # Check: without dropout both compute the same loss and gradients.
+    model.eval()
+    tmodel.eval()
+    model.zero_grad()
+    ours_loss = float(loss(model(xs[0]), ys[0]))
+    model.backward(loss.backward(), need_input_grad=False)
+    out = tloss(tmodel(txs[0]), tys[0])
+    opt.zero_grad()
+    out.backward()
+    check_close(ours_loss, out.item(), 1e-5, 1e-6, "mlp loss")
+    check_close(model[0].weight.grad, tmodel[0].weight.grad.numpy(), 1e-3, 1e-6, "mlp grad")
+    model.train()
+    tmodel.train()
+
+    state = {"i": 0}
+
+    def ours() -> None:
+        i = state["i"] = (state["i"] + 1) % steps
+        model.zero_grad()
+        loss(model(xs[i]), ys[i])
+        model.backward(loss.backward(), need_input_grad=False)
+        for p in params:
+            if p.regularize:
+                seisoku.axpy(wd, p.value, p.grad)
+            seisoku.axpy(-lr, p.grad, p.value)
+
+    def peer() -> None:
+        i = state["i"] = (state["i"] + 1) % steps
+        opt.zero_grad()
+        tloss(tmodel(txs[i]), tys[i]).backward()
+        opt.step()
+
+    options = _timing_options(quick)
+    t_ours = time_fn(ours, **options)
+    t_peer = time_fn(peer, **options)
+    return Figure(
+        "mlp 784-800-800-10 train step", batch / t_ours, batch / t_peer, "torch", "samples/s"
+    )
+
+
+def dropout_10m(quick: bool) -> Figure:
+    """dropout fwd 10M: seisoku's inverted dropout against torch.nn.functional.dropout."""
+    torch = _torch()
+    n = 1_000_000 if quick else 10_000_000
+    x = np.random.default_rng(3).random(n, dtype=np.float32) + 0.5
+    out = np.empty_like(x)
+    seisoku.nn.functional.dropout(x, 0.5, 1, 0, out=out)
+    kept = out != 0
+    check_close(out[kept], 2 * x[kept], 1e-7, 0.0, "dropout kept values")
+    rate = kept.mean()
+    if abs(rate - 0.5) > 6 * np.sqrt(0.25 / n):
+        raise SystemExit(f"dropout keep rate {rate} is not 0.5")
+    tx = torch.from_numpy(x)
+    counter = {"k": 0}
+
+    def ours() -> None:
+        counter["k"] += 1
+        seisoku.nn.functional.dropout(x, 0.5, 1, counter["k"], out=out)
+
+    options = _timing_options(quick)
+    t_ours = time_fn(ours, **options)
+    t_peer = time_fn(lambda: torch.nn.functional.dropout(tx, 0.5), **options)
+    t_copy = time_fn(lambda: np.copyto(out, x), **options)
+    print(
+        f"dropout bandwidth bound (numpy.copyto of {n} float32): {t_copy * 1e3:.2f} ms; "
+        f"seisoku at {t_copy / t_ours:.0%} of it",
+        flush=True,
+    )
+    return Figure(f"dropout fwd {n // 1_000_000}M f32", t_ours * 1e3, t_peer * 1e3, "torch", "ms")
+
+
+FIGURES: tuple[Callable[[bool], Figure], ...] = (mlp_train_step, dropout_10m, conv2d_lenet)
 
 
 def main() -> None:

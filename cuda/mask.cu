@@ -18,7 +18,7 @@ __global__ void dropout_kernel(const T* x, T* out, std::int64_t n, std::uint32_t
     const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
     for (int k = 0; k < 4 && b * 4 + k < n; ++k) {
       const std::int64_t i = b * 4 + k;
-      out[i] = r.v[k] < thr ? x[i] * scale : T(0);
+      out[i] = x[i] * (r.v[k] < thr ? scale : T(0));  // as the CPU kernel: a dropped NaN stays NaN
     }
   }
 }

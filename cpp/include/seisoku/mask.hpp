@@ -9,7 +9,8 @@
 
 namespace seisoku {
 
-// out = x * mask * scale, mask ~ Bernoulli(1 - p); p in [0, 1). Inverted dropout uses
+// out = x * (mask * scale), mask ~ Bernoulli(1 - p); p in [0, 1). A dropped element is 0
+// (NaN or infinite inputs give NaN, as any product with 0). Inverted dropout uses
 // scale = 1 / (1 - p); the lecture's variant uses scale = 1 and multiplies by (1 - p) at
 // evaluation. The backward pass is the same op applied to the gradient. out may alias x.
 SEISOKU_API void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, std::uint64_t offset,

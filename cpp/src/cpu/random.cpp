@@ -78,8 +78,19 @@ void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, std:
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::uint8_t>) {
       T* z = out.data_as<T>();
-      for_each_word(out.numel(), seed, offset,
-                    [=](std::int64_t i, std::uint32_t w) { z[i] = static_cast<T>(w < threshold ? 1 : 0); });
+      if (threshold > 0xFFFFFFFFull) {  // p = 1
+        parallel_for(out.numel(), [=](std::int64_t i0, std::int64_t i1) { std::fill(z + i0, z + i1, T(1)); });
+        return;
+      }
+      // Unsigned compare as a signed one on biased words, so the loop vectorizes.
+      const std::int32_t bound = static_cast<std::int32_t>(static_cast<std::uint32_t>(threshold) ^ 0x80000000u);
+      for_word_groups(out.numel(), seed, offset, [=](std::int64_t first, std::int64_t count, const std::uint32_t* w) {
+        T* dst = z + first;
+        const std::int32_t b = bound;
+#pragma omp simd
+        for (std::int64_t e = 0; e < count; ++e)
+          dst[e] = static_cast<std::int32_t>(w[e] ^ 0x80000000u) < b ? T(1) : T(0);
+      });
     }
   });
 }
