@@ -24,7 +24,7 @@ def _preload_openblas() -> None:
 
 _preload_openblas()
 
-from . import _core, cuda, nn  # noqa: E402
+from . import _core, cuda, nn, optim  # noqa: E402
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -62,6 +62,7 @@ __all__ = [
     "mul",
     "nn",
     "norm",
+    "optim",
     "row_norm",
     "scale",
     "set_num_threads",

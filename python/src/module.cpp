@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_linear(m);
   seisoku::python::bind_penalty(m);
   seisoku::python::bind_loss(m);
+  seisoku::python::bind_optim(m);
 }

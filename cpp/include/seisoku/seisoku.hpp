@@ -6,6 +6,7 @@
 #include "seisoku/elementwise.hpp"
 #include "seisoku/linear.hpp"
 #include "seisoku/mask.hpp"
+#include "seisoku/optim.hpp"
 #include "seisoku/penalty.hpp"
 #include "seisoku/loss.hpp"
 #include "seisoku/random.hpp"
