@@ -27,6 +27,8 @@ class Call {
   // None gives an undefined Tensor ("not given").
   Tensor opt_in(py::handle obj, const char* arg) { return obj.is_none() ? Tensor() : in(obj, arg); }
   Tensor opt_out(py::handle obj, const char* arg) { return obj.is_none() ? Tensor() : out(obj, arg); }
+  // A tensor converted earlier (cached views): run() then also follows its device.
+  void uses(const Tensor& t) { cuda_ = cuda_ || t.is_cuda(); }
 
   template <class F>
   void run(F&& f) {
@@ -65,5 +67,6 @@ void bind_penalty(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_optim(py::module_& m);
 
 }  // namespace seisoku::python

@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_loss(m);
   seisoku::python::bind_conv(m);
   seisoku::python::bind_pool(m);
+  seisoku::python::bind_optim(m);
 }

@@ -9,6 +9,7 @@
 #include "seisoku/loss.hpp"
 #include "seisoku/mask.hpp"
 #include "seisoku/nn.hpp"
+#include "seisoku/optim.hpp"
 #include "seisoku/penalty.hpp"
 #include "seisoku/pool.hpp"
 #include "seisoku/random.hpp"
