@@ -11,41 +11,44 @@ namespace {
   throw py::value_error(std::string("[") + op + "] argument '" + arg + "' " + why);
 }
 
+// The dtype of a NumPy kind character and item size; false when unsupported.
+bool dtype_from_kind(char kind, long size, DType* out) {
+  struct Entry {
+    char kind;
+    long size;
+    DType dtype;
+  };
+  static constexpr Entry kTable[] = {
+      {'f', 4, DType::float32}, {'f', 8, DType::float64}, {'f', 2, DType::float16}, {'i', 1, DType::int8},
+      {'i', 2, DType::int16},   {'i', 4, DType::int32},   {'i', 8, DType::int64},   {'u', 1, DType::uint8}};
+  for (const Entry& e : kTable)
+    if (e.kind == kind && e.size == size) {
+      *out = e.dtype;
+      return true;
+    }
+  return false;
+}
+
 DType dtype_from_numpy(const py::dtype& dt, const char* op, const char* arg) {
   // kind and itemsize are C fields; dtype.name is computed in Python, so it is read only for
   // the rare kinds that need it (bfloat16 from ml_dtypes is kind 'V', and error messages).
   const char kind = dt.kind();
-  const auto size = dt.itemsize();
+  const auto size = static_cast<long>(dt.itemsize());
   if (kind == 'V' && size == 2 && py::str(dt.attr("name")).cast<std::string>() == "bfloat16") return DType::bfloat16;
-  if (kind == 'f' || kind == 'i' || kind == 'u') {
+  DType dtype;
+  if (dtype_from_kind(kind, size, &dtype)) {
     if (dt.byteorder() == '>')
       reject(op, arg, "is big-endian (" + py::str(dt.attr("name")).cast<std::string>() +
                           "); convert with .astype(x.dtype.newbyteorder('='))");
-    if (kind == 'f' && size == 4) return DType::float32;
-    if (kind == 'f' && size == 8) return DType::float64;
-    if (kind == 'f' && size == 2) return DType::float16;
-    if (kind == 'i' && size == 1) return DType::int8;
-    if (kind == 'i' && size == 2) return DType::int16;
-    if (kind == 'i' && size == 4) return DType::int32;
-    if (kind == 'i' && size == 8) return DType::int64;
-    if (kind == 'u' && size == 1) return DType::uint8;
+    return dtype;
   }
   reject(op, arg, "has unsupported dtype " + py::str(dt.attr("name")).cast<std::string>() +
                       " (supported: float32, float64, float16, bfloat16, int8, uint8, int16, int32, int64)");
 }
 
 DType dtype_from_typestr(const std::string& ts, const char* op, const char* arg) {
-  if (ts.size() < 3 || ts[0] == '>') reject(op, arg, "has unsupported typestr '" + ts + "'");
-  const char kind = ts[1];
-  const int size = std::stoi(ts.substr(2));
-  if (kind == 'f' && size == 4) return DType::float32;
-  if (kind == 'f' && size == 8) return DType::float64;
-  if (kind == 'f' && size == 2) return DType::float16;
-  if (kind == 'i' && size == 1) return DType::int8;
-  if (kind == 'i' && size == 2) return DType::int16;
-  if (kind == 'i' && size == 4) return DType::int32;
-  if (kind == 'i' && size == 8) return DType::int64;
-  if (kind == 'u' && size == 1) return DType::uint8;
+  DType dtype;
+  if (ts.size() >= 3 && ts[0] != '>' && dtype_from_kind(ts[1], std::stol(ts.substr(2)), &dtype)) return dtype;
   reject(op, arg, "has unsupported typestr '" + ts + "'");
 }
 
