@@ -8,7 +8,30 @@
 #include "masked.hpp"
 #include "seisoku/philox.hpp"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace seisoku::cpu {
+namespace {
+
+#if defined(__AVX2__)
+// float32 dropout of one full word group with non-temporal stores: the output bypasses the
+// cache, so it is not read before it is written (a third of the memory traffic).
+inline void dropout_group_stream(const float* src, float* dst, const std::uint32_t* w, std::int32_t bound,
+                                 float keep) {
+  const __m256i bias = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  const __m256i limit = _mm256_set1_epi32(bound);
+  const __m256 scale = _mm256_set1_ps(keep);
+  for (std::int64_t e = 0; e < kWordGroup; e += 8) {
+    const __m256i word = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + e)), bias);
+    const __m256 kept = _mm256_castsi256_ps(_mm256_cmpgt_epi32(limit, word));
+    _mm256_stream_ps(dst + e, _mm256_mul_ps(_mm256_loadu_ps(src + e), _mm256_and_ps(kept, scale)));
+  }
+}
+#endif
+
+}  // namespace
 
 void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_threshold, std::uint64_t seed,
              std::uint64_t offset, double scale) {
@@ -20,15 +43,34 @@ void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_threshold, s
     // Unsigned compare as a signed one on biased words, and a multiply instead of a branch,
     // so the loop vectorizes (AVX2 has no unsigned compare).
     const std::int32_t thr = static_cast<std::int32_t>(keep_threshold ^ 0x80000000u);
+#if defined(__AVX2__)
+    // Large float32 outputs that do not alias the input: stream them past the cache.
+    const bool stream = std::is_same_v<T, float> && x.numel() >= (std::int64_t{1} << 20) &&
+                        static_cast<const void*>(xs) != static_cast<const void*>(o) &&
+                        reinterpret_cast<std::uintptr_t>(o) % 32 == 0;
+#else
+    const bool stream = false;
+#endif
     for_word_groups(x.numel(), seed, offset, [=](std::int64_t first, std::int64_t count, const std::uint32_t* w) {
       const T* src = xs + first;  // may equal dst: element e is read before it is written
       T* dst = o + first;
       const T keep = s;
       const std::int32_t bound = thr;
+#if defined(__AVX2__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (stream && count == kWordGroup) {
+          dropout_group_stream(src, dst, w, bound, keep);
+          return;
+        }
+      }
+#endif
 #pragma omp simd
       for (std::int64_t e = 0; e < count; ++e)
         dst[e] = src[e] * (static_cast<std::int32_t>(w[e] ^ 0x80000000u) < bound ? keep : T(0));
     });
+#if defined(__AVX2__)
+    if (stream) _mm_sfence();  // streaming stores become visible before the op returns
+#endif
   });
 }
 
