@@ -988,3 +988,13 @@ def test_device_matches_cpu(device, case):
             t = 64 * float(np.finfo(r.dtype).eps)
             scale = max(1.0, float(np.abs(r).max()))
             np.testing.assert_allclose(a, r, rtol=t, atol=t * scale)
+
+
+def test_dropout_large_float32_output_matches_the_stream():
+    # 2**21 + 5 elements: large enough for the streaming-store path, with a ragged tail.
+    n = (1 << 21) + 5
+    x = np.random.default_rng(4).random(n, dtype=np.float32) + 0.5
+    y = nnf.dropout(x, 0.3, 5, 7)
+    kept = sei.Generator(5, offset=7).bernoulli(n, p=0.7, dtype="uint8").astype(bool)
+    np.testing.assert_array_equal(y != 0, kept)
+    np.testing.assert_array_equal(y[kept], x[kept] * np.float32(1 / 0.7))
