@@ -78,6 +78,12 @@ void Module::zero_grad() const {
   for (const ParameterPtr& p : parameters()) fill(p->grad, 0.0);
 }
 
+void WeightedModule::collect(std::vector<std::pair<std::string, ParameterPtr>>& out,
+                             const std::string& prefix) const {
+  out.emplace_back(prefix + "weight", weight);
+  if (bias) out.emplace_back(prefix + "bias", bias);
+}
+
 // ---- Linear ----
 
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, const LinearOptions& options,
@@ -100,11 +106,6 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, const Linear
   }
   if (options.bias)
     bias = make_parameter(Tensor::zeros({out_features}, weight->value.dtype(), weight->value.device()), "bias", false);
-}
-
-void Linear::collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const {
-  out.emplace_back(prefix + "weight", weight);
-  if (bias) out.emplace_back(prefix + "bias", bias);
 }
 
 Epilogue Linear::epilogue() const {
@@ -160,11 +161,6 @@ TiedLinear::TiedLinear(const std::shared_ptr<Linear>& source, bool with_bias, Ac
   weight = source->weight;
   const Tensor& w = weight->value;
   if (with_bias) bias = make_parameter(Tensor::zeros({w.shape()[1]}, w.dtype(), w.device()), "bias", false);
-}
-
-void TiedLinear::collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const {
-  out.emplace_back(prefix + "weight", weight);
-  if (bias) out.emplace_back(prefix + "bias", bias);
 }
 
 Tensor TiedLinear::forward(const Tensor& x) {
@@ -230,11 +226,6 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, const Window
   }
   if (with_bias)
     bias = make_parameter(Tensor::zeros({out_channels}, weight->value.dtype(), weight->value.device()), "bias", false);
-}
-
-void Conv2d::collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const {
-  out.emplace_back(prefix + "weight", weight);
-  if (bias) out.emplace_back(prefix + "bias", bias);
 }
 
 Tensor Conv2d::forward(const Tensor& x) {

@@ -53,6 +53,15 @@ class SEISOKU_API Module {
 };
 using ModulePtr = std::shared_ptr<Module>;
 
+// A layer with a weight and an optional bias (Linear, TiedLinear, Conv2d).
+class SEISOKU_API WeightedModule : public Module {
+ public:
+  ParameterPtr weight, bias;
+
+ protected:
+  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
+};
+
 struct LinearOptions {
   bool bias = true;
   Activation activation = Activation::identity;
@@ -64,18 +73,14 @@ struct LinearOptions {
 };
 
 // y = dropout(act(x W^T + b)) with the epilogue fused; weight (out, in).
-class SEISOKU_API Linear : public Module {
+class SEISOKU_API Linear : public WeightedModule {
  public:
   // He init for relu-family activations, Glorot otherwise; `shared_weight` reuses a parameter.
   Linear(std::int64_t in_features, std::int64_t out_features, const LinearOptions& options,
          std::shared_ptr<Generator> generator, ParameterPtr shared_weight = nullptr);
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
-  ParameterPtr weight, bias;
   const LinearOptions& options() const { return options_; }
-
- protected:
-  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
 
  private:
   Epilogue epilogue() const;  // of the last forward
@@ -87,15 +92,11 @@ class SEISOKU_API Linear : public Module {
 };
 
 // A decoder layer using another Linear's weight transposed: y = act(x W + b).
-class SEISOKU_API TiedLinear : public Module {
+class SEISOKU_API TiedLinear : public WeightedModule {
  public:
   TiedLinear(const std::shared_ptr<Linear>& source, bool bias, Activation activation);
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
-  ParameterPtr weight, bias;
-
- protected:
-  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
 
  private:
   Activation activation_;
@@ -149,17 +150,13 @@ struct Window {
 };
 
 // 2-D convolution over NCHW; weight (out, in, kh, kw), He init; `shared_weight` shares filters.
-class SEISOKU_API Conv2d : public Module {
+class SEISOKU_API Conv2d : public WeightedModule {
  public:
   Conv2d(std::int64_t in_channels, std::int64_t out_channels, const Window& window, bool bias,
          std::shared_ptr<Generator> generator, DType dtype = DType::float32, Device device = Device::cpu,
          ParameterPtr shared_weight = nullptr);
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& grad, bool need_input_grad = true) override;
-  ParameterPtr weight, bias;
-
- protected:
-  void collect(std::vector<std::pair<std::string, ParameterPtr>>& out, const std::string& prefix) const override;
 
  private:
   Window window_;
