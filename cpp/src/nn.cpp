@@ -55,6 +55,25 @@ void glorot_uniform(const Tensor& weight, Generator& gen) {
   uniform(weight, gen.seed(), gen.next_offset(), -a, a);
 }
 
+OptimGroup optim_group(const std::vector<std::pair<std::string, ParameterPtr>>& params, const OptimHyper& hyper) {
+  optim_check_hyper(hyper);
+  OptimGroup group;
+  group.hyper = hyper;
+  for (const auto& [name, p] : params) {
+    if (!p) detail::fail("optim_group", "parameter " + name + " is null");
+    group.params.push_back(p->value);
+    group.grads.push_back(p->grad);
+    group.penalize.push_back(p->regularize ? 1 : 0);
+    group.names.push_back(name);
+  }
+  optim_init_state(group);
+  return group;
+}
+
+OptimGroup optim_group(const Module& module, const OptimHyper& hyper) {
+  return optim_group(module.named_parameters(), hyper);
+}
+
 Module::~Module() = default;
 
 void Module::collect(std::vector<std::pair<std::string, ParameterPtr>>&, const std::string&) const {}

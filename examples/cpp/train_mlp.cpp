@@ -1,4 +1,4 @@
-// Trains a regularized MLP (dropout, label smoothing, L2) on three interleaved spirals with
+// Trains a regularized MLP (dropout, label smoothing, L2, max-norm) on three interleaved spirals with
 // the seisoku C++ API alone, and checks that it learns them. Exit status 0 on success.
 #include <cmath>
 #include <cstdio>
@@ -41,17 +41,22 @@ int main() {
 
   Tensor loss = Tensor::empty({}, DType::float32);
   Tensor grad = Tensor::empty({kN, kClasses}, DType::float32);
-  const double lr = 0.5, l2 = 1e-4;
+  // SGD with Nesterov momentum, coupled L2 and a max-norm bound on each unit's incoming weights,
+  // fused into one pass per step; biases are exempt from both.
+  seisoku::OptimHyper hyper;
+  hyper.lr = 0.1;
+  hyper.momentum = 0.9;
+  hyper.nesterov = true;
+  hyper.l2 = 1e-4;
+  hyper.max_norm = 4.0;
+  seisoku::OptimGroup optimizer = nn::optim_group(model, hyper);
   for (int epoch = 0; epoch < 600; ++epoch) {
     model.train();
     model.zero_grad();
     const Tensor logits = model.forward(x);
     seisoku::cross_entropy(logits, y, Tensor(), loss, grad, Tensor(), 0.05, seisoku::SmoothingConvention::seed);
     model.backward(grad, /*need_input_grad=*/false);
-    for (const nn::ParameterPtr& p : model.parameters()) {
-      if (p->regularize) seisoku::axpy(l2, p->value, p->grad);  // coupled L2
-      seisoku::axpy(-lr, p->grad, p->value);                    // plain SGD
-    }
+    seisoku::optim_step(optimizer);
     if (epoch % 200 == 0) std::printf("epoch %4d  loss %.4f\n", epoch, static_cast<double>(*loss.data_as<float>()));
   }
 
@@ -67,6 +72,18 @@ int main() {
   }
   const double accuracy = static_cast<double>(correct) / kN;
   std::printf("training accuracy %.3f\n", accuracy);
+  // Every weight row (one hidden unit's incoming weights) is inside the max-norm ball.
+  for (const auto& [name, p] : model.named_parameters()) {
+    if (!p->regularize) continue;
+    const seisoku::Tensor norms = seisoku::Tensor::empty({p->value.shape()[0]}, DType::float32);
+    seisoku::row_norm(p->value, 2.0, norms);
+    for (std::int64_t r = 0; r < norms.numel(); ++r)
+      if (norms.data_as<float>()[r] > hyper.max_norm * (1.0 + 1e-5)) {
+        std::printf("FAILED: row %lld of %s has norm %g > %g\n", static_cast<long long>(r), name.c_str(),
+                    static_cast<double>(norms.data_as<float>()[r]), hyper.max_norm);
+        return 1;
+      }
+  }
   if (accuracy < 0.9) {
     std::printf("FAILED: the MLP did not learn the spirals\n");
     return 1;

@@ -12,6 +12,7 @@
 
 #include "seisoku/activation.hpp"
 #include "seisoku/linear.hpp"
+#include "seisoku/optim.hpp"
 #include "seisoku/random.hpp"
 #include "seisoku/tensor.hpp"
 
@@ -31,6 +32,17 @@ SEISOKU_API ParameterPtr make_parameter(Tensor value, std::string name, bool reg
 // Initialisers: N(0, 2 / fan_in) (He) and U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot).
 SEISOKU_API void he_normal(const Tensor& weight, Generator& gen);
 SEISOKU_API void glorot_uniform(const Tensor& weight, Generator& gen);
+
+class Module;
+
+// An optimizer parameter group over these parameters for seisoku::optim_step: its tensors are the
+// parameters' value and grad tensors themselves (steps update the module in place), penalties
+// and max-norm apply where Parameter::regularize (weights, not biases), messages use the dotted
+// names, and the state buffers are allocated. The gradients must stay the same tensors (backward
+// and zero_grad write into them in place).
+SEISOKU_API OptimGroup optim_group(const std::vector<std::pair<std::string, ParameterPtr>>& params,
+                                   const OptimHyper& hyper);
+SEISOKU_API OptimGroup optim_group(const Module& module, const OptimHyper& hyper);
 
 class SEISOKU_API Module {
  public:
