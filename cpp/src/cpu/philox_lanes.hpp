@@ -1,8 +1,10 @@
 #pragma once
 // Philox4x32-10 for kLanes consecutive blocks at once (same bits as philox::draw). With
-// AVX2, 8 blocks live in one register per counter word, a round is two 32x32->64 multiplies
-// per register (vpmuludq on even and odd lanes), and two such sets run interleaved to hide
-// the multiply latency; without AVX2 the same rounds run on independent scalar lanes.
+// AVX2, each 64-bit lane of a register carries one block's counter word in its low half, so a
+// round is one 32x32->64 multiply per word pair (vpmuludq reads the low halves and ignores what
+// the high halves hold), a shift and two xors, with no shuffles; two registers of 4 blocks run
+// interleaved to hide the multiply latency, and the words are shuffled into block order once at
+// the end. Without AVX2 the same rounds run on independent scalar lanes.
 #include <cstdint>
 
 #if defined(__AVX2__)
@@ -11,16 +13,46 @@
 
 namespace seisoku::cpu {
 
-constexpr int kLanes = 16;  // a multiple of 8 (one AVX2 register of blocks)
+constexpr int kLanes = 16;  // a multiple of 8 (two registers of 4 blocks)
 
 #if defined(__AVX2__)
 namespace detail_avx2 {
-// (hi, lo) 32-bit halves of the products a * m for 8 lanes.
-inline void mulhilo(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
-  const __m256i even = _mm256_mul_epu32(a, m);
-  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
-  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+// Blocks first .. first + 7: words[4 j + k] = word k of block first + j.
+inline void philox_8blocks(std::uint64_t seed, std::uint64_t offset, std::uint64_t first, std::uint32_t* words) {
+  constexpr int kSets = 2;
+  __m256i c0[kSets], c1[kSets], c2[kSets], c3[kSets];
+  for (int s = 0; s < kSets; ++s) {
+    const __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(first + 4 * s)),
+                                       _mm256_setr_epi64x(0, 1, 2, 3));
+    c0[s] = b;
+    c1[s] = _mm256_srli_epi64(b, 32);
+    c2[s] = _mm256_set1_epi64x(static_cast<long long>(offset & 0xFFFFFFFFu));
+    c3[s] = _mm256_set1_epi64x(static_cast<long long>(offset >> 32));
+  }
+  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53u), m1 = _mm256_set1_epi64x(0xCD9E8D57u);
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const __m256i key0 = _mm256_set1_epi64x(k0), key1 = _mm256_set1_epi64x(k1);
+    for (int s = 0; s < kSets; ++s) {
+      // High halves of the lanes are garbage from here on; only low halves are ever used.
+      const __m256i p0 = _mm256_mul_epu32(c0[s], m0), p1 = _mm256_mul_epu32(c2[s], m1);
+      c0[s] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1[s]), key0);
+      c1[s] = p1;
+      c2[s] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3[s]), key1);
+      c3[s] = p0;
+    }
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  __m256i* out = reinterpret_cast<__m256i*>(words);
+  for (int s = 0; s < kSets; ++s) {
+    // Per 64-bit lane j: (word 0, word 1) and (word 2, word 3) of block j.
+    const __m256i w01 = _mm256_blend_epi32(c0[s], _mm256_slli_epi64(c1[s], 32), 0xAA);
+    const __m256i w23 = _mm256_blend_epi32(c2[s], _mm256_slli_epi64(c3[s], 32), 0xAA);
+    const __m256i u0 = _mm256_unpacklo_epi64(w01, w23), u1 = _mm256_unpackhi_epi64(w01, w23);
+    _mm256_storeu_si256(out + 2 * s, _mm256_permute2x128_si256(u0, u1, 0x20));
+    _mm256_storeu_si256(out + 2 * s + 1, _mm256_permute2x128_si256(u0, u1, 0x31));
+  }
 }
 }  // namespace detail_avx2
 #endif
@@ -29,50 +61,8 @@ inline void mulhilo(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
 inline void philox_lanes(std::uint64_t seed, std::uint64_t offset, std::uint64_t first,
                          std::uint32_t (&words)[4 * kLanes]) {
 #if defined(__AVX2__)
-  using namespace detail_avx2;
-  // Two independent sets of 8 blocks per round, so the multiply latencies overlap.
-  alignas(32) std::uint32_t lo_words[kLanes], hi_words[kLanes];
-  for (int j = 0; j < kLanes; ++j) {
-    const std::uint64_t b = first + static_cast<std::uint64_t>(j);
-    lo_words[j] = static_cast<std::uint32_t>(b);
-    hi_words[j] = static_cast<std::uint32_t>(b >> 32);
-  }
-  constexpr int kSets = kLanes / 8;
-  __m256i c0[kSets], c1[kSets], c2[kSets], c3[kSets];
-  for (int s = 0; s < kSets; ++s) {
-    c0[s] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo_words) + s);
-    c1[s] = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi_words) + s);
-    c2[s] = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(offset)));
-    c3[s] = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(offset >> 32)));
-  }
-  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53u), m1 = _mm256_set1_epi64x(0xCD9E8D57u);
-  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0)), key1 = _mm256_set1_epi32(static_cast<int>(k1));
-    for (int s = 0; s < kSets; ++s) {
-      __m256i hi0, lo0, hi1, lo1;
-      mulhilo(c0[s], m0, &hi0, &lo0);
-      mulhilo(c2[s], m1, &hi1, &lo1);
-      c0[s] = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[s]), key0);
-      c1[s] = lo1;
-      c2[s] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[s]), key1);
-      c3[s] = lo0;
-    }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  // 4 x 8 transposes into block order.
-  __m256i* out = reinterpret_cast<__m256i*>(words);
-  for (int s = 0; s < kSets; ++s) {
-    const __m256i t0 = _mm256_unpacklo_epi32(c0[s], c1[s]), t1 = _mm256_unpackhi_epi32(c0[s], c1[s]);
-    const __m256i t2 = _mm256_unpacklo_epi32(c2[s], c3[s]), t3 = _mm256_unpackhi_epi32(c2[s], c3[s]);
-    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    _mm256_storeu_si256(out + 4 * s + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
-    _mm256_storeu_si256(out + 4 * s + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
-    _mm256_storeu_si256(out + 4 * s + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
-    _mm256_storeu_si256(out + 4 * s + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
-  }
+  for (int j = 0; j < kLanes; j += 8)
+    detail_avx2::philox_8blocks(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
 #else
   std::uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
   for (int j = 0; j < kLanes; ++j) {
