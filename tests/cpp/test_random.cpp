@@ -3,6 +3,7 @@
 #include <seisoku/philox.hpp>
 #include <seisoku/seisoku.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -153,6 +154,31 @@ TEST(RandomBits, UniformAndBernoulliFollowTheLayout) {
   for (std::int64_t i = 0; i < n; ++i) {
     const std::uint32_t w = ref_block(seed, offset, i / 4)[i % 4];
     ASSERT_EQ(u8.data_as<std::uint8_t>()[i], w < threshold ? 1 : 0) << i;
+  }
+}
+
+// float32 normals (and Gaussian noise) are philox::box_muller of the pairs (word 0, word 1) and
+// (word 2, word 3) of each block, bit for bit, whatever vector code computes them.
+TEST(RandomBits, NormalFollowsTheScalarBoxMuller) {
+  const std::uint64_t seed = 0xfeedfacecafebeefull, offset = 77;
+  const std::int64_t n = 1001;
+  const double mu = 0.25, sd = 1.5;
+  const Tensor z = Tensor::empty({n}, DType::float32);
+  seisoku::normal(z, seed, offset, mu, sd);
+  const Tensor x = Tensor::empty({n}, DType::float32), noisy = Tensor::empty({n}, DType::float32);
+  for (std::int64_t i = 0; i < n; ++i) x.data_as<float>()[i] = 0.01f * static_cast<float>(i % 37) - 0.2f;
+  seisoku::gaussian_noise(x, noisy, sd, seed, offset);
+  for (std::int64_t i = 0; i < n; i += 2) {
+    const Words w = ref_block(seed, offset, i / 4);
+    const int k = static_cast<int>(i % 4);
+    float n0, n1;
+    seisoku::philox::box_muller(seisoku::philox::to_open_unit_float(w[k]), seisoku::philox::to_unit_float(w[k + 1]),
+                                &n0, &n1);
+    const float v[2] = {n0, n1};
+    for (std::int64_t j = i; j < std::min(n, i + 2); ++j) {
+      ASSERT_EQ(z.data_as<float>()[j], std::fma(v[j - i], static_cast<float>(sd), static_cast<float>(mu))) << j;
+      ASSERT_EQ(noisy.data_as<float>()[j], std::fma(v[j - i], static_cast<float>(sd), x.data_as<float>()[j])) << j;
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include "dispatch.hpp"
 #include "kernels_nn.hpp"
 #include "masked.hpp"
+#include "normal_lanes.hpp"
 #include "seisoku/philox.hpp"
 
 #if defined(__AVX2__)
@@ -79,16 +80,11 @@ void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint
     const float* xs = x.data_as<float>();
     float* o = out.data_as<float>();
     const float sd = static_cast<float>(stddev);
-    const std::int64_t n = x.numel();
-    parallel_for((n + 3) / 4, [=](std::int64_t b0, std::int64_t b1) {
-      for (std::int64_t b = b0; b < b1; ++b) {
-        const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
-        float v[4];
-        philox::box_muller(philox::to_open_unit_float(r.v[0]), philox::to_unit_float(r.v[1]), &v[0], &v[1]);
-        philox::box_muller(philox::to_open_unit_float(r.v[2]), philox::to_unit_float(r.v[3]), &v[2], &v[3]);
-        for (std::int64_t k = 0; k < 4 && b * 4 + k < n; ++k) o[b * 4 + k] = philox::fma_(v[k], sd, xs[b * 4 + k]);
-      }
-    }, kParallelGrain / 16);
+    for_normal_groups(x.numel(), seed, offset, [=](std::int64_t first, std::int64_t count, const float* v) {
+      const float* src = xs + first;  // may equal dst: element k is read before it is written
+      float* dst = o + first;
+      for (std::int64_t k = 0; k < count; ++k) dst[k] = philox::fma_(v[k], sd, src[k]);
+    });
   } else {
     const double* xs = x.data_as<double>();
     double* o = out.data_as<double>();

@@ -1,6 +1,7 @@
 // CPU kernels of the random fills. Each Philox block fills 4 float32 (or 2 float64) outputs;
 // blocks are independent, so threads split them freely and the bits never change. Uniform
-// float32 and Bernoulli take one word per element from the vectorized philox_lanes.
+// float32 and Bernoulli take one word per element from the vectorized philox_lanes, normal
+// float32 its values from the vectorized Box-Muller of normal_lanes.hpp.
 // Built with -ffp-contract=off (see CMakeLists.txt) to match the CUDA twin bit for bit.
 #include <algorithm>
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include "dispatch.hpp"
 #include "kernels.hpp"
 #include "masked.hpp"
+#include "normal_lanes.hpp"
 #include "parallel.hpp"
 #include "seisoku/philox.hpp"
 
@@ -54,12 +56,9 @@ void normal(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double 
   if (out.dtype() == DType::float32) {
     float* z = out.data_as<float>();
     const float mu = static_cast<float>(mean), sd = static_cast<float>(stddev);
-    for_blocks(out.numel(), 4, [=](std::uint64_t b, std::int64_t i, int cnt) {
-      const philox::Block r = philox::draw(seed, offset, b);
-      float n[4];
-      philox::box_muller(philox::to_open_unit_float(r.v[0]), philox::to_unit_float(r.v[1]), &n[0], &n[1]);
-      philox::box_muller(philox::to_open_unit_float(r.v[2]), philox::to_unit_float(r.v[3]), &n[2], &n[3]);
-      for (int k = 0; k < cnt; ++k) z[i + k] = philox::fma_(n[k], sd, mu);
+    for_normal_groups(out.numel(), seed, offset, [=](std::int64_t first, std::int64_t count, const float* n) {
+      float* dst = z + first;
+      for (std::int64_t k = 0; k < count; ++k) dst[k] = philox::fma_(n[k], sd, mu);
     });
   } else {
     double* z = out.data_as<double>();
