@@ -428,6 +428,8 @@ class Trainer:
             cb.on_train_begin(self)
         if resume is not None:
             self.load_checkpoint(resume)
+            if self.history.stop_reason.startswith("interrupted"):
+                self.history.stop_reason = ""
             if self._fit_key != fit_key:
                 raise ValueError(
                     f"resume: the checkpoint {os.fspath(resume)} was written by a fit with "

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import stat
 
 import numpy as np
 import pytest
@@ -402,7 +403,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, stop_
         assert {k: v for k, v in a.items() if k != "time_s"} == {
             k: v for k, v in b.items() if k != "time_s"
         }
-    assert h.best_epoch == h_full.best_epoch
+    assert (h.best_epoch, h.stop_reason) == (h_full.best_epoch, h_full.stop_reason)
 
 
 def test_resume_from_a_finished_checkpoint_only_restores(tmp_path):
@@ -458,6 +459,9 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     t = resumable_trainer(ckpt)
     fit_blobs(t)
     before = ckpt.read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(ckpt.stat().st_mode) == 0o666 & ~umask  # as open() would make it
 
     def crash(f, **arrays):
         f.write(b"PK\x03\x04 half an archive")
