@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -138,3 +139,13 @@ def test_nan_loss_stops_with_a_message_and_keeps_finite_weights(tmp_path, capsys
     assert "stopped: " in printed and "nan" in printed
     with np.load(out / "weights.npz") as weights:
         assert all(np.isfinite(weights[k]).all() for k in weights.files)
+
+
+def test_missing_optional_dependencies_are_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert "no learning_curve.png: matplotlib is not installed" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "learning_curve.png").exists()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    assert main(["train", *SMALL]) == 2
+    assert "load_digits needs scikit-learn: pip install" in capsys.readouterr().err

@@ -68,9 +68,7 @@ def test_bagging_uses_bootstrap_weights(digits):
 
 
 def test_regressor_fits_a_smooth_function():
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (300, 2))
-    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2
+    x, y = data.make_regression(300, noise=0.02, seed=0)
     est = MLPRegressor((32, 32), max_iter=100, batch_size=32, random_state=0)
     est.fit(x[:200], y[:200])
     assert est.predict(x[200:]).shape == (100,)
