@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
     print(recipes.format_table(runs))
     if summary["stop_reason"]:
         kept = summary["best_epoch"]
-        note = f"; kept the weights of epoch {kept + 1}" if kept is not None else ""
+        note = f"; kept the weights of epoch {kept}" if kept is not None else ""
         print(f"stopped: {summary['stop_reason']}{note}")
     if args.out:
         written = recipes.write_outputs(args.out, summary, history, model)

@@ -343,6 +343,10 @@ def run(
 ) -> tuple[dict[str, Any], History, nn.Module]:
     """Train the recipe on digits; returns (summary, history, model).
 
+    The summary holds accuracies and losses on the three sets, the generalization gap (train
+    minus test accuracy), best_epoch (counting from 1; history.best_epoch counts from 0),
+    best_step, epochs_run, stop_reason, seconds and the recipe.
+
     checkpoint: file for a Checkpoint callback (every checkpoint_every epochs, on Ctrl-C,
     and at the end when checkpoint_at_end); resume: continue from such a file (written
     with the same recipe; recipe_from_checkpoint reads it). Ctrl-C raises
@@ -395,7 +399,7 @@ def run(
         "val_loss": scores["val"]["loss"],
         "test_loss": scores["test"]["loss"],
         "gap": scores["train"]["accuracy"] - scores["test"]["accuracy"],
-        "best_epoch": history.best_epoch,
+        "best_epoch": None if history.best_epoch is None else history.best_epoch + 1,  # from 1
         "best_step": history.best_step,
         "epochs_run": len(history.epochs),
         "retrained_steps": final.steps if final is not trainer else None,

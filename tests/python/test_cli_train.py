@@ -37,7 +37,7 @@ def test_train_writes_summary_and_outputs(tmp_path, capsys):
     for name in ("weights.npz", "history.csv", "history.json", "summary.json", "checkpoint.npz"):
         assert (out / name).is_file(), name
     history = json.loads((out / "history.json").read_text())
-    assert len(history["epochs"]) == 3 and history["best_epoch"] == result["best_epoch"]
+    assert len(history["epochs"]) == 3 and history["best_epoch"] + 1 == result["best_epoch"]
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with np.load(out / "weights.npz") as weights:
         assert weights["0.weight"].shape == (4, 1, 3, 3)  # the first 3x3 convolution
@@ -149,3 +149,12 @@ def test_missing_optional_dependencies_are_named(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     assert main(["train", *SMALL]) == 2
     assert "load_digits needs scikit-learn: pip install" in capsys.readouterr().err
+
+
+def test_retrain_on_all_runs_the_best_step_count(tmp_path):
+    summary = tmp_path / "s.json"
+    assert main(["train", *SMALL, "--retrain-on-all", "--json", str(summary)]) == 0
+    result = json.loads(summary.read_text())
+    assert result["best_step"] == 34 * result["best_epoch"]  # 1069 samples, batches of 32
+    assert result["retrained_steps"] == result["best_step"]
+    assert main(["train", *SMALL, "--retrain-on-all", "--patience", "0"]) == 2
