@@ -129,11 +129,14 @@ def _train(args: argparse.Namespace) -> int:
             resume=args.resume,
         )
     except KeyboardInterrupt:
-        print(
-            f"seisoku train: interrupted; checkpoint written to {path}\n"
-            f"continue with: seisoku train --resume {path}",
-            file=sys.stderr,
-        )
+        if os.path.exists(path):
+            print(
+                f"seisoku train: interrupted; checkpoint written to {path}\n"
+                f"continue with: seisoku train --resume {path}",
+                file=sys.stderr,
+            )
+        else:
+            print("seisoku train: interrupted before a checkpoint was written", file=sys.stderr)
         return 130
     runs["regularized"] = summary
     print(recipes.format_table(runs))
