@@ -28,7 +28,7 @@ _preload_openblas()
 # faster. Read by libgomp when the core library loads; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _core, cuda, nn, optim  # noqa: E402
+from . import _core, cuda, data, nn, optim, train  # noqa: E402
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -57,6 +57,7 @@ __all__ = [
     "cmake_prefix_path",
     "copy",
     "cuda",
+    "data",
     "fill",
     "gemm",
     "get_num_threads",
@@ -71,6 +72,7 @@ __all__ = [
     "scale",
     "set_num_threads",
     "sum",
+    "train",
 ]
 
 

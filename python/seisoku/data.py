@@ -46,6 +46,22 @@ def make_blobs(
     return x.astype(np.float32), y.astype(np.int64)
 
 
+def make_regression(
+    n: int = 400, features: int = 2, noise: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth nonlinear target, y = sin(2 x0) + x1**2 (+ the mean of further features)
+    plus N(0, noise**2), of inputs uniform on [-1, 1]: (X float32 (n, features), y float32)."""
+    if n < 1 or features < 2 or not noise >= 0:
+        raise ValueError(f"need n >= 1, features >= 2 and noise >= 0, got {n}, {features}, {noise}")
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (n, features))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2
+    if features > 2:
+        y = y + x[:, 2:].mean(axis=1)
+    y = y + rng.normal(0.0, noise, n)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
 def stratified_split(
     y: np.ndarray, test_size: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,15 +1,25 @@
-"""Training loop with callbacks: Trainer, History, EarlyStopping.
+"""Training loop with callbacks: Trainer, History, early stopping, checkpoints, and the
+lecture's "retrain on all data for the number of steps found" (retrain_on_all).
 
 Trainer.fit runs mini-batch training of a seisoku.nn model with a loss object and an
 optimizer (anything with step(); seisoku.optim's optimizers, or a plain update function),
-evaluates on validation data, and records per-epoch train / validation loss and accuracy,
-the generalization gap (validation loss - training loss) and the time.
+evaluates on validation data, and records per epoch the train / validation loss and
+accuracy, the generalization gap (validation loss - training loss), the learning rate and
+the time. Training is a pure function of its inputs and the seed: shuffling depends only
+on (seed, epoch), augmentation is called with the global step, and masks come from Philox
+generators whose offsets are part of a checkpoint, so a run stopped by Ctrl-C and resumed
+from its checkpoint ends with the same parameters, bit for bit, as one never stopped.
 """
 
 from __future__ import annotations
 
 import copy
+import csv
+import json
 import math
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,138 +28,123 @@ from typing import Any
 import numpy as np
 
 from ._array import array_module, is_cuda_array
+from ._state_file import atomic_write, load_state, save_state
+from .callbacks import (
+    Callback,
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    JSONLogger,
+    LRSchedule,
+)
 from .nn.loss import CrossEntropyLoss, Loss
 from .nn.module import Module
+from .random import Generator, default_generator
 
 Array = Any
+
+CHECKPOINT_KIND = "checkpoint"
+
+
+def _json_float(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @dataclass
 class History:
-    """Per-epoch records (dicts with epoch, loss, accuracy, val_loss, val_accuracy, gap,
-    time_s), plus the epoch whose parameters were kept by early stopping."""
+    """What one fit recorded.
+
+    epochs: one dict per epoch with epoch, step (optimizer steps so far), loss, accuracy
+    (classification), penalty, val_loss, val_accuracy, gap (val_loss - loss), lr and
+    time_s (seconds). best_epoch / best_step: where early stopping found the best
+    evaluation (None without early stopping); stop_reason says why training ended early.
+    """
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
+    best_step: int | None = None
     stopped_early: bool = False
     stop_reason: str = ""
 
     def column(self, key: str) -> list[float]:
+        """One key over the epochs (NaN where an epoch lacks it)."""
         return [e.get(key, math.nan) for e in self.epochs]
 
+    def keys(self) -> list[str]:
+        """Every key of the epoch records, in the order first seen."""
+        seen: dict[str, None] = {}
+        for e in self.epochs:
+            seen.update(dict.fromkeys(e))
+        return list(seen)
 
-class Callback:
-    """Hooks called by Trainer.fit; set trainer.stop_training = True to stop."""
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": [dict(e) for e in self.epochs],
+            "best_epoch": self.best_epoch,
+            "best_step": self.best_step,
+            "stopped_early": self.stopped_early,
+            "stop_reason": self.stop_reason,
+        }
 
-    def on_train_begin(self, trainer: Trainer) -> None:
-        """Before the first epoch."""
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        return cls(
+            epochs=[{k: (math.nan if v is None else v) for k, v in e.items()} for e in d["epochs"]],
+            best_epoch=d["best_epoch"],
+            best_step=d["best_step"],
+            stopped_early=bool(d["stopped_early"]),
+            stop_reason=str(d["stop_reason"]),
+        )
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        """After each epoch (logs: the epoch's record)."""
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write the epoch records as CSV (header: every key seen), atomically."""
+        with atomic_write(path, "w") as f:
+            writer = csv.DictWriter(f, fieldnames=self.keys())
+            writer.writeheader()
+            writer.writerows(self.epochs)
 
-    def on_train_end(self, trainer: Trainer) -> None:
-        """After the last epoch."""
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write to_dict() as strict JSON (non-finite numbers as null), atomically."""
+        d = self.to_dict()
+        d["epochs"] = [{k: _json_float(v) for k, v in e.items()} for e in d["epochs"]]
+        with atomic_write(path, "w") as f:
+            json.dump(d, f, indent=2, allow_nan=False)
 
 
-class EarlyStopping(Callback):
-    """Stop when the monitored value stops improving (the lecture's early stopping).
+class _Interrupt:
+    """While active (main thread only), the first SIGINT sets trainer._interrupted so that
+    fit stops at the next step boundary; a second one raises KeyboardInterrupt at once."""
 
-    Args:
-        monitor: a key of the epoch record (default 'val_loss').
-        patience: evaluations without improvement before stopping (default 5).
-        min_delta: smallest change that counts as an improvement (default 0).
-        mode: 'min', 'max' or 'auto' (max for accuracy-like keys; default 'auto').
-        baseline: stop if the value has not beaten this after `patience` evaluations.
-        restore_best: put back the parameters of the best evaluation at the end (default True).
-        period: evaluate every `period` epochs (default 1).
-        stop_on_nonfinite: stop as soon as the monitored value is NaN or infinite (default True).
-    """
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.installed = False
+        self.previous: Any = None
 
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        patience: int = 5,
-        min_delta: float = 0.0,
-        mode: str = "auto",
-        baseline: float | None = None,
-        restore_best: bool = True,
-        period: int = 1,
-        stop_on_nonfinite: bool = True,
-    ) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an int >= 1, got {patience!r}")
-        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-            raise ValueError(f"period must be an int >= 1, got {period!r}")
-        if not (isinstance(min_delta, (int, float)) and min_delta >= 0):
-            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
-        if mode not in ("min", "max", "auto"):
-            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
-        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
-        self.mode, self.baseline, self.restore_best = mode, baseline, restore_best
-        self.period, self.stop_on_nonfinite = period, stop_on_nonfinite
-        self.reset()
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.trainer._interrupted:
+            raise KeyboardInterrupt
+        self.trainer._interrupted = True
 
-    def reset(self) -> None:
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.best_state: dict[str, np.ndarray] | None = None
-        self.waited = 0
-        self.stopped_epoch: int | None = None
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._handler)
+                self.installed = True
+            except ValueError:  # no signals in this interpreter
+                pass
+        return self
 
-    def _improved(self, value: float) -> bool:
-        reference = self.best if self.best is not None else self.baseline
-        if reference is None:
-            return True
-        if self.mode == "min":
-            return value < reference - self.min_delta
-        return value > reference + self.min_delta
+    def __exit__(self, *exc: Any) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
 
-    def update(self, epoch: int, value: float, state: Callable[[], dict[str, np.ndarray]]) -> bool:
-        """Record one evaluation; returns True when training should stop."""
-        if not math.isfinite(value):
-            if self.stop_on_nonfinite:
-                self.stopped_epoch = epoch
-                return True
-            self.waited += 1
-        elif self._improved(value):
-            self.best, self.best_epoch, self.waited = value, epoch, 0
-            if self.restore_best:
-                self.best_state = state()
-        else:
-            self.waited += 1
-        if self.waited >= self.patience:
-            self.stopped_epoch = epoch
-            return True
-        return False
 
-    def on_train_begin(self, trainer: Trainer) -> None:
-        self.reset()
-        if self.restore_best:  # what to go back to if no evaluation is ever finite
-            self.best_state = trainer.model.state_dict()
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if (epoch + 1) % self.period:
-            return
-        if self.monitor not in logs:
-            raise ValueError(
-                f"EarlyStopping monitors {self.monitor!r}, which the epoch records lack "
-                f"(have {sorted(logs)}); give validation data or monitor 'loss'"
-            )
-        if self.update(epoch, float(logs[self.monitor]), trainer.model.state_dict):
-            trainer.stop_training = True
-            value = logs[self.monitor]
-            trainer.history.stop_reason = (
-                f"{self.monitor} is {value}"
-                if not math.isfinite(value)
-                else f"no improvement of {self.monitor} for {self.patience} evaluations"
-            )
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        trainer.history.best_epoch = self.best_epoch
-        if self.restore_best and self.best_state is not None:
-            trainer.model.load_state_dict(self.best_state)
+def _check_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class Trainer:
@@ -158,9 +153,11 @@ class Trainer:
     Args:
         model: a seisoku.nn Module.
         loss: a seisoku.nn Loss object (e.g. CrossEntropyLoss(label_smoothing=0.1)).
-        optimizer: an object with step() that updates model.parameters() from their .grad.
-        callbacks: Callback objects (EarlyStopping, ...).
-        progress: show a tqdm progress bar per epoch when tqdm is installed (default True).
+        optimizer: an object with step() that updates model.parameters() from their .grad;
+            with state_dict() / load_state_dict() its state goes into checkpoints.
+        callbacks: Callback objects (EarlyStopping, Checkpoint, LRSchedule, CSVLogger, ...).
+        progress: show a tqdm progress bar over the epochs when tqdm is installed
+            (default True).
     """
 
     def __init__(
@@ -177,16 +174,47 @@ class Trainer:
             raise ValueError(f"loss must be a seisoku.nn.Loss, got {type(loss).__name__}")
         if not callable(getattr(optimizer, "step", None)):
             raise ValueError("optimizer must have a step() method")
+        callbacks = list(callbacks)
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.callbacks = list(callbacks)
+        # Checkpoints run last so that they save every other callback's update.
+        self.callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)] + [
+            c for c in callbacks if isinstance(c, Checkpoint)
+        ]
         self.progress = progress
         self.stop_training = False
         self.history = History()
-        self.steps = 0
+        self.validation_data: tuple[Array, Array] | None = None
+        self.metadata: dict[str, Any] = {}  # saved in checkpoints as is (JSON-like values)
+        self._reset_position()
+
+    def _reset_position(self) -> None:
+        self.epoch = 0  # the epoch being run (or next to run)
+        self.steps = 0  # optimizer steps done
+        self._batch = 0  # next batch of the current epoch
+        self._partial = self._empty_partial()
+        self._finished = False
+        self._interrupted = False
+        self._fit_key: dict[str, int] = {}
+
+    @staticmethod
+    def _empty_partial() -> dict[str, float]:
+        return {"loss": 0.0, "correct": 0.0, "count": 0.0, "penalty": 0.0, "seconds": 0.0}
+
+    def interrupt(self) -> None:
+        """Ask fit to stop at the next step boundary as Ctrl-C does: callbacks get
+        on_interrupt (a Checkpoint writes), then fit raises KeyboardInterrupt."""
+        self._interrupted = True
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _check_data(x: Array, y: Array, what: str) -> None:
+        if not hasattr(x, "shape") or not hasattr(y, "shape"):
+            raise ValueError(f"{what}: X and y must be NumPy or CuPy arrays")
+        if x.ndim < 1 or y.ndim < 1:
+            raise ValueError(f"{what}: X and y need a sample axis, got shapes {x.shape}, {y.shape}")
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{what}: X has {x.shape[0]} samples but y has {y.shape[0]}")
         if x.shape[0] == 0:
@@ -198,15 +226,25 @@ class Trainer:
     def _classification(self) -> bool:
         return isinstance(self.loss, CrossEntropyLoss)
 
-    def _accuracy(self, out: Array, y: Array) -> float:
-        return float((out.argmax(axis=1) == y).mean())
+    @staticmethod
+    def _correct(out: Array, y: Array) -> float:
+        return float((out.argmax(axis=1) == y).sum())
 
     def predict(self, x: Array, batch_size: int = 1024) -> Array:
-        """Model outputs in evaluation mode, by batches."""
+        """Model outputs in evaluation mode, by batches of batch_size (default 1024); the
+        model's train/eval mode is put back afterwards."""
+        _check_int(batch_size, "batch_size")
+        was_training = self.model.training
         self.model.eval()
-        xp = array_module(x)
-        outs = [self.model.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-        return xp.concatenate([o.copy() for o in outs])
+        try:
+            xp = array_module(x)
+            outs = [
+                self.model.forward(x[i : i + batch_size]).copy()
+                for i in range(0, x.shape[0], batch_size)
+            ]
+        finally:
+            self.model.train(was_training)
+        return xp.concatenate(outs)
 
     def evaluate(self, x: Array, y: Array, batch_size: int = 1024) -> dict[str, float]:
         """Mean loss (and accuracy for classification) in evaluation mode."""
@@ -214,8 +252,103 @@ class Trainer:
         out = self.predict(x, batch_size)
         result = {"loss": float(self.loss(out, y))}
         if self._classification():
-            result["accuracy"] = self._accuracy(out, y)
+            result["accuracy"] = self._correct(out, y) / x.shape[0]
         return result
+
+    # -- state ---------------------------------------------------------------------------
+    def _generators(self) -> list[Generator]:
+        gens, seen = [default_generator()], {id(default_generator())}
+        for _, m in self.model.named_modules():
+            g = getattr(m, "generator", None)
+            if isinstance(g, Generator) and id(g) not in seen:
+                seen.add(id(g))
+                gens.append(g)
+        return gens
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed fit needs: parameters, optimizer state, random generator
+        offsets, position (epoch, step, batch), history and callback states."""
+        opt_state = (
+            self.optimizer.state_dict()
+            if callable(getattr(self.optimizer, "state_dict", None))
+            else None
+        )
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": opt_state,
+            "generators": [g.state_dict() for g in self._generators()],
+            "position": {
+                "epoch": self.epoch,
+                "steps": self.steps,
+                "batch": self._batch,
+                "partial": dict(self._partial),
+                "finished": self._finished,
+                "stop_training": self.stop_training,
+            },
+            "fit": dict(self._fit_key),
+            "history": self.history.to_dict(),
+            "callbacks": [
+                {"type": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks
+            ],
+            "metadata": dict(self.metadata),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state_dict() into this trainer's model, optimizer, callbacks and
+        generators; a state that does not fit them is a ValueError."""
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"[load_checkpoint] the checkpoint is incomplete: missing {e}") from e
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        saved_cbs = state["callbacks"]
+        if [c["type"] for c in saved_cbs] != [type(c).__name__ for c in self.callbacks]:
+            raise ValueError(
+                "[load_checkpoint] the checkpoint was written with callbacks "
+                f"{[c['type'] for c in saved_cbs]}, this trainer has "
+                f"{[type(c).__name__ for c in self.callbacks]}"
+            )
+        gens = self._generators()
+        if len(state["generators"]) != len(gens):
+            raise ValueError(
+                f"[load_checkpoint] the checkpoint holds {len(state['generators'])} random "
+                f"generators, the model uses {len(gens)}"
+            )
+        self.model.load_state_dict(state["model"])
+        if state["optimizer"] is not None:
+            if not callable(getattr(self.optimizer, "load_state_dict", None)):
+                raise ValueError("[load_checkpoint] the optimizer has no load_state_dict()")
+            self.optimizer.load_state_dict(state["optimizer"])
+        for cb, saved in zip(self.callbacks, saved_cbs):
+            cb.load_state_dict(saved["state"])
+        for g, saved in zip(gens, state["generators"]):
+            g.load_state_dict({"seed": int(saved["seed"]), "offset": int(saved["offset"])})
+        pos = state["position"]
+        self.epoch, self.steps, self._batch = (
+            int(pos["epoch"]),
+            int(pos["steps"]),
+            int(pos["batch"]),
+        )
+        self._partial = {k: float(pos["partial"][k]) for k in self._empty_partial()}
+        self._finished = bool(pos["finished"])
+        self.stop_training = bool(pos["stop_training"])
+        self._fit_key = {k: int(v) for k, v in state["fit"].items()}
+        self.history = History.from_dict(state["history"])
+        self.metadata = dict(state.get("metadata", {}))
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Write state_dict() atomically as an .npz archive (no pickle)."""
+        save_state(path, self.state_dict(), CHECKPOINT_KIND)
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Read a checkpoint written by save_checkpoint (or a Checkpoint callback); a missing,
+        corrupt or mismatched file is a ValueError that names it."""
+        try:
+            self.load_state_dict(load_state(path, CHECKPOINT_KIND))
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if os.fspath(path) in msg else f"{os.fspath(path)}: {msg}") from e
 
     # -- training ----------------------------------------------------------------------
     def fit(
@@ -230,83 +363,216 @@ class Trainer:
         augment: Callable[[Array, int], Array] | None = None,
         sample_weight: Array | None = None,
         seed: int = 0,
-        initial_epoch: int = 0,
+        max_steps: int | None = None,
+        resume: str | os.PathLike[str] | None = None,
     ) -> History:
-        """Train for up to `epochs` epochs and return the History.
+        """Train for up to `epochs` epochs (or `max_steps` optimizer steps) and return the
+        History.
 
-        augment(x_batch, step) may return a transformed copy of a batch (training only).
-        validation_split holds out that fraction of (x, y) (its tail) when no
-        validation_data is given. Shuffling depends only on (seed, epoch).
+        Args:
+            x, y: training inputs (N, ...) and targets (N, ...), NumPy or CuPy.
+            validation_data: (X_val, y_val) evaluated after every epoch (default None).
+            validation_split: without validation_data, hold out this fraction of (x, y),
+                its tail, for validation (default 0: none).
+            epochs: epochs to run, counting from 0 also when resuming (default 10).
+            batch_size: samples per step (default 32; the last batch may be smaller).
+            augment: augment(x_batch, step) returns a transformed batch (training only);
+                step is the global step, so a seeded augmentation resumes exactly.
+            sample_weight: per-sample loss weights (N,), >= 0 (default None: all equal).
+            seed: shuffling seed; the order of epoch e depends only on (seed, e).
+            max_steps: stop after this many optimizer steps in all (default None).
+            resume: a checkpoint file to continue from (written by a Checkpoint callback
+                or save_checkpoint in a fit with the same data size, batch_size and seed).
+
+        A non-finite training loss stops training before the step that would apply it,
+        with history.stop_reason saying so. Ctrl-C (SIGINT) stops at the next step boundary:
+        callbacks get on_interrupt (a Checkpoint writes), then KeyboardInterrupt is raised.
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        epochs = _check_int(epochs, "epochs")
+        batch_size = _check_int(batch_size, "batch_size")
+        if max_steps is not None:
+            max_steps = _check_int(max_steps, "max_steps")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        if augment is not None and not callable(augment):
+            raise ValueError(f"augment must be a callable(x_batch, step), got {augment!r}")
         self._check_data(x, y, "fit")
+        if sample_weight is not None:
+            sample_weight = self._check_weights(sample_weight, x.shape[0])
         if validation_data is None and validation_split:
-            if not 0.0 < validation_split < 1.0:
+            if (
+                isinstance(validation_split, bool)
+                or not isinstance(validation_split, (int, float))
+                or not 0.0 < validation_split < 1.0
+            ):
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
             cut = x.shape[0] - max(1, round(x.shape[0] * validation_split))
+            if cut < 1:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves no training samples of "
+                    f"{x.shape[0]}"
+                )
             x, validation_data, y = x[:cut], (x[cut:], y[cut:]), y[:cut]
+            if sample_weight is not None:
+                sample_weight = sample_weight[:cut]
         if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
             self._check_data(*validation_data, "validation_data")
-        xp = array_module(x)
-        n = x.shape[0]
+        self.validation_data = validation_data
+        fit_key = {"samples": int(x.shape[0]), "batch_size": batch_size, "seed": int(seed)}
+
         self.stop_training = False
-        if initial_epoch == 0:
-            self.history = History()
+        self._interrupted = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
-        bar = _Progress(self.progress, epochs, initial_epoch)
-        for epoch in range(initial_epoch, epochs):
-            start = time.perf_counter()
-            order = np.random.default_rng([seed, epoch]).permutation(n)
-            if is_cuda_array(x):
-                order = xp.asarray(order)
-            self.model.train()
-            total, correct, penalty = 0.0, 0.0, 0.0
-            for i in range(0, n, batch_size):
-                idx = order[i : i + batch_size]
-                xb, yb = x[idx], y[idx]
-                if augment is not None:
-                    xb = augment(xb, self.steps)
-                wb = sample_weight[idx] if sample_weight is not None else None
-                self.model.zero_grad()
-                out = self.model.forward(xb)
-                batch_loss = float(self.loss(out, yb, wb))
-                self.model.backward(self.loss.backward(), need_input_grad=False)
-                penalty = self.model.apply_penalties()
-                self.optimizer.step()
-                self.steps += 1
-                total += batch_loss * len(idx)
-                if self._classification():
-                    correct += self._accuracy(out, yb) * len(idx)
-                if not math.isfinite(batch_loss):
-                    break
-            logs = {"epoch": float(epoch), "loss": total / n, "penalty": float(penalty)}
-            if self._classification():
-                logs["accuracy"] = correct / n
-            if validation_data is not None and math.isfinite(logs["loss"]):
-                val = self.evaluate(*validation_data)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-                logs["gap"] = logs["val_loss"] - logs["loss"]
-            elif validation_data is not None:
-                logs["val_loss"] = logs["loss"]  # non-finite: nothing worth evaluating
-            logs["time_s"] = time.perf_counter() - start
-            self.history.epochs.append(logs)
-            if not math.isfinite(logs["loss"]):
-                self.stop_training = True
-                self.history.stop_reason = f"training loss became {logs['loss']} in epoch {epoch}"
+        if resume is not None:
+            self.load_checkpoint(resume)
+            if self.history.stop_reason.startswith("interrupted"):
+                self.history.stop_reason = ""
+            if self._fit_key != fit_key:
+                raise ValueError(
+                    f"resume: the checkpoint {os.fspath(resume)} was written by a fit with "
+                    f"{self._fit_key}, this fit has {fit_key}"
+                )
+        else:
+            self._reset_position()
+            self.history = History()
+        self._fit_key = fit_key
+        if self._finished:
             for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, logs)
-            bar.update(logs)
-            if self.stop_training:
-                self.history.stopped_early = True
-                break
-        bar.close()
+                cb.on_train_end(self)
+            return self.history
+
+        bar = _Progress(self.progress, epochs, min(self.epoch, epochs))
+        try:
+            with _Interrupt(self):
+                while self.epoch < epochs and not self.stop_training:
+                    self._run_epoch(
+                        x, y, validation_data, batch_size, augment, sample_weight, seed, max_steps
+                    )
+                    bar.update(self.history.epochs[-1])
+                    if max_steps is not None and self.steps >= max_steps:
+                        if not self.stop_training:
+                            self.history.stop_reason = f"reached max_steps={max_steps}"
+                        break
+        finally:
+            bar.close()
+        if self.stop_training:
+            self.history.stopped_early = True
+        self._finished = True
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
+
+    @staticmethod
+    def _check_weights(w: Array, n: int) -> Array:
+        if not hasattr(w, "shape") or tuple(w.shape) != (n,):
+            shape = getattr(w, "shape", type(w).__name__)
+            raise ValueError(f"sample_weight must be an array of shape ({n},), got {shape}")
+        xp = array_module(w)
+        if not bool(xp.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError("sample_weight must be finite and >= 0")
+        return w
+
+    def _run_epoch(
+        self,
+        x: Array,
+        y: Array,
+        validation_data: tuple[Array, Array] | None,
+        batch_size: int,
+        augment: Callable[[Array, int], Array] | None,
+        sample_weight: Array | None,
+        seed: int,
+        max_steps: int | None,
+    ) -> None:
+        epoch, n = self.epoch, x.shape[0]
+        if self._batch == 0:
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, epoch)
+        start = time.perf_counter()
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        if is_cuda_array(x):
+            order = array_module(x).asarray(order)
+        part = self._partial
+        self.model.train()
+        for b in range(self._batch, -(-n // batch_size)):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, self.steps)
+            wb = sample_weight[idx] if sample_weight is not None else None
+            self.model.zero_grad()
+            out = self.model.forward(xb)
+            batch_loss = float(self.loss(out, yb, wb))
+            if not math.isfinite(batch_loss):
+                self._diverge(f"training loss became {batch_loss} at step {self.steps + 1}")
+                break
+            self.model.backward(self.loss.backward(), need_input_grad=False)
+            part["penalty"] = float(self.model.apply_penalties())
+            try:
+                self.optimizer.step()
+            except ValueError as e:
+                if "non-finite" not in str(e):
+                    raise
+                self._diverge(f"non-finite gradient at step {self.steps + 1}: {e}")
+                break
+            self.steps += 1
+            self._batch = b + 1
+            size = len(idx)
+            part["loss"] += batch_loss * size
+            part["count"] += size
+            if self._classification():
+                part["correct"] += self._correct(out, yb)
+            for cb in self.callbacks:
+                cb.on_batch_end(self, self.steps, {"loss": batch_loss, "size": float(size)})
+            if self._interrupted:
+                part["seconds"] += time.perf_counter() - start
+                self.history.stop_reason = f"interrupted at step {self.steps}"
+                for cb in self.callbacks:
+                    cb.on_interrupt(self)
+                raise KeyboardInterrupt
+            if self.stop_training or (max_steps is not None and self.steps >= max_steps):
+                break
+        self._end_epoch(epoch, validation_data, start)
+
+    def _diverge(self, reason: str) -> None:
+        self.stop_training = True
+        self.history.stop_reason = reason
+        self._partial["loss"] = math.nan
+        self._partial["count"] = max(self._partial["count"], 1.0)
+
+    def _end_epoch(
+        self, epoch: int, validation_data: tuple[Array, Array] | None, start: float
+    ) -> None:
+        part = self._partial
+        count = max(part["count"], 1.0)
+        logs: dict[str, float] = {
+            "epoch": float(epoch),
+            "step": float(self.steps),
+            "loss": part["loss"] / count,
+        }
+        if self._classification():
+            logs["accuracy"] = part["correct"] / count
+        penalty = part["penalty"]
+        if callable(getattr(self.optimizer, "penalty", None)):
+            penalty += float(self.optimizer.penalty())
+        logs["penalty"] = penalty
+        finite = math.isfinite(logs["loss"])
+        if validation_data is not None and finite:
+            val = self.evaluate(*validation_data)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["gap"] = logs["val_loss"] - logs["loss"]
+        elif validation_data is not None:
+            logs["val_loss"] = logs["loss"]  # non-finite: nothing worth evaluating
+        groups = getattr(self.optimizer, "param_groups", None)
+        if groups:
+            logs["lr"] = float(groups[0]["lr"])
+        logs["time_s"] = part["seconds"] + time.perf_counter() - start
+        self.history.epochs.append(logs)
+        self.epoch, self._batch, self._partial = epoch + 1, 0, self._empty_partial()
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, logs)
 
 
 class _Progress:
@@ -335,6 +601,76 @@ class _Progress:
             self.bar.close()
 
 
+def retrain_on_all(
+    build: Callable[[], Trainer],
+    x: Array,
+    y: Array,
+    validation_data: tuple[Array, Array],
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int = 32,
+    augment: Callable[[Array, int], Array] | None = None,
+    seed: int = 0,
+) -> Trainer:
+    """The lecture's second early-stopping procedure: retrain on all the data.
+
+    Early stopping on (x, y) with validation_data found the best number of optimizer steps
+    (history.best_step); this trains a fresh model, from build() (a new Trainer with a
+    newly initialised model and optimizer and no validation-based callbacks), on the
+    training and validation data together for exactly `steps` optimizer steps, or for
+    `epochs` epochs (the procedure's other variant). Give one of the two. Returns the
+    trained Trainer.
+    """
+    if (steps is None) == (epochs is None):
+        raise ValueError(
+            f"give exactly one of steps and epochs, got steps={steps}, epochs={epochs}"
+        )
+    if steps is not None:
+        steps = _check_int(steps, "steps")
+    if epochs is not None:
+        epochs = _check_int(epochs, "epochs")
+    batch_size = _check_int(batch_size, "batch_size")
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError("validation_data must be a pair (X_val, y_val)")
+    xv, yv = validation_data
+    Trainer._check_data(x, y, "retrain_on_all")
+    Trainer._check_data(xv, yv, "retrain_on_all validation_data")
+    xp = array_module(x)
+    x_all, y_all = xp.concatenate([x, xv]), xp.concatenate([y, yv])
+    trainer = build()
+    if not isinstance(trainer, Trainer):
+        raise ValueError(f"build() must return a Trainer, got {type(trainer).__name__}")
+    if steps is not None:
+        per_epoch = -(-x_all.shape[0] // batch_size)
+        trainer.fit(
+            x_all,
+            y_all,
+            epochs=-(-steps // per_epoch),
+            batch_size=batch_size,
+            augment=augment,
+            seed=seed,
+            max_steps=steps,
+        )
+    else:
+        trainer.fit(x_all, y_all, epochs=epochs, batch_size=batch_size, augment=augment, seed=seed)
+    return trainer
+
+
 def clone_model(model: Module) -> Module:
     """An independent copy of a model (parameters copied)."""
     return copy.deepcopy(model)
+
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "History",
+    "JSONLogger",
+    "LRSchedule",
+    "Trainer",
+    "clone_model",
+    "retrain_on_all",
+]

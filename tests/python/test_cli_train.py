@@ -1,12 +1,22 @@
-"""`seisoku train` end to end on the built-in digits, with few epochs."""
+"""`seisoku train` end to end on the built-in digits, with few epochs: outputs, --compare,
+TOML config, Ctrl-C and --resume (same weights as an uninterrupted run), NaN losses, and
+clear errors for bad values, configs and checkpoints."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 
+import numpy as np
 import pytest
 
+from seisoku import recipes
 from seisoku.cli import main
+from seisoku.train import Callback
+
+SMALL = ["--epochs", "3", "--channels", "4,8", "--hidden", "16", "--no-progress"]
 
 
 @pytest.fixture(autouse=True)
@@ -16,28 +26,32 @@ def _needs_sklearn() -> None:
 
 def test_train_writes_summary_and_outputs(tmp_path, capsys):
     out, summary = tmp_path / "run", tmp_path / "summary.json"
-    args = ["train", "--epochs", "3", "--hidden", "64", "--no-progress"]
+    args = ["train", *SMALL]
     assert main([*args, "--out", str(out), "--json", str(summary)]) == 0
     printed = capsys.readouterr().out
     assert "test accuracy" in printed and "generalization gap" in printed
     result = json.loads(summary.read_text())
-    assert 0.5 < result["test_accuracy"] <= 1.0
+    assert 0.3 < result["test_accuracy"] <= 1.0  # chance is 0.1
     assert result["epochs_run"] == 3
-    assert result["recipe"]["hidden"] == [64]
-    for name in ("weights.npz", "history.csv", "history.json", "summary.json"):
+    assert result["recipe"]["hidden"] == [16] and result["recipe"]["model"] == "cnn"
+    for name in ("weights.npz", "history.csv", "history.json", "summary.json", "checkpoint.npz"):
         assert (out / name).is_file(), name
-    assert len(json.loads((out / "history.json").read_text())) == 3
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["epochs"]) == 3 and history["best_epoch"] + 1 == result["best_epoch"]
+    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(out / "weights.npz") as weights:
+        assert weights["0.weight"].shape == (4, 1, 3, 3)  # the first 3x3 convolution
 
 
 def test_compare_prints_both_runs(capsys):
-    assert main(["train", "--epochs", "2", "--hidden", "32", "--no-progress", "--compare"]) == 0
+    assert main(["train", *SMALL, "--compare", "--model", "mlp", "--hidden", "32"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
-    assert "unregularized" in header and "regularized" in header
+    assert header.split() == ["unregularized", "regularized"]
 
 
 def test_config_file_and_its_errors(tmp_path, capsys):
     good = tmp_path / "good.toml"
-    good.write_text("hidden = [32]\nepochs = 2\ndropout = 0.1\n")
+    good.write_text('model = "mlp"\nhidden = [32]\nepochs = 2\ndropout = 0.1\n')
     summary = tmp_path / "s.json"
     assert main(["train", "--config", str(good), "--no-progress", "--json", str(summary)]) == 0
     assert json.loads(summary.read_text())["recipe"]["dropout"] == 0.1
@@ -53,6 +67,94 @@ def test_config_file_and_its_errors(tmp_path, capsys):
         main(["train", "--config", str(tmp_path / "missing.toml")])
 
 
-def test_bad_values_exit_with_a_message(capsys):
+def test_bad_values_exit_with_a_message(tmp_path, capsys):
     assert main(["train", "--epochs", "2", "--dropout", "1.5", "--no-progress"]) == 2
-    assert "dropout" in capsys.readouterr().err
+    assert "dropout must be a number in [0.0, 1.0), got 1.5" in capsys.readouterr().err
+    assert main(["train", "--shift", "5"]) == 2
+    assert "shift must be at most 3" in capsys.readouterr().err
+    typed = tmp_path / "typed.toml"
+    typed.write_text('hidden = 32\nlr = "fast"\n')
+    assert main(["train", "--config", str(typed)]) == 2
+    assert f"hidden must be a list of positive ints, got 32 (config {typed}" in (
+        capsys.readouterr().err
+    )
+
+
+class InterruptAt(Callback):
+    """Sends the process a real SIGINT (Ctrl-C) after optimizer step `step`."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch_end(self, trainer, step, logs):
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_ends_with_the_same_weights(
+    tmp_path, capsys, monkeypatch
+):
+    args = ["train", *SMALL, "--model", "mlp", "--hidden", "32", "--dropout", "0.3"]
+    full = tmp_path / "full"
+    assert main([*args, "--out", str(full)]) == 0
+    real_run = recipes.run
+
+    def run_with(stop_at):
+        return lambda *a, **kw: real_run(*a, callbacks=[InterruptAt(stop_at)], **kw)
+
+    ckpt = tmp_path / "ckpt.npz"
+    monkeypatch.setattr(recipes, "run", run_with(50))  # 34 steps per epoch: inside epoch 2
+    capsys.readouterr()
+    assert main([*args, "--checkpoint", str(ckpt)]) == 130
+    err = capsys.readouterr().err
+    assert f"checkpoint written to {ckpt}" in err and f"--resume {ckpt}" in err
+    monkeypatch.setattr(recipes, "run", run_with(-1))  # the same callbacks, no interrupt
+    resumed = tmp_path / "resumed"
+    assert main(["train", "--resume", str(ckpt), "--out", str(resumed), "--no-progress"]) == 0
+    assert "interrupted" not in capsys.readouterr().out
+    with np.load(full / "weights.npz") as a, np.load(resumed / "weights.npz") as b:
+        assert a.files == b.files
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert main(["train", "--resume", str(ckpt), "--lr", "0.1"]) == 2
+    assert "drop --lr" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip archive")
+    assert main(["train", "--resume", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad} is not a readable seisoku checkpoint file" in err
+    assert "Traceback" not in err
+    assert main(["train", "--resume", str(tmp_path / "none.npz")]) == 2
+    assert "none.npz: no such file" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_finite_weights(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", *SMALL, "--model", "mlp", "--lr", "1e6", "--schedule", "none"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "stopped: " in printed and "nan" in printed
+    with np.load(out / "weights.npz") as weights:
+        assert all(np.isfinite(weights[k]).all() for k in weights.files)
+
+
+def test_missing_optional_dependencies_are_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert "no learning_curve.png: matplotlib is not installed" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "learning_curve.png").exists()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    assert main(["train", *SMALL]) == 2
+    assert "load_digits needs scikit-learn: pip install" in capsys.readouterr().err
+
+
+def test_retrain_on_all_runs_the_best_step_count(tmp_path):
+    summary = tmp_path / "s.json"
+    assert main(["train", *SMALL, "--retrain-on-all", "--json", str(summary)]) == 0
+    result = json.loads(summary.read_text())
+    assert result["best_step"] == 34 * result["best_epoch"]  # 1069 samples, batches of 32
+    assert result["retrained_steps"] == result["best_step"]
+    assert main(["train", *SMALL, "--retrain-on-all", "--patience", "0"]) == 2
