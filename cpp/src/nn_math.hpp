@@ -30,7 +30,7 @@ SEISOKU_HD T tanh_(T x) {
 template <class T>
 SEISOKU_HD T act_forward(T x, Activation act, T slope) {
   switch (act) {
-    case Activation::relu: return x > T(0) ? x : T(0);
+    case Activation::relu: return x < T(0) ? T(0) : x;  // NaN stays NaN (divergence shows)
     case Activation::leaky_relu: return x > T(0) ? x : x * slope;
     case Activation::tanh: return tanh_(x);
     case Activation::sigmoid: {

@@ -197,6 +197,19 @@ def test_tanh_saturates(dtype):
     np.testing.assert_array_equal(y, [-1.0, 1.0])
 
 
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid"])
+def test_activations_propagate_nan(device, name):
+    """A NaN pre-activation stays NaN (as in torch), in the activation op and the fused Linear,
+    so that a diverging model shows it instead of turning NaN into zeros."""
+    x = to_device(np.array([[np.nan, 1.0, -1.0, 0.0]], np.float32), device)
+    y = to_host(nnf.activation(x, name))
+    assert np.isnan(y[0, 0]) and np.isfinite(y[0, 1:]).all()
+    rows = to_device(np.array([[np.nan, 1.0], [1.0, -1.0]], np.float32), device)
+    w = to_device(np.array([[1.0, 0.0], [-1.0, 0.5]], np.float32), device)  # NaN fills row 0
+    z = to_host(nnf.linear(rows, w, activation=name))
+    assert np.isnan(z[0]).all() and np.isfinite(z[1]).all()
+
+
 def test_activation_bad_arguments():
     x = rand(5)
     with pytest.raises(ValueError, match="slope must be finite and >= 0"):
