@@ -17,7 +17,7 @@ void set_num_threads(int n) {
 #if defined(_OPENMP)
   omp_set_num_threads(n);
 #endif
-  scipy_openblas_set_num_threads(n);
+  // OpenBLAS stays single-threaded: GEMM tiles run on these OpenMP threads (cpu/blas.cpp).
 }
 
 int get_num_threads() { return cpu::max_threads(); }

@@ -88,3 +88,34 @@ def test_gemm_bad_input():
         sei.gemm(a, a.T.copy(), beta=1.0)
     with pytest.raises(ValueError, match=r"\[gemm\] a must have dtype float32, float64, got int32"):
         sei.gemm(np.ones((2, 2), np.int32), np.ones((2, 2), np.int32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("m", "n", "k", "trans_a", "trans_b"),
+    [(32, 512, 512, False, False), (128, 800, 784, False, True), (800, 784, 128, True, False),
+     (10, 800, 128, True, False), (128, 10, 800, False, True), (1000, 300, 64, False, False),
+     (257, 263, 301, True, True)],
+)
+def test_gemm_bits_do_not_depend_on_the_thread_count(dtype, m, n, k, trans_a, trans_b):
+    rng = np.random.default_rng(m * n + k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    old = sei.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            sei.set_num_threads(threads)
+            c = c0.copy()
+            sei.gemm(a, b, c, alpha=0.5, beta=2.0, trans_a=trans_a, trans_b=trans_b)
+            results.append(c)
+    finally:
+        sei.set_num_threads(old)
+    opa = (a.T if trans_a else a).astype(np.float64)
+    opb = (b.T if trans_b else b).astype(np.float64)
+    ref = 0.5 * (opa @ opb) + 2.0 * c0
+    scale = 0.5 * (np.abs(opa) @ np.abs(opb)) + 2.0 * np.abs(c0)
+    assert np.all(np.abs(results[0] - ref) <= gemm_tolerance(dtype, k) * scale)
+    for c in results[1:]:
+        np.testing.assert_array_equal(c.view(np.uint8), results[0].view(np.uint8))
