@@ -110,32 +110,37 @@ SEISOKU_HD std::int64_t border_index(std::int64_t k, std::int64_t n, Border bord
   return m < n ? m : period - m;
 }
 
-// The K taps of one axis at coordinate s: K = 1 nearest, 2 linear, 4 Keys cubic (a = -0.5).
+// The first tap k0 and the K weights of one axis at coordinate s: K = 1 nearest, 2 linear,
+// 4 Keys cubic (a = -0.5); the taps are k0 .. k0 + K - 1.
 template <int K>
-SEISOKU_HD void axis_taps(float s, std::int64_t n, Border border, std::int64_t* idx, float* wt) {
+SEISOKU_HD std::int64_t axis_weights(float s, float* wt) {
   s = clamp_coord(s);
   if constexpr (K == 1) {
-    idx[0] = border_index(static_cast<std::int64_t>(std::floor(s + 0.5f)), n, border);
     wt[0] = 1.0f;
+    return static_cast<std::int64_t>(std::floor(s + 0.5f));
   } else if constexpr (K == 2) {
     const float f = std::floor(s);
     const float t = s - f;
-    const std::int64_t k = static_cast<std::int64_t>(f);
-    idx[0] = border_index(k, n, border);
-    idx[1] = border_index(k + 1, n, border);
     wt[0] = 1.0f - t;
     wt[1] = t;
+    return static_cast<std::int64_t>(f);
   } else {
     const float f = std::floor(s);
     const float t = s - f;
     const float t2 = t * t, t3 = t2 * t;
-    const std::int64_t k = static_cast<std::int64_t>(f);
-    for (int i = 0; i < 4; ++i) idx[i] = border_index(k - 1 + i, n, border);
     wt[0] = 0.5f * ((2.0f * t2 - t3) - t);
     wt[1] = 0.5f * ((3.0f * t3 - 5.0f * t2) + 2.0f);
     wt[2] = 0.5f * ((4.0f * t2 - 3.0f * t3) + t);
     wt[3] = 0.5f * (t3 - t2);
+    return static_cast<std::int64_t>(f) - 1;
   }
+}
+
+// The K taps of one axis of n pixels at coordinate s, through the border.
+template <int K>
+SEISOKU_HD void axis_taps(float s, std::int64_t n, Border border, std::int64_t* idx, float* wt) {
+  const std::int64_t k0 = axis_weights<K>(s, wt);
+  for (int i = 0; i < K; ++i) idx[i] = border_index(k0 + i, n, border);
 }
 
 template <class T>

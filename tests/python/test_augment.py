@@ -411,6 +411,17 @@ def test_noise_float_and_saturating_uint8(device):
     np.testing.assert_array_equal(sa.Compose([sa.GaussianNoise(0.0)])(xf), xf)
 
 
+def test_noise_and_random_fill_draw_the_same_normals():
+    # Both key element e of step 0 by Philox block e // 4: the batched noise path (vectorized
+    # Box-Muller on the CPU) must give the bits of the per-element path of random erasing.
+    x = np.zeros((6, 20, 20, 3), np.float32)
+    noise = sa.Compose([sa.GaussianNoise(1.0)], seed=3)(x)
+    erased = sa.Compose([sa.RandomErasing(1.0, scale=(0.5, 0.9), value="random")], seed=3)(x)
+    mask = erased != 0
+    assert mask.sum() > 6 * 0.4 * 1200
+    np.testing.assert_array_equal(erased[mask], noise[mask])
+
+
 # ---- reproducibility --------------------------------------------------------------------
 
 

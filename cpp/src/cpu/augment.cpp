@@ -46,6 +46,15 @@ float* scratch_floats(std::vector<float>& v, std::int64_t n) {
   return v.data();
 }
 
+// drow[x] = srow[tx - x] for x in [xa, xb), pixels of Q values (Q = 0: q).
+template <int Q, class T>
+inline void reverse_pixels(T* __restrict drow, const T* __restrict srow, std::int64_t tx, std::int64_t xa,
+                           std::int64_t xb, std::int64_t q) {
+  const std::int64_t n = Q > 0 ? Q : q;
+  for (std::int64_t x = xa; x < xb; ++x)
+    for (std::int64_t c = 0; c < n; ++c) drow[x * n + c] = srow[(tx - x) * n + c];
+}
+
 // Integer axis-aligned map (flips, crops): source (fx x + tx, fy y + ty), fx, fy = +-1.
 template <class T>
 void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
@@ -77,8 +86,9 @@ void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage
       if (fx == 1) {
         std::memcpy(drow + xa * q, srow + (xa + tx) * q, static_cast<std::size_t>((xb - xa) * q) * sizeof(T));
       } else if (q == 1) {
-        const T* s = srow + tx;
-        for (std::int64_t x = xa; x < xb; ++x) drow[x] = s[-x];
+        reverse_pixels<1>(drow, srow, tx, xa, xb, q);
+      } else if (q == 3) {
+        reverse_pixels<3>(drow, srow, tx, xa, xb, q);
       } else {
         for (std::int64_t x = xa; x < xb; ++x)
           for (std::int64_t c = 0; c < q; ++c) drow[x * q + c] = srow[(tx - x) * q + c];
@@ -88,15 +98,58 @@ void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage
   }
 }
 
-template <int K, class T>
-void geometric_affine(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
+// Output pixel (y, x) from taps that all lie inside the image (k0x .. k0x + K - 1, k0y ..):
+// the arithmetic of resample_pixel without the border. Q = values per pixel (0: in.q).
+template <int K, int Q, class T>
+inline void gather_interior(const T* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
+                            std::int64_t x, std::int64_t k0x, const float* wx, std::int64_t k0y, const float* wy) {
+  const std::int64_t q = Q > 0 ? Q : in.q;
+  const std::int64_t row_stride = in.w * q;
+  T* d = dst + (y * out.w + x) * q;
+  for (std::int64_t p = 0; p < in.p; ++p) {
+    const T* base = src + p * in.plane() + k0y * row_stride + k0x * q;
+    T* dp = d + p * out.plane();
+    for (std::int64_t c = 0; c < q; ++c) {
+      float acc = 0.0f;
+      for (int j = 0; j < K; ++j) {
+        const T* r = base + j * row_stride + c;
+        float row = 0.0f;
+        for (int i = 0; i < K; ++i) row = row + wx[i] * static_cast<float>(r[i * q]);
+        acc = acc + wy[j] * row;
+      }
+      dp[c] = store_value<T>(acc);
+    }
+  }
+}
+
+// Output pixel (y, x) read at (sx, sy): the interior path when every tap is inside.
+template <int K, int Q, class T>
+inline void sample_at(const T* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
+                      std::int64_t x, float sx, float sy, Border border, float fill) {
+  float wx[K], wy[K];
+  const std::int64_t k0x = axis_weights<K>(sx, wx), k0y = axis_weights<K>(sy, wy);
+  if (k0x >= 0 && k0x + K <= in.w && k0y >= 0 && k0y + K <= in.h)
+    gather_interior<K, Q>(src, dst, in, out, y, x, k0x, wx, k0y, wy);
+  else
+    resample_pixel<K>(src, dst, in, out, y, x, sx, sy, border, fill);
+}
+
+template <int K, int Q, class T>
+void geometric_affine_q(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
   for (std::int64_t y = 0; y < st.out.h; ++y) {
     for (std::int64_t x = 0; x < st.out.w; ++x) {
       float sx, sy;
       affine_source(ss.m, x, y, &sx, &sy);
-      resample_pixel<K>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
+      sample_at<K, Q>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
     }
   }
+}
+
+template <int K, class T>
+void geometric_affine(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
+  if (st.in.q == 1) geometric_affine_q<K, 1>(src, dst, st, ss);
+  else if (st.in.q == 3) geometric_affine_q<K, 3>(src, dst, st, ss);
+  else geometric_affine_q<K, 0>(src, dst, st, ss);
 }
 
 template <class T>
@@ -112,16 +165,24 @@ void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss)
   }
 }
 
-template <int K, class T>
-void displace_k(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
-                float fill) {
+template <int K, int Q, class T>
+void displace_kq(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
+                 float fill) {
   for (std::int64_t y = 0; y < img.h; ++y) {
     for (std::int64_t x = 0; x < img.w; ++x) {
       const std::int64_t i = y * img.w + x;
       const float sx = static_cast<float>(x) + dx[i], sy = static_cast<float>(y) + dy[i];
-      resample_pixel<K>(src, dst, img, img, y, x, sx, sy, border, fill);
+      sample_at<K, Q>(src, dst, img, img, y, x, sx, sy, border, fill);
     }
   }
+}
+
+template <int K, class T>
+void displace_k(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
+                float fill) {
+  if (img.q == 1) displace_kq<K, 1>(src, dst, dx, dy, img, border, fill);
+  else if (img.q == 3) displace_kq<K, 3>(src, dst, dx, dy, img, border, fill);
+  else displace_kq<K, 0>(src, dst, dx, dy, img, border, fill);
 }
 
 template <class T>
@@ -245,27 +306,98 @@ void fill_rects(T* img, const ImageShape& s, const StagePlan& st, const SampleSt
   }
 }
 
+// The normals of kLanes Philox blocks (block_normals on each), written branch-free over
+// arrays so that the compiler vectorizes them: the same operations as philox::box_muller
+// (log_positive, sqrt, sincos_2pi), value by value.
+void lane_normals(const std::uint32_t* __restrict words, float* __restrict z) {
+  constexpr int kPairs = 2 * kLanes;
+  float u1[kPairs], u2[kPairs], rad[kPairs], sn[kPairs], cs[kPairs];
+  for (int k = 0; k < kPairs; ++k) {
+    u1[k] = philox::to_open_unit_float(words[2 * k]);
+    u2[k] = philox::to_unit_float(words[2 * k + 1]);
+  }
+  for (int k = 0; k < kPairs; ++k) {
+    // log_positive(u1): u1 = m 2^e with m in [sqrt(1/2), sqrt(2)).
+    const std::uint32_t b = float_bits(u1[k]);
+    int e = static_cast<int>(b >> 23) - 127;
+    float m = bits_float((b & 0x7fffffu) | 0x3f800000u);
+    const bool big = m > 1.41421356f;
+    m = big ? m * 0.5f : m;
+    e = big ? e + 1 : e;
+    const float f = m - 1.0f;
+    const float sv = f / (2.0f + f);
+    const float zz = sv * sv;
+    float p = float(2.0 / 21);
+    p = philox::fma_(p, zz, float(2.0 / 19));
+    p = philox::fma_(p, zz, float(2.0 / 17));
+    p = philox::fma_(p, zz, float(2.0 / 15));
+    p = philox::fma_(p, zz, float(2.0 / 13));
+    p = philox::fma_(p, zz, float(2.0 / 11));
+    p = philox::fma_(p, zz, float(2.0 / 9));
+    p = philox::fma_(p, zz, float(2.0 / 7));
+    p = philox::fma_(p, zz, float(2.0 / 5));
+    p = philox::fma_(p, zz, float(2.0 / 3));
+    const float logm = philox::fma_(sv * zz, p, 2.0f * sv);
+    const float ef = static_cast<float>(e);
+    const float lg = philox::fma_(ef, float(0.693145751953125), philox::fma_(ef, float(1.4286068203094172321e-06), logm));
+    rad[k] = std::sqrt(-2.0f * lg);
+  }
+  for (int k = 0; k < kPairs; ++k) {
+    // sincos_2pi(u2).
+    const float t4 = u2[k] * 4.0f;
+    const int q = static_cast<int>(t4);
+    float r = t4 - static_cast<float>(q);
+    const bool upper = r > 0.5f;
+    r = upper ? 1.0f - r : r;
+    const float a = r * float(1.5707963267948966);
+    const float z2 = a * a;
+    float ps = float(-1.0 / 1307674368000.0);
+    ps = philox::fma_(ps, z2, float(1.0 / 6227020800.0));
+    ps = philox::fma_(ps, z2, float(-1.0 / 39916800.0));
+    ps = philox::fma_(ps, z2, float(1.0 / 362880.0));
+    ps = philox::fma_(ps, z2, float(-1.0 / 5040.0));
+    ps = philox::fma_(ps, z2, float(1.0 / 120.0));
+    ps = philox::fma_(ps, z2, float(-1.0 / 6.0));
+    const float sa0 = philox::fma_(a * z2, ps, a);
+    float pc = float(1.0 / 20922789888000.0);
+    pc = philox::fma_(pc, z2, float(-1.0 / 87178291200.0));
+    pc = philox::fma_(pc, z2, float(1.0 / 479001600.0));
+    pc = philox::fma_(pc, z2, float(-1.0 / 3628800.0));
+    pc = philox::fma_(pc, z2, float(1.0 / 40320.0));
+    pc = philox::fma_(pc, z2, float(-1.0 / 720.0));
+    pc = philox::fma_(pc, z2, float(1.0 / 24.0));
+    pc = philox::fma_(pc, z2, -0.5f);
+    const float ca0 = philox::fma_(z2, pc, 1.0f);
+    const float sa = upper ? ca0 : sa0, ca = upper ? sa0 : ca0;
+    const float s0 = (q & 1) ? ca : sa, c0 = (q & 1) ? sa : ca;
+    sn[k] = (q & 2) ? -s0 : s0;
+    cs[k] = ((q + 1) & 2) ? -c0 : c0;
+  }
+  for (int k = 0; k < kPairs; ++k) {
+    z[2 * k] = rad[k] * cs[k];
+    z[2 * k + 1] = rad[k] * sn[k];
+  }
+}
+
 template <class T>
 void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int64_t step, std::uint64_t seed,
                std::uint64_t offset) {
   const std::int64_t n = s.size(), hw = s.h * s.w;
   const std::uint64_t first = step_block(step, kPixelBlock0);
   alignas(32) std::uint32_t words[4 * kLanes];
-  float z[4 * kLanes];
+  alignas(32) float z[4 * kLanes];
   for (std::int64_t base = 0; base < n; base += 4 * kLanes) {
     philox_lanes(seed, offset, first + static_cast<std::uint64_t>(base / 4), words);
-    for (int j = 0; j < kLanes; ++j) {
-      const philox::Block b{{words[4 * j], words[4 * j + 1], words[4 * j + 2], words[4 * j + 3]}};
-      block_normals(b, z + 4 * j);
-    }
+    lane_normals(words, z);
     const std::int64_t m = std::min<std::int64_t>(4 * kLanes, n - base);
     if (s.q == 1) {  // logical order is memory order
       for (std::int64_t k = 0; k < m; ++k) dst[base + k] = noisy(src[base + k], z[k], stddev);
-    } else {
+    } else {  // logical element base + k is channel c at pixel yx
+      std::int64_t c = base / hw, yx = base % hw;
       for (std::int64_t k = 0; k < m; ++k) {
-        const std::int64_t e = base + k, c = e / hw, yx = e % hw;
         const std::int64_t o = yx * s.q + c;
         dst[o] = noisy(src[o], z[k], stddev);
+        if (++yx == hw) yx = 0, ++c;
       }
     }
   }
