@@ -565,6 +565,20 @@ def test_save_grid_writes_png(tmp_path):
     assert read_png(gray).shape[2] == 1
 
 
+def test_cli_augment_show_writes_png(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from seisoku.cli import main
+
+    path = tmp_path / "digits.png"
+    assert main(["augment", "--show", "--out", str(path), "--samples", "3", "--versions", "2"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    img = read_png(str(path))
+    assert img.shape[2] == 1 and img.shape[0] > 3 * 28
+    assert img.min() == 0 and img.max() == 255
+    assert main(["augment", "--show", "--out", str(path), "--sigma", "-1"]) == 2
+    assert "sigma" in capsys.readouterr().err
+
+
 # ---- bad input --------------------------------------------------------------------------
 
 
