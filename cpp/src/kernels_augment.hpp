@@ -95,7 +95,7 @@ struct AugmentPlan {
 
 SEISOKU_HD float clamp_coord(float s) {
   // NaN and huge coordinates land far outside the image (never an overflowing cast).
-  if (!(s > -1.0e9f)) return -1.0e9f;
+  s = s > -1.0e9f ? s : -1.0e9f;
   return s < 1.0e9f ? s : 1.0e9f;
 }
 
@@ -111,19 +111,20 @@ SEISOKU_HD std::int64_t border_index(std::int64_t k, std::int64_t n, Border bord
 }
 
 // The first tap k0 and the K weights of one axis at coordinate s: K = 1 nearest, 2 linear,
-// 4 Keys cubic (a = -0.5); the taps are k0 .. k0 + K - 1.
-template <int K>
-SEISOKU_HD std::int64_t axis_weights(float s, float* wt) {
+// 4 Keys cubic (a = -0.5); the taps are k0 .. k0 + K - 1 (|k0| <= 1e9 + 2, so any integer
+// type of 32 bits or more holds it).
+template <int K, class I = std::int64_t>
+SEISOKU_HD I axis_weights(float s, float* wt) {
   s = clamp_coord(s);
   if constexpr (K == 1) {
     wt[0] = 1.0f;
-    return static_cast<std::int64_t>(std::floor(s + 0.5f));
+    return static_cast<I>(std::floor(s + 0.5f));
   } else if constexpr (K == 2) {
     const float f = std::floor(s);
     const float t = s - f;
     wt[0] = 1.0f - t;
     wt[1] = t;
-    return static_cast<std::int64_t>(f);
+    return static_cast<I>(f);
   } else {
     const float f = std::floor(s);
     const float t = s - f;
@@ -132,7 +133,7 @@ SEISOKU_HD std::int64_t axis_weights(float s, float* wt) {
     wt[1] = 0.5f * ((3.0f * t3 - 5.0f * t2) + 2.0f);
     wt[2] = 0.5f * ((4.0f * t2 - 3.0f * t3) + t);
     wt[3] = 0.5f * (t3 - t2);
-    return static_cast<std::int64_t>(f) - 1;
+    return static_cast<I>(f) - 1;
   }
 }
 

@@ -109,7 +109,7 @@ def assert_matches_reference(out, ref, dtype):
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("c", [1, 3])
 def test_flips_equal_numpy(device, dtype, layout, c):
-    x = images(c=c, dtype=dtype, layout=layout)
+    x = images(w=37, c=c, dtype=dtype, layout=layout)  # rows of 2 x 16 pixels and a rest
     h_axis, w_axis = (1, 2) if layout == "NHWC" else (2, 3)
     xd = to_device(x, device)
     out = to_host(sa.Compose([sa.HorizontalFlip(1.0)], layout=layout)(xd))
@@ -257,6 +257,22 @@ def test_displace_matches_numpy_reference(interp, border, dtype):
             assert np.mean(np.abs(o.astype(np.float64) - ref) < 1e-6) > 0.97
         else:
             assert_matches_reference(o, ref, dtype)
+
+
+@pytest.mark.parametrize("interp", ["nearest", "bilinear", "bicubic"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("c", [1, 3, 2])
+def test_interior_and_border_paths_agree_bit_for_bit(interp, dtype, c):
+    # Pixels near the edge of x read through the border code; the same pixels of x padded
+    # by its edge values read through the interior code. Displacements on a 1/64 grid keep
+    # the coordinates exact, so both must give the same bits.
+    x = images(n=2, h=9, w=11, c=c, dtype=dtype)
+    disp = (np.round(RNG.uniform(-2, 2, (2, 2, 9, 11)) * 64) / 64).astype(np.float32)
+    out = sa.displace(x, disp, interp, border="edge", layout="NHWC")
+    xp = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="edge")
+    dp = np.pad(disp, ((0, 0), (0, 0), (4, 4), (4, 4)))
+    big = sa.displace(xp, dp, interp, border="edge", layout="NHWC")
+    np.testing.assert_array_equal(big[:, 4:-4, 4:-4], out)
 
 
 def test_elastic_is_displacement_by_its_fields(device):
@@ -472,6 +488,19 @@ def test_layouts_give_the_same_images(dtype):
     nhwc = pipeline(2, "NHWC")(x)
     nchw = pipeline(2, "NCHW")(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize(("h", "w"), [(16, 12), (13, 7), (70, 3)])
+def test_noise_layouts_agree(h, w):
+    # NHWC noise runs in pixel chunks when H * W % 4 == 0, element by element otherwise.
+    x = images(n=3, h=h, w=w, c=3, dtype=np.float32)
+    aug = sa.Compose([sa.GaussianNoise(2.0)], seed=4)
+    nhwc = sa.Compose([sa.GaussianNoise(2.0)], seed=4, layout="NHWC")(x)
+    nchw = sa.Compose([sa.GaussianNoise(2.0)], seed=4, layout="NCHW")(
+        np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    )
+    np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
+    assert not np.array_equal(aug(x), x)
 
 
 @pytest.mark.requires_cuda

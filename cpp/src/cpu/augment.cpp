@@ -19,13 +19,17 @@
 #include "parallel.hpp"
 #include "philox_lanes.hpp"
 
+#if defined(__SSSE3__)
+#include <immintrin.h>
+#endif
+
 namespace seisoku::cpu {
 namespace {
 
 // Thread-local scratch: two images and the float work space of the elastic fields.
 struct Scratch {
   std::vector<unsigned char> image[2];
-  std::vector<float> field, field_t, rows, plane;
+  std::vector<float> field, field_t, rows, plane, source;
 };
 
 Scratch& scratch() {
@@ -46,11 +50,44 @@ float* scratch_floats(std::vector<float>& v, std::int64_t n) {
   return v.data();
 }
 
+#if defined(__SSSE3__)
+// The 16 3-byte pixels at s in reverse order at d: each output vector gathers its bytes from
+// the three input vectors with one byte shuffle each.
+inline void reverse16_rgb(const unsigned char* s, unsigned char* d) {
+  struct Masks {
+    alignas(16) std::int8_t m[3][3][16];
+    Masks() {
+      for (int o = 0; o < 3; ++o)
+        for (int i = 0; i < 3; ++i)
+          for (int b = 0; b < 16; ++b) {
+            const int ob = 16 * o + b, sb = 3 * (15 - ob / 3) + ob % 3;
+            m[o][i][b] = static_cast<std::int8_t>(sb / 16 == i ? sb % 16 : -128);
+          }
+    }
+  };
+  static const Masks masks;
+  const __m128i in[3] = {_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)),
+                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16)),
+                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 32))};
+  for (int o = 0; o < 3; ++o) {
+    __m128i v = _mm_shuffle_epi8(in[0], _mm_load_si128(reinterpret_cast<const __m128i*>(masks.m[o][0])));
+    v = _mm_or_si128(v, _mm_shuffle_epi8(in[1], _mm_load_si128(reinterpret_cast<const __m128i*>(masks.m[o][1]))));
+    v = _mm_or_si128(v, _mm_shuffle_epi8(in[2], _mm_load_si128(reinterpret_cast<const __m128i*>(masks.m[o][2]))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16 * o), v);
+  }
+}
+#endif
+
 // drow[x] = srow[tx - x] for x in [xa, xb), pixels of Q values (Q = 0: q).
 template <int Q, class T>
 inline void reverse_pixels(T* __restrict drow, const T* __restrict srow, std::int64_t tx, std::int64_t xa,
                            std::int64_t xb, std::int64_t q) {
   const std::int64_t n = Q > 0 ? Q : q;
+#if defined(__SSSE3__)
+  if constexpr (Q == 3 && sizeof(T) == 1) {
+    for (; xa + 16 <= xb; xa += 16) reverse16_rgb(srow + (tx - xa - 15) * 3, drow + xa * 3);
+  }
+#endif
   for (std::int64_t x = xa; x < xb; ++x)
     for (std::int64_t c = 0; c < n; ++c) drow[x * n + c] = srow[(tx - x) * n + c];
 }
@@ -100,19 +137,19 @@ void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage
 
 // Output pixel (y, x) from taps that all lie inside the image (k0x .. k0x + K - 1, k0y ..):
 // the arithmetic of resample_pixel without the border. Q = values per pixel (0: in.q).
-template <int K, int Q, class T>
-inline void gather_interior(const T* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
+template <int K, int Q, class S, class T>
+inline void gather_interior(const S* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
                             std::int64_t x, std::int64_t k0x, const float* wx, std::int64_t k0y, const float* wy) {
   const std::int64_t q = Q > 0 ? Q : in.q;
-  const std::int64_t row_stride = in.w * q;
+  const std::int64_t row_stride = in.w * q, in_plane = in.plane(), out_plane = out.plane();
   T* d = dst + (y * out.w + x) * q;
   for (std::int64_t p = 0; p < in.p; ++p) {
-    const T* base = src + p * in.plane() + k0y * row_stride + k0x * q;
-    T* dp = d + p * out.plane();
+    const S* base = src + p * in_plane + k0y * row_stride + k0x * q;
+    T* dp = d + p * out_plane;
     for (std::int64_t c = 0; c < q; ++c) {
       float acc = 0.0f;
       for (int j = 0; j < K; ++j) {
-        const T* r = base + j * row_stride + c;
+        const S* r = base + j * row_stride + c;
         float row = 0.0f;
         for (int i = 0; i < K; ++i) row = row + wx[i] * static_cast<float>(r[i * q]);
         acc = acc + wy[j] * row;
@@ -122,26 +159,192 @@ inline void gather_interior(const T* src, T* dst, const ImageShape& in, const Im
   }
 }
 
-// Output pixel (y, x) read at (sx, sy): the interior path when every tap is inside.
+// axis_weights<K> for n coordinates at once (weights in K rows of n), written out so that
+// the loop vectorizes: the same operations, value by value.
+template <int K>
+void row_weights(const float* __restrict s, std::int64_t n, float* __restrict wt, std::int32_t* __restrict k) {
+  for (std::int64_t x = 0; x < n; ++x) {
+    float v = s[x];
+    v = v > -1.0e9f ? v : -1.0e9f;  // clamp_coord
+    v = v < 1.0e9f ? v : 1.0e9f;
+    if constexpr (K == 1) {
+      wt[x] = 1.0f;
+      k[x] = static_cast<std::int32_t>(std::floor(v + 0.5f));
+    } else if constexpr (K == 2) {
+      const float f = std::floor(v);
+      const float t = v - f;
+      wt[x] = 1.0f - t;
+      wt[n + x] = t;
+      k[x] = static_cast<std::int32_t>(f);
+    } else {
+      const float f = std::floor(v);
+      const float t = v - f;
+      const float t2 = t * t, t3 = t2 * t;
+      wt[x] = 0.5f * ((2.0f * t2 - t3) - t);
+      wt[n + x] = 0.5f * ((3.0f * t3 - 5.0f * t2) + 2.0f);
+      wt[2 * n + x] = 0.5f * ((4.0f * t2 - 3.0f * t3) + t);
+      wt[3 * n + x] = 0.5f * (t3 - t2);
+      k[x] = static_cast<std::int32_t>(f) - 1;
+    }
+  }
+}
+
+// Per-row work space: source coordinates, first taps, weights (K rows of W) and whether all
+// taps of a pixel lie inside the image.
+struct RowTaps {
+  std::vector<float> sx, sy, wx, wy;
+  std::vector<std::int32_t> kx, ky;
+  std::vector<std::uint8_t> inside;
+  void reserve(std::int64_t w, int k) {
+    const auto n = static_cast<std::size_t>(w);
+    if (sx.size() >= n * static_cast<std::size_t>(k)) return;
+    sx.resize(n), sy.resize(n), kx.resize(n), ky.resize(n), inside.resize(n);
+    wx.resize(n * static_cast<std::size_t>(k)), wy.resize(n * static_cast<std::size_t>(k));
+  }
+};
+
+RowTaps& row_taps(std::int64_t w) {
+  thread_local RowTaps t;
+  t.reserve(w, 4);
+  return t;
+}
+
 template <int K, int Q, class T>
-inline void sample_at(const T* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
-                      std::int64_t x, float sx, float sy, Border border, float fill) {
-  float wx[K], wy[K];
-  const std::int64_t k0x = axis_weights<K>(sx, wx), k0y = axis_weights<K>(sy, wy);
-  if (k0x >= 0 && k0x + K <= in.w && k0y >= 0 && k0y + K <= in.h)
-    gather_interior<K, Q>(src, dst, in, out, y, x, k0x, wx, k0y, wy);
-  else
-    resample_pixel<K>(src, dst, in, out, y, x, sx, sy, border, fill);
+void scalar_pixels(const T* src, const float* srcf, T* dst, const ImageShape& in, const ImageShape& out,
+                   std::int64_t y, RowTaps& t, Border border, float fill, std::int64_t x0, std::int64_t x1);
+
+#if defined(__AVX2__)
+// Output pixels x .. x + 7 of row y, all with interior bilinear taps, from the float source
+// sf: gathers of the four taps, then the operations of gather_interior in the same order.
+template <int Q, class T>
+inline void bilinear8(const float* sf, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
+                      std::int64_t x, const float* wx0, const float* wx1, const float* wy0, const float* wy1,
+                      const std::int32_t* kx, const std::int32_t* ky) {
+  const std::int64_t q = Q > 0 ? Q : in.q;
+  const auto row = static_cast<std::int32_t>(in.w * q), qi = static_cast<std::int32_t>(q);
+  const __m256 a0 = _mm256_loadu_ps(wx0), a1 = _mm256_loadu_ps(wx1);
+  const __m256 b0 = _mm256_loadu_ps(wy0), b1 = _mm256_loadu_ps(wy1), zero = _mm256_setzero_ps();
+  const __m256i kxv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kx));
+  const __m256i kyv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ky));
+  const __m256i i00 = _mm256_add_epi32(_mm256_mullo_epi32(kyv, _mm256_set1_epi32(row)),
+                                       _mm256_mullo_epi32(kxv, _mm256_set1_epi32(qi)));
+  const __m256i i01 = _mm256_add_epi32(i00, _mm256_set1_epi32(qi));
+  const __m256i i10 = _mm256_add_epi32(i00, _mm256_set1_epi32(row));
+  const __m256i i11 = _mm256_add_epi32(i10, _mm256_set1_epi32(qi));
+  alignas(32) float res[8];
+  for (std::int64_t p = 0; p < in.p; ++p) {
+    for (std::int64_t c = 0; c < q; ++c) {
+      const float* base = sf + p * in.plane() + c;
+      const __m256 v00 = _mm256_i32gather_ps(base, i00, 4), v01 = _mm256_i32gather_ps(base, i01, 4);
+      const __m256 v10 = _mm256_i32gather_ps(base, i10, 4), v11 = _mm256_i32gather_ps(base, i11, 4);
+      const __m256 r0 = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, v00)), _mm256_mul_ps(a1, v01));
+      const __m256 r1 = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, v10)), _mm256_mul_ps(a1, v11));
+      __m256 acc = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(b0, r0)), _mm256_mul_ps(b1, r1));
+      T* d = dst + p * out.plane() + (y * out.w + x) * q + c;
+      if constexpr (std::is_same_v<T, float>) {
+        _mm256_store_ps(res, acc);
+        for (int i = 0; i < 8; ++i) d[i * q] = res[i];
+      } else {  // store_value: NaN and negatives to 0, at most 255, rounded half up
+        acc = _mm256_min_ps(_mm256_max_ps(acc, zero), _mm256_set1_ps(255.0f));
+        const __m256i iv = _mm256_cvttps_epi32(_mm256_add_ps(acc, _mm256_set1_ps(0.5f)));
+        alignas(32) std::int32_t vals[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(vals), iv);
+        for (int i = 0; i < 8; ++i) d[i * q] = static_cast<T>(vals[i]);
+      }
+    }
+  }
+}
+#endif
+
+// Output row y read at (t.sx[x], t.sy[x]): weights for the whole row first (a vectorized
+// loop), then each pixel through gather_interior (from srcf, the source as float, when
+// given), or resample_pixel where a tap falls outside. The same arithmetic as
+// resample_pixel everywhere.
+template <int K, int Q, class T>
+void resample_row(const T* src, const float* srcf, T* dst, const ImageShape& in, const ImageShape& out,
+                  std::int64_t y, RowTaps& t, Border border, float fill) {
+  const std::int64_t w = out.w;
+  const float* __restrict sx = t.sx.data();
+  const float* __restrict sy = t.sy.data();
+  float* __restrict wx = t.wx.data();
+  float* __restrict wy = t.wy.data();
+  std::int32_t* __restrict kx = t.kx.data();
+  std::int32_t* __restrict ky = t.ky.data();
+  std::uint8_t* __restrict inside = t.inside.data();
+  row_weights<K>(sx, w, wx, kx);
+  row_weights<K>(sy, w, wy, ky);
+  const auto w_last = static_cast<std::int32_t>(in.w - K), h_last = static_cast<std::int32_t>(in.h - K);
+  for (std::int64_t x = 0; x < w; ++x)
+    inside[x] = static_cast<std::uint8_t>((kx[x] >= 0) & (kx[x] <= w_last) & (ky[x] >= 0) & (ky[x] <= h_last));
+  std::int64_t x = 0;
+#if defined(__AVX2__)
+  if constexpr (K == 2) {
+    if (srcf != nullptr || std::is_same_v<T, float>) {
+      const float* sf = srcf != nullptr ? srcf : reinterpret_cast<const float*>(src);
+      if (in.size() < (std::int64_t{1} << 31) - 1) {
+        for (; x + 8 <= w; x += 8) {
+          std::uint64_t all;
+          std::memcpy(&all, inside + x, 8);
+          if (all != 0x0101010101010101ull) {
+            scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, x + 8);
+            continue;
+          }
+          bilinear8<Q>(sf, dst, in, out, y, x, wx + x, wx + w + x, wy + x, wy + w + x, kx + x, ky + x);
+        }
+      }
+    }
+  }
+#endif
+  scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, w);
+}
+
+// Pixels [x0, x1) of output row y after row_weights (the scalar part of resample_row).
+template <int K, int Q, class T>
+void scalar_pixels(const T* src, const float* srcf, T* dst, const ImageShape& in, const ImageShape& out,
+                   std::int64_t y, RowTaps& t, Border border, float fill, std::int64_t x0, std::int64_t x1) {
+  const std::int64_t w = out.w;
+  const float* wx = t.wx.data();
+  const float* wy = t.wy.data();
+  for (std::int64_t x = x0; x < x1; ++x) {
+    if (t.inside[x]) {
+      float a[K], b[K];
+      for (int i = 0; i < K; ++i) a[i] = wx[i * w + x], b[i] = wy[i * w + x];
+      if (srcf != nullptr) gather_interior<K, Q>(srcf, dst, in, out, y, x, t.kx[x], a, t.ky[x], b);
+      else gather_interior<K, Q>(src, dst, in, out, y, x, t.kx[x], a, t.ky[x], b);
+    } else {
+      resample_pixel<K>(src, dst, in, out, y, x, t.sx[x], t.sy[x], border, fill);
+    }
+  }
+}
+
+// The source as float for interpolating kernels over uint8 images (one vectorized
+// conversion instead of one per tap); nullptr where it does not pay.
+template <int K, class T>
+const float* float_source(const T* src, std::int64_t n) {
+  if constexpr (std::is_same_v<T, float> || K == 1) {
+    return nullptr;
+  } else {
+    float* f = scratch_floats(scratch().source, n);
+    for (std::int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(src[i]);
+    return f;
+  }
 }
 
 template <int K, int Q, class T>
 void geometric_affine_q(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
+  RowTaps& t = row_taps(st.out.w);
+  const float* srcf = float_source<K>(src, st.in.size());
+  const float m0 = ss.m[0], m1 = ss.m[1], m2 = ss.m[2], m3 = ss.m[3], m4 = ss.m[4], m5 = ss.m[5];
   for (std::int64_t y = 0; y < st.out.h; ++y) {
-    for (std::int64_t x = 0; x < st.out.w; ++x) {
-      float sx, sy;
-      affine_source(ss.m, x, y, &sx, &sy);
-      sample_at<K, Q>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
+    const float yf = static_cast<float>(y);
+    float* __restrict sx = t.sx.data();
+    float* __restrict sy = t.sy.data();
+    for (std::int64_t x = 0; x < st.out.w; ++x) {  // affine_source
+      const float xf = static_cast<float>(x);
+      sx[x] = (m0 * xf + m1 * yf) + m2;
+      sy[x] = (m3 * xf + m4 * yf) + m5;
     }
+    resample_row<K, Q>(src, srcf, dst, st.in, st.out, y, t, st.border, st.fill);
   }
 }
 
@@ -168,12 +371,16 @@ void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss)
 template <int K, int Q, class T>
 void displace_kq(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
                  float fill) {
+  RowTaps& t = row_taps(img.w);
+  const float* srcf = float_source<K>(src, img.size());
   for (std::int64_t y = 0; y < img.h; ++y) {
-    for (std::int64_t x = 0; x < img.w; ++x) {
-      const std::int64_t i = y * img.w + x;
-      const float sx = static_cast<float>(x) + dx[i], sy = static_cast<float>(y) + dy[i];
-      sample_at<K, Q>(src, dst, img, img, y, x, sx, sy, border, fill);
-    }
+    const float yf = static_cast<float>(y);
+    float* __restrict sx = t.sx.data();
+    float* __restrict sy = t.sy.data();
+    const float* rdx = dx + y * img.w;
+    const float* rdy = dy + y * img.w;
+    for (std::int64_t x = 0; x < img.w; ++x) sx[x] = static_cast<float>(x) + rdx[x], sy[x] = yf + rdy[x];
+    resample_row<K, Q>(src, srcf, dst, img, img, y, t, border, fill);
   }
 }
 
@@ -386,13 +593,36 @@ void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int
   const std::uint64_t first = step_block(step, kPixelBlock0);
   alignas(32) std::uint32_t words[4 * kLanes];
   alignas(32) float z[4 * kLanes];
+  if (s.q > 1 && hw % 4 == 0) {  // NHWC: 64 pixels at a time, the draws of each channel
+    constexpr std::int64_t kChunk = 4 * kLanes;
+    std::vector<float>& zc_store = scratch().rows;
+    if (zc_store.size() < static_cast<std::size_t>(kChunk * s.q)) zc_store.resize(static_cast<std::size_t>(kChunk * s.q));
+    float* zc = zc_store.data();
+    for (std::int64_t p0 = 0; p0 < hw; p0 += kChunk) {
+      for (std::int64_t c = 0; c < s.q; ++c) {
+        philox_lanes(seed, offset, first + static_cast<std::uint64_t>((c * hw + p0) / 4), words);
+        lane_normals(words, zc + c * kChunk);
+      }
+      const std::int64_t m = std::min(kChunk, hw - p0);
+      const T* sp = src + p0 * s.q;
+      T* dp = dst + p0 * s.q;
+      if (s.q == 3) {
+        for (std::int64_t k = 0; k < m; ++k)
+          for (std::int64_t c = 0; c < 3; ++c) dp[k * 3 + c] = noisy(sp[k * 3 + c], zc[c * kChunk + k], stddev);
+      } else {
+        for (std::int64_t k = 0; k < m; ++k)
+          for (std::int64_t c = 0; c < s.q; ++c) dp[k * s.q + c] = noisy(sp[k * s.q + c], zc[c * kChunk + k], stddev);
+      }
+    }
+    return;
+  }
   for (std::int64_t base = 0; base < n; base += 4 * kLanes) {
     philox_lanes(seed, offset, first + static_cast<std::uint64_t>(base / 4), words);
     lane_normals(words, z);
     const std::int64_t m = std::min<std::int64_t>(4 * kLanes, n - base);
     if (s.q == 1) {  // logical order is memory order
       for (std::int64_t k = 0; k < m; ++k) dst[base + k] = noisy(src[base + k], z[k], stddev);
-    } else {  // logical element base + k is channel c at pixel yx
+    } else {  // logical element base + k is channel c at pixel yx (hw % 4 != 0 only)
       std::int64_t c = base / hw, yx = base % hw;
       for (std::int64_t k = 0; k < m; ++k) {
         const std::int64_t o = yx * s.q + c;
