@@ -230,6 +230,31 @@ def test_resized_crop_of_whole_image_is_resize(interp):
         assert_matches_reference(o, ref_sample(xi, sx, sy, interp, "edge", 0.0), np.float32)
 
 
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("c", [1, 3])
+def test_resized_crop_equals_displacement_bit_for_bit(interp, dtype, c):
+    # An 8x8 box of a 16x16 image resized to 16x16 reads (x / 2 + x0 - 1/4, y / 2 + y0 - 1/4),
+    # exact in float32; the CPU resamples such axis-aligned maps in two separable passes and
+    # displacements pixel by pixel, with the same arithmetic: equal bits for some (x0, y0).
+    x = images(n=4, h=16, w=16, c=c, dtype=dtype)
+    aug = sa.Compose(
+        [sa.RandomResizedCrop(16, scale=(0.25, 0.25), ratio=(1, 1), interpolation=interp)]
+    )
+    out = aug(x)
+    yy, xx = np.mgrid[0:16, 0:16].astype(np.float32)
+    for o, xi in zip(out, x):
+        found = False
+        for y0 in range(9):
+            for x0 in range(9):
+                d = np.stack([xx / 2 + x0 - 0.25 - xx, yy / 2 + y0 - 0.25 - yy])[None]
+                ref = sa.displace(
+                    xi[None], d.astype(np.float32), interp, border="edge", layout="NHWC"
+                )
+                found = found or np.array_equal(ref[0], o)
+        assert found
+
+
 def test_resized_crop_box_within_image():
     x = images(n=64, h=20, w=20, c=1)
     aug = sa.Compose([sa.RandomResizedCrop(20, scale=(0.2, 0.5), interpolation="nearest")], seed=5)

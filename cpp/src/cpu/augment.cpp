@@ -355,16 +355,86 @@ void geometric_affine(const T* src, T* dst, const StagePlan& st, const SampleSta
   else geometric_affine_q<K, 0>(src, dst, st, ss);
 }
 
+// Scratch of the separable resampling: column and row taps, and the source rows filtered
+// along x (row r + 1 of `rows`; row 0 is the constant-fill row).
+struct SeparableScratch {
+  std::vector<std::int64_t> ix, iy;
+  std::vector<float> wx, wy, rows;
+  std::vector<std::uint8_t> done;
+};
+
+// An axis-aligned map (m1 = m3 = 0, source (m0 x + m2, m4 y + m5)) as two passes: each source
+// row that some output row reads is interpolated along x once, then every output row
+// combines its K filtered rows (a vectorized loop). Per value this is resample_pixel's
+// arithmetic: row_j = sum_i wx[i] v(j, i) in tap order, then acc = sum_j wy[j] row_j.
+template <int K, class T>
+void geometric_separable(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
+  thread_local SeparableScratch sc;
+  const ImageShape &in = st.in, &o = st.out;
+  const std::int64_t q = in.q, row_len = o.w * q;
+  sc.ix.resize(static_cast<std::size_t>(K * o.w)), sc.wx.resize(static_cast<std::size_t>(K * o.w));
+  sc.iy.resize(static_cast<std::size_t>(K * o.h)), sc.wy.resize(static_cast<std::size_t>(K * o.h));
+  for (std::int64_t x = 0; x < o.w; ++x) {
+    float sx, sy;
+    affine_source(ss.m, x, 0, &sx, &sy);
+    axis_taps<K>(sx, in.w, st.border, &sc.ix[static_cast<std::size_t>(K * x)], &sc.wx[static_cast<std::size_t>(K * x)]);
+  }
+  for (std::int64_t y = 0; y < o.h; ++y) {
+    float sx, sy;
+    affine_source(ss.m, 0, y, &sx, &sy);
+    axis_taps<K>(sy, in.h, st.border, &sc.iy[static_cast<std::size_t>(K * y)], &sc.wy[static_cast<std::size_t>(K * y)]);
+  }
+  sc.rows.resize(static_cast<std::size_t>((in.h + 1) * row_len));
+  for (std::int64_t p = 0; p < in.p; ++p) {
+    const T* plane = src + p * in.plane();
+    T* out_plane = dst + p * o.plane();
+    sc.done.assign(static_cast<std::size_t>(in.h + 1), 0);
+    auto filtered = [&](std::int64_t r) -> const float* {  // r = -1: the fill row
+      float* h = sc.rows.data() + (r + 1) * row_len;
+      if (sc.done[static_cast<std::size_t>(r + 1)]) return h;
+      sc.done[static_cast<std::size_t>(r + 1)] = 1;
+      const T* srow = r >= 0 ? plane + r * in.w * q : nullptr;
+      for (std::int64_t x = 0; x < o.w; ++x) {
+        const std::int64_t* ix = &sc.ix[static_cast<std::size_t>(K * x)];
+        const float* wx = &sc.wx[static_cast<std::size_t>(K * x)];
+        for (std::int64_t c = 0; c < q; ++c) {
+          float acc = 0.0f;
+          for (int i = 0; i < K; ++i) {
+            const float v = (r < 0 || ix[i] < 0) ? st.fill : static_cast<float>(srow[ix[i] * q + c]);
+            acc = acc + wx[i] * v;
+          }
+          h[x * q + c] = acc;
+        }
+      }
+      return h;
+    };
+    for (std::int64_t y = 0; y < o.h; ++y) {
+      const std::int64_t* iy = &sc.iy[static_cast<std::size_t>(K * y)];
+      const float* wy = &sc.wy[static_cast<std::size_t>(K * y)];
+      const float* rows[K];
+      for (int j = 0; j < K; ++j) rows[j] = filtered(iy[j]);
+      T* __restrict d = out_plane + y * row_len;
+      for (std::int64_t k = 0; k < row_len; ++k) {
+        float acc = 0.0f;
+        for (int j = 0; j < K; ++j) acc = acc + wy[j] * rows[j][k];
+        d[k] = store_value<T>(acc);
+      }
+    }
+  }
+}
+
 template <class T>
 void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
   switch (ss.mode) {
     case kGeoCopy: std::memcpy(dst, src, static_cast<std::size_t>(st.out.size()) * sizeof(T)); return;
     case kGeoRows: geometric_rows(src, dst, st, ss); return;
     case kGeoNearest: geometric_affine<1>(src, dst, st, ss); return;
-    default:
+    default: {
+      const bool axis = ss.m[1] == 0.0f && ss.m[3] == 0.0f;
       if (st.interp == Interp::nearest) geometric_affine<1>(src, dst, st, ss);
-      else if (st.interp == Interp::bilinear) geometric_affine<2>(src, dst, st, ss);
-      else geometric_affine<4>(src, dst, st, ss);
+      else if (st.interp == Interp::bilinear) axis ? geometric_separable<2>(src, dst, st, ss) : geometric_affine<2>(src, dst, st, ss);
+      else axis ? geometric_separable<4>(src, dst, st, ss) : geometric_affine<4>(src, dst, st, ss);
+    }
   }
 }
 
