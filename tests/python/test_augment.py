@@ -583,6 +583,31 @@ def test_trainer_hook_reshapes_flat_batches():
     np.testing.assert_array_equal(noisy(x, 1), noisy(x, 1))
 
 
+def test_trainer_fit_takes_the_hook():
+    from seisoku.train import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (96, 64)).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    model = seisoku.nn.Sequential(seisoku.nn.Linear(64, 3))
+    opt = seisoku.optim.SGD(model.parameters(), lr=0.05)
+    hook = sa.Compose([sa.RandomRotation(10), sa.GaussianNoise(0.05)], layout="NCHW").trainer_hook(
+        image_shape=(1, 8, 8)
+    )
+    steps = []
+
+    def spy(xb, step):
+        steps.append(step)
+        out = hook(xb, step)
+        assert out.shape == xb.shape and not np.array_equal(out, xb)
+        return out
+
+    Trainer(model, seisoku.nn.CrossEntropyLoss(), opt, progress=False).fit(
+        x, y, epochs=2, batch_size=32, augment=spy
+    )
+    assert steps == list(range(6))
+
+
 # ---- pictures ---------------------------------------------------------------------------
 
 
