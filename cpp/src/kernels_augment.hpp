@@ -149,7 +149,7 @@ SEISOKU_HD T store_value(float v) {
   if constexpr (std::is_same_v<T, std::uint8_t>) {
     v = v > 0.0f ? v : 0.0f;  // NaN -> 0
     v = v < 255.0f ? v : 255.0f;
-    return static_cast<std::uint8_t>(v + 0.5f);
+    return static_cast<std::uint8_t>(static_cast<std::int32_t>(v + 0.5f));
   } else {
     return v;
   }

@@ -393,10 +393,20 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
       float* h = sc.rows.data() + (r + 1) * row_len;
       if (sc.done[static_cast<std::size_t>(r + 1)]) return h;
       sc.done[static_cast<std::size_t>(r + 1)] = 1;
-      const T* srow = r >= 0 ? plane + r * in.w * q : nullptr;
+      const T* srow = plane + (r >= 0 ? r : 0) * in.w * q;
       for (std::int64_t x = 0; x < o.w; ++x) {
         const std::int64_t* ix = &sc.ix[static_cast<std::size_t>(K * x)];
         const float* wx = &sc.wx[static_cast<std::size_t>(K * x)];
+        bool inner = r >= 0;
+        for (int i = 0; i < K; ++i) inner = inner && ix[i] >= 0;
+        if (inner) {
+          for (std::int64_t c = 0; c < q; ++c) {
+            float acc = 0.0f;
+            for (int i = 0; i < K; ++i) acc = acc + wx[i] * static_cast<float>(srow[ix[i] * q + c]);
+            h[x * q + c] = acc;
+          }
+          continue;
+        }
         for (std::int64_t c = 0; c < q; ++c) {
           float acc = 0.0f;
           for (int i = 0; i < K; ++i) {
@@ -414,10 +424,17 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
       const float* rows[K];
       for (int j = 0; j < K; ++j) rows[j] = filtered(iy[j]);
       T* __restrict d = out_plane + y * row_len;
-      for (std::int64_t k = 0; k < row_len; ++k) {
-        float acc = 0.0f;
-        for (int j = 0; j < K; ++j) acc = acc + wy[j] * rows[j][k];
-        d[k] = store_value<T>(acc);
+      if constexpr (K == 2) {
+        const float* __restrict r0 = rows[0];
+        const float* __restrict r1 = rows[1];
+        const float w0 = wy[0], w1 = wy[1];
+        for (std::int64_t k = 0; k < row_len; ++k) d[k] = store_value<T>((0.0f + w0 * r0[k]) + w1 * r1[k]);
+      } else {
+        for (std::int64_t k = 0; k < row_len; ++k) {
+          float acc = 0.0f;
+          for (int j = 0; j < K; ++j) acc = acc + wy[j] * rows[j][k];
+          d[k] = store_value<T>(acc);
+        }
       }
     }
   }
