@@ -256,6 +256,38 @@ inline void bilinear8(const float* sf, T* dst, const ImageShape& in, const Image
 }
 #endif
 
+#if defined(__AVX2__)
+// One NHWC pixel of 3 values with interior bilinear taps at p (row stride `row`): the two
+// taps of a source row are the lanes 0-2 of loads at p and p + 3 (lane 3 masked off), then
+// the operations of gather_interior lane by lane. `spill`: the output may be written as 4
+// bytes (the next pixel of the row is written later).
+template <class T>
+inline void bilinear_rgb(const float* p, std::int64_t row, T* d, bool spill, float wx0, float wx1, float wy0,
+                         float wy1) {
+  const __m128i m3 = _mm_setr_epi32(-1, -1, -1, 0);
+  const __m128 zero = _mm_setzero_ps(), a0 = _mm_set1_ps(wx0), a1 = _mm_set1_ps(wx1);
+  const __m128 v00 = _mm_maskload_ps(p, m3), v01 = _mm_maskload_ps(p + 3, m3);
+  const __m128 v10 = _mm_maskload_ps(p + row, m3), v11 = _mm_maskload_ps(p + row + 3, m3);
+  const __m128 r0 = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(a0, v00)), _mm_mul_ps(a1, v01));
+  const __m128 r1 = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(a0, v10)), _mm_mul_ps(a1, v11));
+  __m128 acc = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(_mm_set1_ps(wy0), r0)), _mm_mul_ps(_mm_set1_ps(wy1), r1));
+  if constexpr (std::is_same_v<T, float>) {
+    _mm_maskstore_ps(d, m3, acc);
+  } else {  // store_value
+    acc = _mm_min_ps(_mm_max_ps(acc, zero), _mm_set1_ps(255.0f));
+    const __m128i iv = _mm_cvttps_epi32(_mm_add_ps(acc, _mm_set1_ps(0.5f)));
+    const std::uint32_t bytes = static_cast<std::uint32_t>(
+        _mm_cvtsi128_si32(_mm_shuffle_epi8(iv, _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1))));
+    if (spill) {
+      std::memcpy(d, &bytes, 4);
+    } else {
+      d[0] = static_cast<T>(bytes & 0xff), d[1] = static_cast<T>((bytes >> 8) & 0xff);
+      d[2] = static_cast<T>((bytes >> 16) & 0xff);
+    }
+  }
+}
+#endif
+
 // Output row y read at (t.sx[x], t.sy[x]): weights for the whole row first (a vectorized
 // loop), then each pixel through gather_interior (from srcf, the source as float, when
 // given), or resample_pixel where a tap falls outside. The same arithmetic as
@@ -281,7 +313,16 @@ void resample_row(const T* src, const float* srcf, T* dst, const ImageShape& in,
   if constexpr (K == 2) {
     if (srcf != nullptr || std::is_same_v<T, float>) {
       const float* sf = srcf != nullptr ? srcf : reinterpret_cast<const float*>(src);
-      if (in.size() < (std::int64_t{1} << 31) - 1) {
+      if (Q == 3 && in.p == 1) {  // NHWC RGB: one pixel per step, both taps of a row in one load
+        for (; x < w; ++x) {
+          if (!inside[x]) {
+            scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, x + 1);
+            continue;
+          }
+          bilinear_rgb(sf + (ky[x] * in.w + kx[x]) * 3, in.w * 3, dst + (y * out.w + x) * 3, x + 1 < w, wx[x],
+                       wx[w + x], wy[x], wy[w + x]);
+        }
+      } else if (in.size() < (std::int64_t{1} << 31) - 1) {
         for (; x + 8 <= w; x += 8) {
           std::uint64_t all;
           std::memcpy(&all, inside + x, 8);
