@@ -19,7 +19,7 @@
 #include "parallel.hpp"
 #include "philox_lanes.hpp"
 
-#if defined(__SSSE3__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -115,6 +115,18 @@ void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage
         continue;
       }
       const T* srow = src + p * in.plane() + iy * in.w * q;
+#if defined(__SSE__)
+      // Mirrored rows are read backwards, which the hardware prefetchers follow poorly: ask
+      // for the source row two output rows ahead.
+      if (fx != 1 && y + 2 < o.h) {
+        const std::int64_t ahead = border_index(fy * (y + 2) + ty, in.h, st.border);
+        if (ahead >= 0) {
+          const char* a = reinterpret_cast<const char*>(src + p * in.plane() + ahead * in.w * q);
+          const std::int64_t bytes = in.w * q * static_cast<std::int64_t>(sizeof(T));
+          for (std::int64_t b = 0; b < bytes; b += 64) _mm_prefetch(a + b, _MM_HINT_T0);
+        }
+      }
+#endif
       auto edge_pixel = [&](std::int64_t x) {
         const std::int64_t ix = border_index(fx * x + tx, in.w, st.border);
         for (std::int64_t c = 0; c < q; ++c) drow[x * q + c] = ix < 0 ? fill : srow[ix * q + c];
@@ -258,16 +270,24 @@ inline void bilinear8(const float* sf, T* dst, const ImageShape& in, const Image
 
 #if defined(__AVX2__)
 // One NHWC pixel of 3 values with interior bilinear taps at p (row stride `row`): the two
-// taps of a source row are the lanes 0-2 of loads at p and p + 3 (lane 3 masked off), then
+// taps of a source row are lanes 0-2 of the pixels at p and p + 3 (lane 3 masked off), then
 // the operations of gather_interior lane by lane. `spill`: the output may be written as 4
 // bytes (the next pixel of the row is written later).
-template <class T>
-inline void bilinear_rgb(const float* p, std::int64_t row, T* d, bool spill, float wx0, float wx1, float wy0,
+inline __m128 load_rgb(const float* p) { return _mm_maskload_ps(p, _mm_setr_epi32(-1, -1, -1, 0)); }
+// Reads 4 bytes (the caller keeps the 4th inside the buffer); lane 3 is ignored.
+inline __m128 load_rgb(const std::uint8_t* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(v))));
+}
+
+template <class S, class T>
+inline void bilinear_rgb(const S* p, std::int64_t row, T* d, bool spill, float wx0, float wx1, float wy0,
                          float wy1) {
   const __m128i m3 = _mm_setr_epi32(-1, -1, -1, 0);
   const __m128 zero = _mm_setzero_ps(), a0 = _mm_set1_ps(wx0), a1 = _mm_set1_ps(wx1);
-  const __m128 v00 = _mm_maskload_ps(p, m3), v01 = _mm_maskload_ps(p + 3, m3);
-  const __m128 v10 = _mm_maskload_ps(p + row, m3), v11 = _mm_maskload_ps(p + row + 3, m3);
+  const __m128 v00 = load_rgb(p), v01 = load_rgb(p + 3);
+  const __m128 v10 = load_rgb(p + row), v11 = load_rgb(p + row + 3);
   const __m128 r0 = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(a0, v00)), _mm_mul_ps(a1, v01));
   const __m128 r1 = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(a0, v10)), _mm_mul_ps(a1, v11));
   __m128 acc = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(_mm_set1_ps(wy0), r0)), _mm_mul_ps(_mm_set1_ps(wy1), r1));
@@ -311,18 +331,19 @@ void resample_row(const T* src, const float* srcf, T* dst, const ImageShape& in,
   std::int64_t x = 0;
 #if defined(__AVX2__)
   if constexpr (K == 2) {
-    if (srcf != nullptr || std::is_same_v<T, float>) {
-      const float* sf = srcf != nullptr ? srcf : reinterpret_cast<const float*>(src);
-      if (Q == 3 && in.p == 1) {  // NHWC RGB: one pixel per step, both taps of a row in one load
-        for (; x < w; ++x) {
-          if (!inside[x]) {
-            scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, x + 1);
-            continue;
-          }
-          bilinear_rgb(sf + (ky[x] * in.w + kx[x]) * 3, in.w * 3, dst + (y * out.w + x) * 3, x + 1 < w, wx[x],
-                       wx[w + x], wy[x], wy[w + x]);
+    if (Q == 3 && in.p == 1) {  // NHWC RGB: one pixel per step, each tap pixel in one load
+      for (; x < w; ++x) {
+        // The 4-byte loads of the last tap pixel read one byte past it: not at the image's end.
+        if (!inside[x] || (ky[x] == h_last && kx[x] == w_last)) {
+          scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, x + 1);
+          continue;
         }
-      } else if (in.size() < (std::int64_t{1} << 31) - 1) {
+        bilinear_rgb(src + (ky[x] * in.w + kx[x]) * 3, in.w * 3, dst + (y * out.w + x) * 3, x + 1 < w, wx[x],
+                     wx[w + x], wy[x], wy[w + x]);
+      }
+    } else if (srcf != nullptr || std::is_same_v<T, float>) {
+      const float* sf = srcf != nullptr ? srcf : reinterpret_cast<const float*>(src);
+      if (in.size() < (std::int64_t{1} << 31) - 1) {
         for (; x + 8 <= w; x += 8) {
           std::uint64_t all;
           std::memcpy(&all, inside + x, 8);
@@ -374,7 +395,7 @@ const float* float_source(const T* src, std::int64_t n) {
 template <int K, int Q, class T>
 void geometric_affine_q(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
   RowTaps& t = row_taps(st.out.w);
-  const float* srcf = float_source<K>(src, st.in.size());
+  const float* srcf = K == 2 && Q == 3 && st.in.p == 1 ? nullptr : float_source<K>(src, st.in.size());
   const float m0 = ss.m[0], m1 = ss.m[1], m2 = ss.m[2], m3 = ss.m[3], m4 = ss.m[4], m5 = ss.m[5];
   for (std::int64_t y = 0; y < st.out.h; ++y) {
     const float yf = static_cast<float>(y);
@@ -500,7 +521,7 @@ template <int K, int Q, class T>
 void displace_kq(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
                  float fill) {
   RowTaps& t = row_taps(img.w);
-  const float* srcf = float_source<K>(src, img.size());
+  const float* srcf = K == 2 && Q == 3 && img.p == 1 ? nullptr : float_source<K>(src, img.size());
   for (std::int64_t y = 0; y < img.h; ++y) {
     const float yf = static_cast<float>(y);
     float* __restrict sx = t.sx.data();
