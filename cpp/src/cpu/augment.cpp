@@ -461,6 +461,19 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
         const float* wx = &sc.wx[static_cast<std::size_t>(K * x)];
         bool inner = r >= 0;
         for (int i = 0; i < K; ++i) inner = inner && ix[i] >= 0;
+#if defined(__AVX2__)
+        // NHWC RGB bilinear with adjacent taps: the three values of a tap pixel in one load
+        // (not for the row's last pixel, whose 4-byte load would pass the row's end).
+        if constexpr (K == 2) {
+          if (inner && q == 3 && in.p == 1 && ix[1] == ix[0] + 1 && ix[1] + 1 < in.w) {
+            const __m128 a0 = _mm_set1_ps(wx[0]), a1 = _mm_set1_ps(wx[1]);
+            const __m128 v0 = load_rgb(srow + ix[0] * 3), v1 = load_rgb(srow + ix[1] * 3);
+            const __m128 acc = _mm_add_ps(_mm_add_ps(_mm_setzero_ps(), _mm_mul_ps(a0, v0)), _mm_mul_ps(a1, v1));
+            _mm_maskstore_ps(h + x * 3, _mm_setr_epi32(-1, -1, -1, 0), acc);
+            continue;
+          }
+        }
+#endif
         if (inner) {
           for (std::int64_t c = 0; c < q; ++c) {
             float acc = 0.0f;
@@ -641,6 +654,14 @@ void fill_rects(T* img, const ImageShape& s, const StagePlan& st, const SampleSt
   const T fill = store_value<T>(st.fill);
   for (std::int32_t r = 0; r < ss.rect_count; ++r) {
     const std::int32_t* rc = rects + 4 * (ss.rect_begin + r);
+    if (!st.random_fill) {  // rows of the box are contiguous runs in either layout
+      for (std::int64_t p = 0; p < s.p; ++p)
+        for (std::int64_t y = rc[1]; y < rc[3]; ++y) {
+          T* row = img + p * s.plane() + (y * s.w + rc[0]) * s.q;
+          std::fill(row, row + (rc[2] - rc[0]) * s.q, fill);
+        }
+      continue;
+    }
     for (std::int64_t c = 0; c < s.p * s.q; ++c)
       for (std::int64_t y = rc[1]; y < rc[3]; ++y)
         for (std::int64_t x = rc[0]; x < rc[2]; ++x) {
