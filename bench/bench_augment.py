@@ -205,7 +205,10 @@ def main() -> None:
     figures += bench_size(224, 3, 32 if args.quick else 256, args.device, args.quick, alb)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump([fig.as_dict() for fig in figures], f, indent=1)
+            records = [fig.as_dict() for fig in figures]
+            for r in records:  # no peer: null rather than NaN (not JSON)
+                r["peer"] = None if r["peer"] != r["peer"] else r["peer"]
+            json.dump(records, f, indent=1)
             f.write("\n")
 
 
