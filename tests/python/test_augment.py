@@ -298,6 +298,14 @@ def test_interior_and_border_paths_agree_bit_for_bit(interp, dtype, c):
     dp = np.pad(disp, ((0, 0), (0, 0), (4, 4), (4, 4)))
     big = sa.displace(xp, dp, interp, border="edge", layout="NHWC")
     np.testing.assert_array_equal(big[:, 4:-4, 4:-4], out)
+    # Constant border: pixels whose taps all fall outside take a shortcut; padding with the
+    # fill value moves some of them inside.
+    far = (np.round(RNG.uniform(-12, 12, (2, 2, 9, 11)) * 64) / 64).astype(np.float32)
+    out = sa.displace(x, far, interp, border="constant", fill=7.0, layout="NHWC")
+    xp = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), constant_values=7)
+    dp = np.pad(far, ((0, 0), (0, 0), (4, 4), (4, 4)))
+    big = sa.displace(xp, dp, interp, border="constant", fill=7.0, layout="NHWC")
+    np.testing.assert_array_equal(big[:, 4:-4, 4:-4], out)
 
 
 def test_elastic_is_displacement_by_its_fields(device):

@@ -368,6 +368,22 @@ void scalar_pixels(const T* src, const float* srcf, T* dst, const ImageShape& in
   const float* wx = t.wx.data();
   const float* wy = t.wy.data();
   for (std::int64_t x = x0; x < x1; ++x) {
+    if (!t.inside[x] && border == Border::constant) {
+      const std::int32_t k0x = t.kx[x], k0y = t.ky[x];
+      if (k0x + K <= 0 || k0x >= in.w || k0y + K <= 0 || k0y >= in.h) {  // every tap reads the fill
+        float acc = 0.0f;
+        for (int j = 0; j < K; ++j) {
+          float row = 0.0f;
+          for (int i = 0; i < K; ++i) row = row + wx[i * w + x] * fill;
+          acc = acc + wy[j * w + x] * row;
+        }
+        const T v = store_value<T>(acc);
+        T* d = dst + (y * out.w + x) * out.q;
+        for (std::int64_t p = 0; p < out.p; ++p)
+          for (std::int64_t c = 0; c < out.q; ++c) d[p * out.plane() + c] = v;
+        continue;
+      }
+    }
     if (t.inside[x]) {
       float a[K], b[K];
       for (int i = 0; i < K; ++i) a[i] = wx[i * w + x], b[i] = wy[i * w + x];
