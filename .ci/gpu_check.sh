@@ -13,6 +13,6 @@ SEISOKU_CUDA=ON SEISOKU_CUDA_ARCHITECTURES=90 python3 -m pip install -q --no-bui
 echo "build: $(( $(date +%s) - start )) s"
 python3 -m seisoku.cli info
 python3 -m pytest tests/python -q -x -k "cuda" -p no:cacheprovider 2>&1 | tail -15
-for b in bench_gemm bench_random bench_optim; do
+for b in bench_gemm bench_random bench_optim bench_augment; do
   timeout 120 python3 bench/$b.py --device cuda --quick 2>&1 | tail -25
 done

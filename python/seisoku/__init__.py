@@ -28,7 +28,7 @@ _preload_openblas()
 # faster. Read by libgomp when the core library loads; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _core, cuda, data, nn, optim, train  # noqa: E402
+from . import _core, augment, cuda, data, nn, optim, train  # noqa: E402
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -52,6 +52,7 @@ __all__ = [
     "Generator",
     "__version__",
     "add",
+    "augment",
     "axpy",
     "cast",
     "cmake_prefix_path",

@@ -68,5 +68,6 @@ void bind_loss(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_augment(py::module_& m);
 
 }  // namespace seisoku::python

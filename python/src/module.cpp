@@ -17,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_conv(m);
   seisoku::python::bind_pool(m);
   seisoku::python::bind_optim(m);
+  seisoku::python::bind_augment(m);
 }

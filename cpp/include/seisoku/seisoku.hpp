@@ -1,6 +1,7 @@
 #pragma once
 // The whole C++ API of seisoku.
 #include "seisoku/activation.hpp"
+#include "seisoku/augment.hpp"
 #include "seisoku/blas.hpp"
 #include "seisoku/conv.hpp"
 #include "seisoku/dtype.hpp"

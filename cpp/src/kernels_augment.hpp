@@ -1,0 +1,292 @@
+#pragma once
+// The augmentation family shared by cpp/src/augment.cpp (which validates and plans),
+// cpp/src/cpu/augment.cpp and cuda/augment.cu (which execute): the plan of one call, and the
+// per-pixel arithmetic both devices run with the same operations in the same order (the
+// kernel files are built without fp contraction), so that a result is the same bits on CPU
+// and GPU.
+//
+// A call is planned on the host: the steps are grouped into stages (one resampling per group
+// of geometric steps, one per elastic step, one in-place pass per cutout / erasing / noise
+// step) and every sample's random parameters are drawn there, from Philox keyed by (seed,
+// sample index + sample_offset) at blocks step << 48 + j (j < kPixelBlock0). Per-pixel draws
+// (noise, random fill, elastic fields) use blocks step << 48 + kPixelBlock0 + j.
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "kernels.hpp"
+#include "seisoku/augment.hpp"
+#include "seisoku/philox.hpp"
+
+namespace seisoku {
+
+constexpr std::uint64_t kPixelBlock0 = 16;
+
+SEISOKU_HD std::uint64_t step_block(std::int64_t step, std::uint64_t j) {
+  return (static_cast<std::uint64_t>(step) << 48) + j;
+}
+
+// One image as P planes of H x W pixels of Q values: NCHW is (P, Q) = (C, 1), NHWC (1, C).
+struct ImageShape {
+  std::int64_t h, w, p, q;
+  SEISOKU_HD std::int64_t plane() const { return h * w * q; }
+  SEISOKU_HD std::int64_t size() const { return h * w * p * q; }
+  // Memory offset of logical element (channel c, row y, column x).
+  SEISOKU_HD std::int64_t offset(std::int64_t c, std::int64_t y, std::int64_t x) const {
+    return q == 1 ? (c * h + y) * w + x : (y * w + x) * q + c;
+  }
+};
+
+inline ImageShape image_shape(std::int64_t h, std::int64_t w, std::int64_t c, ImageLayout layout) {
+  return layout == ImageLayout::nchw ? ImageShape{h, w, c, 1} : ImageShape{h, w, 1, c};
+}
+
+// Gaussian smoothing coefficients: mode 0 none, 1 the 3-tap (a, m, a), 2 the recursive
+// filter w[i] = b in[i] + ((c1 w[i-1] + c2 w[i-2]) + c3 w[i-3]) forward, then backward,
+// 3 the sampled Gaussian g[0..radius]: out[i] = g0 in[i] + sum_k g[k] (in[i-k] + in[i+k]).
+// Ends extend the edge value.
+constexpr int kMaxRadius = 9;
+struct SmoothCoef {
+  std::int32_t mode;
+  float a, m, b, c1, c2, c3;
+  std::int32_t radius;
+  float g[kMaxRadius + 1];
+};
+
+enum class StageKind : std::int32_t { geometric, elastic, fill, noise };
+// Where a stage reads and writes: the input, the output, or one of two scratch images.
+enum Buffer : std::int32_t { kBufX = 0, kBufOut = 1, kBufScratch0 = 2, kBufScratch1 = 3 };
+
+struct StagePlan {
+  StageKind kind;
+  std::int32_t step;              // pipeline index (key of the per-pixel draws)
+  std::int32_t src, dst;          // Buffer codes; a fill / noise stage copies src to dst first
+  ImageShape in, out;             // image sizes before and after the stage
+  Interp interp;
+  Border border;
+  float fill;                     // already rounded and saturated for uint8
+  float alpha;                    // elastic
+  SmoothCoef smooth;              // elastic
+  float stddev;                   // noise
+  bool random_fill;               // fill
+};
+
+// Per-sample mode of a geometric stage.
+enum GeoMode : std::int32_t { kGeoCopy = 0, kGeoRows = 1, kGeoNearest = 2, kGeoInterp = 3 };
+
+// One sample's parameters for one stage. Geometric: the map from output (x, y) to source
+// (m0 x + m1 y + m2, m3 x + m4 y + m5) and a GeoMode. Others: mode 1 applies, 0 skips; fill
+// stages list rectangles [x0, x1) x [y0, y1) in rects[rect_begin .. + rect_count).
+struct SampleStage {
+  float m[6];
+  std::int32_t mode;
+  std::int32_t rect_begin, rect_count;
+};
+
+struct AugmentPlan {
+  std::int64_t n = 0;
+  std::uint64_t seed = 0, sample_offset = 0;
+  std::vector<StagePlan> stages;
+  std::vector<SampleStage> samples;  // n * stages.size(), sample-major
+  std::vector<std::int32_t> rects;   // x0, y0, x1, y1 each
+  std::int64_t scratch = 0;          // values per sample in each scratch image
+};
+
+SEISOKU_HD float clamp_coord(float s) {
+  // NaN and huge coordinates land far outside the image (never an overflowing cast).
+  s = s > -1.0e9f ? s : -1.0e9f;
+  return s < 1.0e9f ? s : 1.0e9f;
+}
+
+// Index read for tap k of an axis of n pixels: -1 stands for the constant fill.
+SEISOKU_HD std::int64_t border_index(std::int64_t k, std::int64_t n, Border border) {
+  if (k >= 0 && k < n) return k;
+  if (border == Border::constant) return -1;
+  if (border == Border::edge || n == 1) return k < 0 ? 0 : n - 1;
+  const std::int64_t period = 2 * (n - 1);
+  std::int64_t m = k % period;
+  if (m < 0) m += period;
+  return m < n ? m : period - m;
+}
+
+// The first tap k0 and the K weights of one axis at coordinate s: K = 1 nearest, 2 linear,
+// 4 Keys cubic (a = -0.5); the taps are k0 .. k0 + K - 1 (|k0| <= 1e9 + 2, so any integer
+// type of 32 bits or more holds it).
+template <int K, class I = std::int64_t>
+SEISOKU_HD I axis_weights(float s, float* wt) {
+  s = clamp_coord(s);
+  if constexpr (K == 1) {
+    wt[0] = 1.0f;
+    return static_cast<I>(std::floor(s + 0.5f));
+  } else if constexpr (K == 2) {
+    const float f = std::floor(s);
+    const float t = s - f;
+    wt[0] = 1.0f - t;
+    wt[1] = t;
+    return static_cast<I>(f);
+  } else {
+    const float f = std::floor(s);
+    const float t = s - f;
+    const float t2 = t * t, t3 = t2 * t;
+    wt[0] = 0.5f * ((2.0f * t2 - t3) - t);
+    wt[1] = 0.5f * ((3.0f * t3 - 5.0f * t2) + 2.0f);
+    wt[2] = 0.5f * ((4.0f * t2 - 3.0f * t3) + t);
+    wt[3] = 0.5f * (t3 - t2);
+    return static_cast<I>(f) - 1;
+  }
+}
+
+// The K taps of one axis of n pixels at coordinate s, through the border.
+template <int K>
+SEISOKU_HD void axis_taps(float s, std::int64_t n, Border border, std::int64_t* idx, float* wt) {
+  const std::int64_t k0 = axis_weights<K>(s, wt);
+  for (int i = 0; i < K; ++i) idx[i] = border_index(k0 + i, n, border);
+}
+
+template <class T>
+SEISOKU_HD T store_value(float v) {
+  if constexpr (std::is_same_v<T, std::uint8_t>) {
+    v = v > 0.0f ? v : 0.0f;  // NaN -> 0
+    v = v < 255.0f ? v : 255.0f;
+    return static_cast<std::uint8_t>(static_cast<std::int32_t>(v + 0.5f));
+  } else {
+    return v;
+  }
+}
+
+// Writes output pixel (y, x) of dst (all channels) = src sampled at (sx, sy): for every value,
+// the sum over tap rows j of wy[j] * (sum over tap columns i of wx[i] * v), in tap order.
+template <int K, class T>
+SEISOKU_HD void resample_pixel(const T* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
+                               std::int64_t x, float sx, float sy, Border border, float fill) {
+  std::int64_t ix[K], iy[K];
+  float wx[K], wy[K];
+  axis_taps<K>(sx, in.w, border, ix, wx);
+  axis_taps<K>(sy, in.h, border, iy, wy);
+  const std::int64_t in_row = in.w * in.q;
+  T* d = dst + (y * out.w + x) * out.q;
+  for (std::int64_t p = 0; p < in.p; ++p) {
+    const T* plane = src + p * in.plane();
+    T* dp = d + p * out.plane();
+    for (std::int64_t q = 0; q < in.q; ++q) {
+      float acc = 0.0f;
+      for (int j = 0; j < K; ++j) {
+        float row = 0.0f;
+        for (int i = 0; i < K; ++i) {
+          const float v = (iy[j] < 0 || ix[i] < 0) ? fill : static_cast<float>(plane[iy[j] * in_row + ix[i] * in.q + q]);
+          row = row + wx[i] * v;
+        }
+        acc = acc + wy[j] * row;
+      }
+      dp[q] = store_value<T>(acc);
+    }
+  }
+}
+
+// Source coordinates of output pixel (x, y) under an affine map.
+SEISOKU_HD void affine_source(const float* m, std::int64_t x, std::int64_t y, float* sx, float* sy) {
+  const float xf = static_cast<float>(x), yf = static_cast<float>(y);
+  *sx = (m[0] * xf + m[1] * yf) + m[2];
+  *sy = (m[3] * xf + m[4] * yf) + m[5];
+}
+
+// One geometric stage for output pixel (y, x) of one sample; kGeoRows and kGeoCopy are
+// nearest sampling too (the CPU runs them as row copies, with the same result).
+template <class T>
+SEISOKU_HD void geometric_pixel(const T* src, T* dst, const StagePlan& st, const SampleStage& ss, std::int64_t y,
+                                std::int64_t x) {
+  float sx, sy;
+  affine_source(ss.m, x, y, &sx, &sy);
+  if (ss.mode != kGeoInterp || st.interp == Interp::nearest)
+    resample_pixel<1>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
+  else if (st.interp == Interp::bilinear)
+    resample_pixel<2>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
+  else
+    resample_pixel<4>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
+}
+
+// Output pixel (y, x) of a displacement resampling: source (x + dx, y + dy).
+template <class T>
+SEISOKU_HD void displace_pixel(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img,
+                               Interp interp, Border border, float fill, std::int64_t y, std::int64_t x) {
+  const std::int64_t i = y * img.w + x;
+  const float sx = static_cast<float>(x) + dx[i], sy = static_cast<float>(y) + dy[i];
+  if (interp == Interp::nearest) resample_pixel<1>(src, dst, img, img, y, x, sx, sy, border, fill);
+  else if (interp == Interp::bilinear) resample_pixel<2>(src, dst, img, img, y, x, sx, sy, border, fill);
+  else resample_pixel<4>(src, dst, img, img, y, x, sx, sy, border, fill);
+}
+
+// Uniform [-1, 1) from one Philox word (exact: a multiple of 2^-23).
+SEISOKU_HD float signed_unit(std::uint32_t u) { return philox::to_unit_float(u) * 2.0f - 1.0f; }
+
+// The four N(0, 1) values of one Philox block, in lane order (as seisoku::normal).
+SEISOKU_HD void block_normals(const philox::Block& r, float* v) {
+  philox::box_muller(philox::to_open_unit_float(r.v[0]), philox::to_unit_float(r.v[1]), &v[0], &v[1]);
+  philox::box_muller(philox::to_open_unit_float(r.v[2]), philox::to_unit_float(r.v[3]), &v[2], &v[3]);
+}
+
+// x + stddev * z for one value (uint8: rounded and saturated).
+template <class T>
+SEISOKU_HD T noisy(T x, float z, float stddev) {
+  return store_value<T>(philox::fma_(z, stddev, static_cast<float>(x)));
+}
+
+// Smooths one line of `len` values `stride` apart in place (the CUDA form; the CPU runs the
+// same arithmetic over many lines at once). Mode 3 reads `src` (a copy of the line) instead.
+SEISOKU_HD void smooth_line(float* p, std::int64_t len, std::int64_t stride, const SmoothCoef& c,
+                            const float* src = nullptr) {
+  if (c.mode == 3) {
+    for (std::int64_t i = 0; i < len; ++i) {
+      float acc = c.g[0] * src[i * stride];
+      for (int k = 1; k <= c.radius; ++k) {
+        const std::int64_t lo = i - k < 0 ? 0 : i - k, hi = i + k < len ? i + k : len - 1;
+        acc = acc + c.g[k] * (src[lo * stride] + src[hi * stride]);
+      }
+      p[i * stride] = acc;
+    }
+  } else if (c.mode == 1) {
+    float prev = p[0];
+    for (std::int64_t i = 0; i < len; ++i) {
+      const float cur = p[i * stride];
+      const float next = i + 1 < len ? p[(i + 1) * stride] : cur;
+      p[i * stride] = (c.a * prev + c.m * cur) + c.a * next;
+      prev = cur;
+    }
+  } else if (c.mode == 2) {
+    float w1 = p[0], w2 = p[0], w3 = p[0];
+    for (std::int64_t i = 0; i < len; ++i) {
+      const float w = c.b * p[i * stride] + ((c.c1 * w1 + c.c2 * w2) + c.c3 * w3);
+      p[i * stride] = w;
+      w3 = w2, w2 = w1, w1 = w;
+    }
+    float o1 = w1, o2 = w1, o3 = w1;
+    for (std::int64_t i = len - 1; i >= 0; --i) {
+      const float o = c.b * p[i * stride] + ((c.c1 * o1 + c.c2 * o2) + c.c3 * o3);
+      p[i * stride] = o;
+      o3 = o2, o2 = o1, o1 = o;
+    }
+  }
+}
+
+SmoothCoef smooth_coef(double sigma);  // cpp/src/augment.cpp
+
+#define SEISOKU_AUGMENT_KERNEL_DECLS                                                                 \
+  void augment(const Tensor& x, const Tensor& out, const AugmentPlan& plan);                         \
+  void gaussian_smooth(const Tensor& x, const Tensor& out, const SmoothCoef& coef);                  \
+  void elastic_displacement(const Tensor& out, float alpha, const SmoothCoef& coef, std::uint64_t seed, \
+                            std::uint64_t sample_offset, std::int64_t step_index);                   \
+  void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interp interp, \
+                Border border, float fill);
+
+namespace cpu {
+SEISOKU_AUGMENT_KERNEL_DECLS
+}  // namespace cpu
+
+namespace gpu {
+SEISOKU_AUGMENT_KERNEL_DECLS
+}  // namespace gpu
+
+#undef SEISOKU_AUGMENT_KERNEL_DECLS
+
+}  // namespace seisoku
