@@ -17,6 +17,7 @@
 #include "dispatch.hpp"
 #include "kernels_augment.hpp"
 #include "parallel.hpp"
+#include "normal_lanes.hpp"
 #include "philox_lanes.hpp"
 
 #if defined(__SSE__)
@@ -699,79 +700,6 @@ void fill_rects(T* img, const ImageShape& s, const StagePlan& st, const SampleSt
   }
 }
 
-// The normals of kLanes Philox blocks (block_normals on each), written branch-free over
-// arrays so that the compiler vectorizes them: the same operations as philox::box_muller
-// (log_positive, sqrt, sincos_2pi), value by value.
-void lane_normals(const std::uint32_t* __restrict words, float* __restrict z) {
-  constexpr int kPairs = 2 * kLanes;
-  float u1[kPairs], u2[kPairs], rad[kPairs], sn[kPairs], cs[kPairs];
-  for (int k = 0; k < kPairs; ++k) {
-    u1[k] = philox::to_open_unit_float(words[2 * k]);
-    u2[k] = philox::to_unit_float(words[2 * k + 1]);
-  }
-  for (int k = 0; k < kPairs; ++k) {
-    // log_positive(u1): u1 = m 2^e with m in [sqrt(1/2), sqrt(2)).
-    const std::uint32_t b = float_bits(u1[k]);
-    int e = static_cast<int>(b >> 23) - 127;
-    float m = bits_float((b & 0x7fffffu) | 0x3f800000u);
-    const bool big = m > 1.41421356f;
-    m = big ? m * 0.5f : m;
-    e = big ? e + 1 : e;
-    const float f = m - 1.0f;
-    const float sv = f / (2.0f + f);
-    const float zz = sv * sv;
-    float p = float(2.0 / 21);
-    p = philox::fma_(p, zz, float(2.0 / 19));
-    p = philox::fma_(p, zz, float(2.0 / 17));
-    p = philox::fma_(p, zz, float(2.0 / 15));
-    p = philox::fma_(p, zz, float(2.0 / 13));
-    p = philox::fma_(p, zz, float(2.0 / 11));
-    p = philox::fma_(p, zz, float(2.0 / 9));
-    p = philox::fma_(p, zz, float(2.0 / 7));
-    p = philox::fma_(p, zz, float(2.0 / 5));
-    p = philox::fma_(p, zz, float(2.0 / 3));
-    const float logm = philox::fma_(sv * zz, p, 2.0f * sv);
-    const float ef = static_cast<float>(e);
-    const float lg = philox::fma_(ef, float(0.693145751953125), philox::fma_(ef, float(1.4286068203094172321e-06), logm));
-    rad[k] = std::sqrt(-2.0f * lg);
-  }
-  for (int k = 0; k < kPairs; ++k) {
-    // sincos_2pi(u2).
-    const float t4 = u2[k] * 4.0f;
-    const int q = static_cast<int>(t4);
-    float r = t4 - static_cast<float>(q);
-    const bool upper = r > 0.5f;
-    r = upper ? 1.0f - r : r;
-    const float a = r * float(1.5707963267948966);
-    const float z2 = a * a;
-    float ps = float(-1.0 / 1307674368000.0);
-    ps = philox::fma_(ps, z2, float(1.0 / 6227020800.0));
-    ps = philox::fma_(ps, z2, float(-1.0 / 39916800.0));
-    ps = philox::fma_(ps, z2, float(1.0 / 362880.0));
-    ps = philox::fma_(ps, z2, float(-1.0 / 5040.0));
-    ps = philox::fma_(ps, z2, float(1.0 / 120.0));
-    ps = philox::fma_(ps, z2, float(-1.0 / 6.0));
-    const float sa0 = philox::fma_(a * z2, ps, a);
-    float pc = float(1.0 / 20922789888000.0);
-    pc = philox::fma_(pc, z2, float(-1.0 / 87178291200.0));
-    pc = philox::fma_(pc, z2, float(1.0 / 479001600.0));
-    pc = philox::fma_(pc, z2, float(-1.0 / 3628800.0));
-    pc = philox::fma_(pc, z2, float(1.0 / 40320.0));
-    pc = philox::fma_(pc, z2, float(-1.0 / 720.0));
-    pc = philox::fma_(pc, z2, float(1.0 / 24.0));
-    pc = philox::fma_(pc, z2, -0.5f);
-    const float ca0 = philox::fma_(z2, pc, 1.0f);
-    const float sa = upper ? ca0 : sa0, ca = upper ? sa0 : ca0;
-    const float s0 = (q & 1) ? ca : sa, c0 = (q & 1) ? sa : ca;
-    sn[k] = (q & 2) ? -s0 : s0;
-    cs[k] = ((q + 1) & 2) ? -c0 : c0;
-  }
-  for (int k = 0; k < kPairs; ++k) {
-    z[2 * k] = rad[k] * cs[k];
-    z[2 * k + 1] = rad[k] * sn[k];
-  }
-}
-
 template <class T>
 void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int64_t step, std::uint64_t seed,
                std::uint64_t offset) {
@@ -787,7 +715,7 @@ void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int
     for (std::int64_t p0 = 0; p0 < hw; p0 += kChunk) {
       for (std::int64_t c = 0; c < s.q; ++c) {
         philox_lanes(seed, offset, first + static_cast<std::uint64_t>((c * hw + p0) / 4), words);
-        lane_normals(words, zc + c * kChunk);
+        normals_from_words(words, zc + c * kChunk);
       }
       const std::int64_t m = std::min(kChunk, hw - p0);
       const T* sp = src + p0 * s.q;
@@ -804,7 +732,7 @@ void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int
   }
   for (std::int64_t base = 0; base < n; base += 4 * kLanes) {
     philox_lanes(seed, offset, first + static_cast<std::uint64_t>(base / 4), words);
-    lane_normals(words, z);
+    normals_from_words(words, z);
     const std::int64_t m = std::min<std::int64_t>(4 * kLanes, n - base);
     if (s.q == 1) {  // logical order is memory order
       for (std::int64_t k = 0; k < m; ++k) dst[base + k] = noisy(src[base + k], z[k], stddev);

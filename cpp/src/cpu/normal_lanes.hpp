@@ -95,16 +95,15 @@ inline void box_muller8(__m256i w1, __m256i w2, __m256* n0, __m256* n1) {
 }  // namespace detail_avx2
 #endif
 
-// normals[k] = standard normal of element first + k, k < kWordGroup; first is a multiple of 4.
-inline void normal_group(std::uint64_t seed, std::uint64_t offset, std::int64_t first, float (&normals)[kWordGroup]) {
-  alignas(32) std::uint32_t words[kWordGroup];
-  philox_lanes(seed, offset, static_cast<std::uint64_t>(first / 4), words);
+// normals[k] = standard normal from words[k] and its pair word (k ^ 1), k < kWordGroup: the
+// words of kLanes Philox blocks in block order, as philox_lanes writes them.
+inline void normals_from_words(const std::uint32_t* words, float* normals) {
 #if defined(__AVX2__)
   using namespace detail_avx2;
   for (int k = 0; k < kWordGroup; k += 16) {
     // Pairs (word 2p, word 2p + 1) give elements 2p and 2p + 1.
-    const __m256 lo = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(words + k)));
-    const __m256 hi = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(words + k + 8)));
+    const __m256 lo = _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + k)));
+    const __m256 hi = _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + k + 8)));
     const __m256i w1 = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8);
     const __m256i w2 = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8);
     __m256 n0, n1;
@@ -118,6 +117,13 @@ inline void normal_group(std::uint64_t seed, std::uint64_t offset, std::int64_t 
     philox::box_muller(philox::to_open_unit_float(words[k]), philox::to_unit_float(words[k + 1]), &normals[k],
                        &normals[k + 1]);
 #endif
+}
+
+// normals[k] = standard normal of element first + k, k < kWordGroup; first is a multiple of 4.
+inline void normal_group(std::uint64_t seed, std::uint64_t offset, std::int64_t first, float (&normals)[kWordGroup]) {
+  alignas(32) std::uint32_t words[kWordGroup];
+  philox_lanes(seed, offset, static_cast<std::uint64_t>(first / 4), words);
+  normals_from_words(words, normals);
 }
 
 // f(first, count, normals): elements first .. first + count - 1 take normals[0 .. count - 1].
