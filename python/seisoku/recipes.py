@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import data, nn
-from ._array import array_module
+from . import augment, data, nn
 from .callbacks import Callback, Checkpoint, EarlyStopping, LRSchedule
 from .random import manual_seed
 from .train import History, Trainer, retrain_on_all
@@ -164,25 +163,15 @@ def _number(
 RECIPE_FIELDS = tuple(f.name for f in fields(Recipe))
 
 
-def _shift_augment(max_shift: int, seed: int) -> Callable[[Array, int], Array]:
+def _shift_augment(max_shift: int, seed: int) -> Callable[..., Array]:
     """Random translation of each 8x8 image by up to ±max_shift pixels in both directions,
-    with zero fill. The shifts of a batch depend only on (seed, step), so a resumed run
-    draws the same ones. Batches are (N, 64) or (N, 1, 8, 8), NumPy or CuPy."""
-    s = int(max_shift)
-
-    def augment(xb: Array, step: int) -> Array:
-        xp = array_module(xb)
-        n = xb.shape[0]
-        shifts = np.random.default_rng([seed, step]).integers(-s, s + 1, size=(2, n))
-        images = xb.reshape(n, 8, 8)
-        padded = xp.pad(images, ((0, 0), (s, s), (s, s)))
-        ar = np.arange(8)
-        rows = xp.asarray((s - shifts[0])[:, None, None] + ar[None, :, None])
-        cols = xp.asarray((s - shifts[1])[:, None, None] + ar[None, None, :])
-        picked = padded[xp.arange(n)[:, None, None], rows, cols]
-        return xp.ascontiguousarray(picked.reshape(xb.shape), dtype=xb.dtype)
-
-    return augment
+    with zero fill: a seisoku.augment random crop of the zero-padded image. The shifts of a
+    batch depend only on (seed, step), so a resumed run draws the same ones. Batches are
+    (N, 64) or (N, 1, 8, 8), NumPy or CuPy."""
+    shift = augment.Compose(
+        [augment.RandomCrop(8, padding=int(max_shift))], seed=seed, layout="NCHW"
+    )
+    return shift.trainer_hook(image_shape=(1, 8, 8))
 
 
 def build_model(recipe: Recipe) -> nn.Module:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import inspect
 import json
 import math
 import os
@@ -145,6 +146,28 @@ def _check_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _with_labels(
+    augment: Callable[..., Array] | None,
+) -> Callable[[Array, int, Array], Array] | None:
+    """augment as a callable (x_batch, step, labels): labels are passed on when augment takes
+    a third positional parameter or a `labels` keyword, and dropped otherwise."""
+    if augment is None:
+        return None
+    try:
+        params = inspect.signature(augment).parameters
+    except (TypeError, ValueError):  # builtins without a signature: (x, step) only
+        return lambda xb, step, yb: augment(xb, step)
+    positional = [
+        p for p in params.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if "labels" in params:
+        return lambda xb, step, yb: augment(xb, step, labels=yb)
+    if len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params.values()):
+        return augment
+    return lambda xb, step, yb: augment(xb, step)
 
 
 class Trainer:
@@ -377,7 +400,10 @@ class Trainer:
             epochs: epochs to run, counting from 0 also when resuming (default 10).
             batch_size: samples per step (default 32; the last batch may be smaller).
             augment: augment(x_batch, step) returns a transformed batch (training only);
-                step is the global step, so a seeded augmentation resumes exactly.
+                step is the global step, so a seeded augmentation resumes exactly. A
+                callable with a third parameter (or one named `labels`) also gets the
+                batch's labels, for label-aware transforms (e.g.
+                seisoku.augment.Compose.trainer_hook() with skip_labels).
             sample_weight: per-sample loss weights (N,), >= 0 (default None: all equal).
             seed: shuffling seed; the order of epoch e depends only on (seed, e).
             max_steps: stop after this many optimizer steps in all (default None).
@@ -396,6 +422,7 @@ class Trainer:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         if augment is not None and not callable(augment):
             raise ValueError(f"augment must be a callable(x_batch, step), got {augment!r}")
+        augment = _with_labels(augment)
         self._check_data(x, y, "fit")
         if sample_weight is not None:
             sample_weight = self._check_weights(sample_weight, x.shape[0])
@@ -500,7 +527,7 @@ class Trainer:
             idx = order[b * batch_size : (b + 1) * batch_size]
             xb, yb = x[idx], y[idx]
             if augment is not None:
-                xb = augment(xb, self.steps)
+                xb = augment(xb, self.steps, yb)
             wb = sample_weight[idx] if sample_weight is not None else None
             self.model.zero_grad()
             out = self.model.forward(xb)

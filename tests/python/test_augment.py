@@ -616,6 +616,37 @@ def test_trainer_fit_takes_the_hook():
     assert steps == list(range(6))
 
 
+def test_trainer_passes_labels_to_label_aware_hooks():
+    from seisoku.train import Trainer
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (64, 64)).astype(np.float32)
+    y = rng.integers(0, 4, 64)
+    # Label 2 must never be flipped; every other sample always is.
+    hook = sa.Compose([sa.HorizontalFlip(1.0, skip_labels=(2,))], layout="NCHW").trainer_hook(
+        image_shape=(1, 8, 8)
+    )
+    seen = []
+
+    def spy(xb, step, labels):
+        out = hook(xb, step, labels)
+        flipped = xb.reshape(-1, 1, 8, 8)[..., ::-1].reshape(xb.shape)
+        for i, label in enumerate(labels):
+            np.testing.assert_array_equal(out[i], xb[i] if label == 2 else flipped[i])
+        seen.append(labels.copy())
+        return out
+
+    model = seisoku.nn.Sequential(seisoku.nn.Linear(64, 4))
+    opt = seisoku.optim.SGD(model.parameters(), lr=0.05)
+    Trainer(model, seisoku.nn.CrossEntropyLoss(), opt, progress=False).fit(
+        x, y, epochs=1, batch_size=16, augment=spy, seed=4
+    )
+    assert len(seen) == 4
+    # The batches are the epoch's shuffled labels: all of y, each once.
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(y))
+    assert any((s == 2).any() for s in seen)
+
+
 # ---- pictures ---------------------------------------------------------------------------
 
 
