@@ -19,8 +19,12 @@ void activation(const Tensor& x, const Tensor& out, Activation act, double slope
     const T* xs = x.data_as<T>();
     T* o = out.data_as<T>();
     const T s = static_cast<T>(slope);
-    parallel_for(x.numel(), [=](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) o[i] = detail::act_forward(xs[i], act, s);
+    detail::dispatch_activation(act, [&](auto a) {
+      constexpr Activation A = decltype(a)::value;
+      parallel_for(x.numel(), [=](std::int64_t i0, std::int64_t i1) {
+        const T sl = s;  // a local: stores through T* could alias the closure's copy
+        for (std::int64_t i = i0; i < i1; ++i) o[i] = detail::act_forward(xs[i], A, sl);
+      });
     });
   });
 }
@@ -33,8 +37,12 @@ void activation_backward(const Tensor& grad_out, const Tensor& y, const Tensor& 
     const T* ys = y.data_as<T>();
     T* gi = grad_in.data_as<T>();
     const T s = static_cast<T>(slope);
-    parallel_for(y.numel(), [=](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) gi[i] = g[i] * detail::act_derivative(ys[i], act, s);
+    detail::dispatch_activation(act, [&](auto a) {
+      constexpr Activation A = decltype(a)::value;
+      parallel_for(y.numel(), [=](std::int64_t i0, std::int64_t i1) {
+        const T sl = s;  // a local: see activation
+        for (std::int64_t i = i0; i < i1; ++i) gi[i] = g[i] * detail::act_derivative(ys[i], A, sl);
+      });
     });
   });
 }

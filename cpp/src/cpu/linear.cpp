@@ -1,6 +1,7 @@
 // CPU kernel of the fused linear epilogue: one pass over z (N, F) adding the bias, applying
 // the activation and the dropout mask (drawn, never stored). The backward pass draws the
 // same mask and differentiates the activation from the stored output.
+#include <algorithm>
 #include <cstdint>
 
 #include "dispatch.hpp"
@@ -14,32 +15,60 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
   const std::int64_t cols = z.shape()[1];
   const bool has_bias = bias.defined() && bias.numel() > 0;
   const bool drop = detail::drops(e.dropout_p);
-  const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
+  const std::int32_t bound = detail::biased(drop ? detail::keep_threshold(e.dropout_p) : 0u);
   detail::dispatch_float(z.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* zs = z.data_as<T>();
     const T* b = has_bias ? bias.data_as<T>() : nullptr;
     T* o = out.data_as<T>();
     const T slope = static_cast<T>(e.slope), scale = static_cast<T>(e.dropout_scale);
-    const Activation act = e.activation;
-    auto value = [=](std::int64_t i) {
-      const T v = has_bias ? zs[i] + b[i % cols] : zs[i];
-      return detail::act_forward(v, act, slope);
-    };
-    if (drop) {
-      for_each_word(z.numel(), e.seed, e.offset,
-                    [=](std::int64_t i, std::uint32_t w) { o[i] = w < thr ? value(i) * scale : T(0); });
-    } else {
-      parallel_for(z.numel(), [=](std::int64_t i0, std::int64_t i1) {
-        for (std::int64_t i = i0; i < i1; ++i) o[i] = value(i);
-      });
-    }
+    detail::dispatch_activation(e.activation, [&](auto a) {
+      constexpr Activation act = decltype(a)::value;
+      // Elements [first, first + count) row piece by row piece, so that the bias index is the
+      // column and each piece is one loop the compiler vectorizes.
+      auto run = [=](std::int64_t first, std::int64_t count, const std::uint32_t* words) {
+        // Locals, not the closure's members: stores through T* could alias those, which would
+        // force a reload per element and keep the loops scalar.
+        const T sl = slope, sc = scale;
+        const std::int32_t bd = bound;
+        for (std::int64_t i = first, end = first + count; i < end;) {
+          const std::int64_t col = i % cols, len = std::min(end - i, cols - col);
+          const T* zi = zs + i;
+          T* oi = o + i;
+          const T* bi = has_bias ? b + col : nullptr;
+          if (words != nullptr) {
+            const std::uint32_t* wi = words + (i - first);
+            if (has_bias) {
+              for (std::int64_t k = 0; k < len; ++k) {
+                const T v = detail::act_forward(zi[k] + bi[k], act, sl) * sc;  // formed, then selected
+                oi[k] = detail::keeps(wi[k], bd) ? v : T(0);
+              }
+            } else {
+              for (std::int64_t k = 0; k < len; ++k) {
+                const T v = detail::act_forward(zi[k], act, sl) * sc;
+                oi[k] = detail::keeps(wi[k], bd) ? v : T(0);
+              }
+            }
+          } else if (has_bias) {
+            for (std::int64_t k = 0; k < len; ++k) oi[k] = detail::act_forward(zi[k] + bi[k], act, sl);
+          } else {
+            for (std::int64_t k = 0; k < len; ++k) oi[k] = detail::act_forward(zi[k], act, sl);
+          }
+          i += len;
+        }
+      };
+      if (drop) {
+        for_word_groups(z.numel(), e.seed, e.offset, run);
+      } else {
+        parallel_for(z.numel(), [=](std::int64_t i0, std::int64_t i1) { run(i0, i1 - i0, nullptr); });
+      }
+    });
   });
 }
 
 void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_z, const Epilogue& e) {
   const bool drop = detail::drops(e.dropout_p);
-  const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
+  const std::int32_t bound = detail::biased(drop ? detail::keep_threshold(e.dropout_p) : 0u);
   detail::dispatch_float(y.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* g = grad_out.data_as<T>();
@@ -47,16 +76,27 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
     T* gz = grad_z.data_as<T>();
     const T slope = static_cast<T>(e.slope), scale = static_cast<T>(e.dropout_scale);
     const T inv_scale = static_cast<T>(1.0 / e.dropout_scale);
-    const Activation act = e.activation;
-    if (drop) {
-      for_each_word(y.numel(), e.seed, e.offset, [=](std::int64_t i, std::uint32_t w) {
-        gz[i] = w < thr ? g[i] * scale * detail::act_derivative(ys[i] * inv_scale, act, slope) : T(0);
-      });
-    } else {
-      parallel_for(y.numel(), [=](std::int64_t i0, std::int64_t i1) {
-        for (std::int64_t i = i0; i < i1; ++i) gz[i] = g[i] * detail::act_derivative(ys[i], act, slope);
-      });
-    }
+    detail::dispatch_activation(e.activation, [&](auto a) {
+      constexpr Activation act = decltype(a)::value;
+      if (drop) {
+        for_word_groups(y.numel(), e.seed, e.offset, [=](std::int64_t first, std::int64_t count, const std::uint32_t* w) {
+          const T* gi = g + first;
+          const T* yi = ys + first;
+          T* out = gz + first;
+          const T sl = slope, sc = scale, inv = inv_scale;  // locals: see bias_act_dropout
+          const std::int32_t bd = bound;
+          for (std::int64_t k = 0; k < count; ++k) {
+            const T v = gi[k] * sc * detail::act_derivative(yi[k] * inv, act, sl);
+            out[k] = detail::keeps(w[k], bd) ? v : T(0);
+          }
+        });
+      } else {
+        parallel_for(y.numel(), [=](std::int64_t i0, std::int64_t i1) {
+          const T sl = slope;
+          for (std::int64_t i = i0; i < i1; ++i) gz[i] = g[i] * detail::act_derivative(ys[i], act, sl);
+        });
+      }
+    });
   });
 }
 
