@@ -73,6 +73,19 @@ def time_fn(
     return statistics.median(times) / number
 
 
+def time_pair(
+    ours: Callable[[], Any], peer: Callable[[], Any], *, rounds: int = 3, **options: Any
+) -> tuple[float, float]:
+    """(seconds of ours, seconds of peer): time_fn of each, alternating for `rounds` rounds,
+    the best round of each. On a shared machine a slow spell then hits both sides alike
+    instead of whichever happened to run during it."""
+    best_ours = best_peer = float("inf")
+    for _ in range(rounds):
+        best_ours = min(best_ours, time_fn(ours, **options))
+        best_peer = min(best_peer, time_fn(peer, **options))
+    return best_ours, best_peer
+
+
 def machine_note() -> str | None:
     """A warning line when the machine was busy before the benchmark started, else None."""
     try:

@@ -2,7 +2,7 @@
 
 One function per figure; main runs them all. Each figure checks seisoku's results against
 PyTorch in float64 first, then times both, PyTorch with torch.set_num_threads set to
-seisoku's thread count.
+seisoku's thread count, alternating for three rounds and keeping each side's best.
 
   conv2d fwd+bwd LeNet batch: the two LeNet-5 convolutions on a batch of 128 (--quick: 32)
     float32 images: conv 1->6 5x5 padding 2 on 28x28, then conv 6->16 5x5 on 14x14; forward
@@ -33,7 +33,16 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import seisoku
-from _timing import CPU_WARMUP_S, Figure, check_close, machine_note, make_parser, report, time_fn
+from _timing import (
+    CPU_WARMUP_S,
+    Figure,
+    check_close,
+    machine_note,
+    make_parser,
+    report,
+    time_fn,
+    time_pair,
+)
 from seisoku.nn import _conv
 
 # (C_in, H, W, C_out, k, padding) of the LeNet-5 convolutions.
@@ -108,8 +117,7 @@ def conv2d_lenet(quick: bool) -> Figure:
 
     peer, _ = torch_step(torch.float32)
     options = _timing_options(quick)
-    t_ours = time_fn(ours, **options)
-    t_peer = time_fn(peer, **options)
+    t_ours, t_peer = time_pair(ours, peer, **options)
     return Figure(name, batch / t_ours, batch / t_peer, "torch", "images/s")
 
 
@@ -179,8 +187,7 @@ def mlp_train_step(quick: bool) -> Figure:
         opt.step()
 
     options = _timing_options(quick)
-    t_ours = time_fn(ours, **options)
-    t_peer = time_fn(peer, **options)
+    t_ours, t_peer = time_pair(ours, peer, **options)
     return Figure(
         "mlp 784-800-800-10 train step", batch / t_ours, batch / t_peer, "torch", "samples/s"
     )
@@ -206,8 +213,7 @@ def dropout_10m(quick: bool) -> Figure:
         seisoku.nn.functional.dropout(x, 0.5, 1, counter["k"], out=out)
 
     options = _timing_options(quick)
-    t_ours = time_fn(ours, **options)
-    t_peer = time_fn(lambda: torch.nn.functional.dropout(tx, 0.5), **options)
+    t_ours, t_peer = time_pair(ours, lambda: torch.nn.functional.dropout(tx, 0.5), **options)
     t_copy = time_fn(lambda: np.copyto(out, x), **options)
     print(
         f"dropout bandwidth bound (numpy.copyto of {n} float32): {t_copy * 1e3:.2f} ms; "
