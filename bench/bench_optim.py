@@ -10,11 +10,13 @@ Cases (float32):
   max-norm over its rows), against the plain step (target: at most 1.2x) and against torch's
   fused step followed by the composed ops (softshrink, renorm_).
 
-Each case is checked against torch after one step, then timed. The effective bandwidth
-(bytes moved by an ideal single pass / time) is reported beside the machine's measured
-streaming read-modify-write bandwidth (y += a * x on 3 x 256 MB, the best of seisoku.axpy and
-torch's add_). seisoku steps with nonfinite="ignore" (torch does not look for NaN either);
-the default nonfinite="raise" (one more read of the gradients) is reported as its own line.
+Each case is checked against torch after one step, then timed: ours and the peer alternate
+for three rounds and each keeps its best, so a slow spell of a shared machine hits both.
+The effective bandwidth (bytes moved by an ideal single pass / time) is reported beside the
+machine's measured streaming read-modify-write bandwidth (y += a * x on 3 x 256 MB, the best
+of seisoku.axpy and torch's add_). seisoku steps with nonfinite="ignore" (torch does not look
+for NaN either); the default nonfinite="raise" (one more read of the gradients) is reported
+as its own line.
 
     python bench/bench_optim.py [--quick] [--json PATH] [--device cpu|cuda] [--threads N]
 """
@@ -40,6 +42,7 @@ from _timing import (
     require_cuda,
     sync_for,
     time_fn,
+    time_pair,
 )
 from seisoku import optim
 from seisoku.nn.module import Parameter
@@ -177,6 +180,11 @@ def main() -> None:
     def timed(fn: Callable[[], Any]) -> float:
         return time_fn(fn, warmup=3, repeats=reps, sync=sync, warmup_s=CPU_WARMUP_S) * 1e3
 
+    def timed_pair(a: Callable[[], Any], b: Callable[[], Any]) -> tuple[float, float]:
+        """ms of a and of b, alternating for three rounds, each side's best."""
+        ta, tb = time_pair(a, b, warmup=3, repeats=reps, sync=sync, warmup_s=CPU_WARMUP_S)
+        return ta * 1e3, tb * 1e3
+
     def gbps(kind: str, numel: int, ms: float) -> float:
         return BYTES[kind] * numel / (ms * 1e-3) / 1e9
 
@@ -193,8 +201,7 @@ def main() -> None:
             fused = torch_opt(kind, case.theirs, "fused")
             name = f"{kind} {label} ({len(shapes)} tensors, {case.numel / 1e6:.1f}M params)"
             check_one_step(case, ours.step, fused.step, name)
-            t_ours = timed(ours.step)
-            t_fused = timed(fused.step)
+            t_ours, t_fused = timed_pair(ours.step, fused.step)
             figures.append(Figure(f"{name} step", t_ours, t_fused, "torch fused", "ms"))
             figures.append(
                 Figure(
@@ -213,11 +220,12 @@ def main() -> None:
             )
             checked = ours_opt(kind, case.ours, {})
             checked.nonfinite = "raise"
+            t_checked, t_fused_again = timed_pair(checked.step, fused.step)
             figures.append(
                 Figure(
                     f"{name} step, nonfinite='raise'",
-                    timed(checked.step),
-                    t_fused,
+                    t_checked,
+                    t_fused_again,
                     "torch fused",
                     "ms",
                 )
@@ -235,7 +243,6 @@ def main() -> None:
         import torch.nn.functional as tf
 
         plain = ours_opt("sgd", case.ours, {})
-        t_plain = timed(plain.step)
         l1 = 0.1
         tau = 1e-3 * l1
 
@@ -260,7 +267,7 @@ def main() -> None:
                         post(t)
 
             check_one_step(case, ours.step, composed, f"sgd {vname}")
-            t_ours = timed(ours.step)
+            t_ours, t_plain = timed_pair(ours.step, plain.step)
             t_comp = timed(composed)
             figures.append(
                 Figure(f"sgd {vname} {label} step", t_ours, t_comp, "torch fused + composed", "ms")
