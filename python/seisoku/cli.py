@@ -262,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--l1", type=float, help="L1 penalty (proximal)")
     r.add_argument("--max-norm", type=float, dest="max_norm", help="per-unit max-norm bound")
     r.add_argument("--shift", type=int, help="random image shifts of up to this many pixels")
+    r.add_argument("--rotate", type=float, help="random rotations of up to this many degrees")
+    r.add_argument("--elastic", type=float, help="elastic distortion alpha in pixels")
+    r.add_argument(
+        "--elastic-sigma", type=float, dest="elastic_sigma", help="elastic smoothing in pixels"
+    )
+    r.add_argument("--cutout", type=int, help="one zeroed square of this side per image")
     r.add_argument(
         "--patience", type=int, help="early stopping: evaluations without improvement (0: off)"
     )

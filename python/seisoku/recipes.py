@@ -53,6 +53,10 @@ class Recipe:
     l1: float = 0.0
     max_norm: float = 0.0  # per-unit max-norm bound (0: off)
     shift: int = 1  # random translations of the 8x8 images by up to this many pixels
+    rotate: float = 0.0  # random rotations by up to this many degrees (bilinear)
+    elastic: float = 0.0  # elastic distortion: alpha in pixels (0: off)
+    elastic_sigma: float = 1.0  # elastic distortion: smoothing sigma in pixels
+    cutout: int = 0  # one zeroed square of this side in pixels per image (0: off)
     optimizer: str = "sgd"  # 'sgd', 'adam' or 'adamw'
     lr: float = 0.05
     momentum: float = 0.9  # sgd only
@@ -97,10 +101,14 @@ class Recipe:
             _number(self, name, 0.0, 1.0, upper_open=True)
         for name in ("input_noise", "hidden_noise", "l2", "weight_decay", "l1", "max_norm"):
             _number(self, name, 0.0, math.inf)
+        _number(self, "rotate", 0.0, 180.0)
+        _number(self, "elastic", 0.0, math.inf)
+        _number(self, "elastic_sigma", 0.0, math.inf, lower_open=True)
         _number(self, "momentum", 0.0, 1.0, upper_open=True)
         _number(self, "lr", 0.0, math.inf, lower_open=True)
         for name, low in (
             ("shift", 0),
+            ("cutout", 0),
             ("warmup", 0),
             ("epochs", 1),
             ("batch_size", 1),
@@ -113,6 +121,8 @@ class Recipe:
                 raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
         if self.shift > 3:
             raise ValueError(f"shift must be at most 3 pixels for 8x8 images, got {self.shift}")
+        if self.cutout > 8:
+            raise ValueError(f"cutout must be at most 8 pixels for 8x8 images, got {self.cutout}")
         if not isinstance(self.retrain_on_all, bool):
             raise ValueError(f"retrain_on_all must be true or false, got {self.retrain_on_all!r}")
         if self.retrain_on_all and not self.patience:
@@ -134,6 +144,9 @@ class Recipe:
             l1=0.0,
             max_norm=0.0,
             shift=0,
+            rotate=0.0,
+            elastic=0.0,
+            cutout=0,
             patience=0,
             retrain_on_all=False,
         )
@@ -163,15 +176,27 @@ def _number(
 RECIPE_FIELDS = tuple(f.name for f in fields(Recipe))
 
 
-def _shift_augment(max_shift: int, seed: int) -> Callable[..., Array]:
-    """Random translation of each 8x8 image by up to ±max_shift pixels in both directions,
-    with zero fill: a seisoku.augment random crop of the zero-padded image. The shifts of a
-    batch depend only on (seed, step), so a resumed run draws the same ones. Batches are
-    (N, 64) or (N, 1, 8, 8), NumPy or CuPy."""
-    shift = augment.Compose(
-        [augment.RandomCrop(8, padding=int(max_shift))], seed=seed, layout="NCHW"
-    )
-    return shift.trainer_hook(image_shape=(1, 8, 8))
+def _augmentation(recipe: Recipe) -> Callable[..., Array] | None:
+    """The recipe's augmentation of the 8x8 digit images as a Trainer.fit hook (None when all
+    are off): random shifts by up to ±shift pixels with zero fill (a random crop of the
+    zero-padded image), rotations by up to ±rotate degrees, elastic distortion and cutout,
+    in one seisoku.augment call per batch. A 6 and a 9 are never turned by 90 degrees or more.
+    The draws of a batch depend only on (seed, step), so a resumed run draws the same ones.
+    Batches are (N, 64) or (N, 1, 8, 8), NumPy or CuPy."""
+    steps: list[augment.Transform] = []
+    if recipe.shift:
+        steps.append(augment.RandomCrop(8, padding=recipe.shift))
+    if recipe.rotate:
+        upside_down = (6, 9) if recipe.rotate >= 90 else ()
+        steps.append(augment.RandomRotation(recipe.rotate, skip_labels=upside_down))
+    if recipe.elastic:
+        steps.append(augment.ElasticDistortion(recipe.elastic, recipe.elastic_sigma))
+    if recipe.cutout:
+        steps.append(augment.Cutout(1, recipe.cutout))
+    if not steps:
+        return None
+    pipeline = augment.Compose(steps, seed=recipe.seed, layout="NCHW")
+    return pipeline.trainer_hook(image_shape=(1, 8, 8))
 
 
 def build_model(recipe: Recipe) -> nn.Module:
@@ -342,7 +367,7 @@ def run(
     KeyboardInterrupt after the checkpoint is written.
     """
     sets = _to_device(_split_digits(recipe), recipe.device)
-    augment = _shift_augment(recipe.shift, recipe.seed) if recipe.shift else None
+    hook = _augmentation(recipe)
     trainer = make_trainer(
         recipe,
         progress,
@@ -357,7 +382,7 @@ def run(
         validation_data=sets["val"],
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,
-        augment=augment,
+        augment=hook,
         seed=recipe.seed,
         resume=resume,
     )
@@ -375,7 +400,7 @@ def run(
             sets["val"],
             steps=history.best_step,
             batch_size=recipe.batch_size,
-            augment=augment,
+            augment=hook,
             seed=recipe.seed,
         )
     seconds = time.perf_counter() - start

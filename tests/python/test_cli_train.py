@@ -72,12 +72,47 @@ def test_bad_values_exit_with_a_message(tmp_path, capsys):
     assert "dropout must be a number in [0.0, 1.0), got 1.5" in capsys.readouterr().err
     assert main(["train", "--shift", "5"]) == 2
     assert "shift must be at most 3" in capsys.readouterr().err
+    assert main(["train", "--rotate", "-3"]) == 2
+    assert "rotate must be a number in [0.0, 180.0], got -3.0" in capsys.readouterr().err
+    assert main(["train", "--cutout", "9"]) == 2
+    assert "cutout must be at most 8 pixels" in capsys.readouterr().err
+    assert main(["train", "--elastic", "2", "--elastic-sigma", "0"]) == 2
+    assert "elastic_sigma must be a number in (0.0, inf), got 0.0" in capsys.readouterr().err
     typed = tmp_path / "typed.toml"
     typed.write_text('hidden = 32\nlr = "fast"\n')
     assert main(["train", "--config", str(typed)]) == 2
     assert f"hidden must be a list of positive ints, got 32 (config {typed}" in (
         capsys.readouterr().err
     )
+
+
+def test_recipe_augmentation_is_the_named_transforms():
+    x = np.random.default_rng(0).uniform(0, 1, (40, 64)).astype(np.float32)
+    assert recipes._augmentation(recipes.Recipe(shift=0)) is None
+    # A cutout of side 8 zeroes a square (clipped at the border: at least 4x4 pixels) and
+    # leaves the rest; a shift pads with zeros, so the sum never grows and some pixels move.
+    cut = recipes._augmentation(recipes.Recipe(shift=0, cutout=8))(x, 0)
+    zeroed = cut == 0
+    np.testing.assert_array_equal(cut[~zeroed], x[~zeroed])
+    assert zeroed.sum(axis=1).min() >= 16
+    shift = recipes._augmentation(recipes.Recipe(shift=1))
+    moved = shift(x, 3)
+    assert moved.shape == x.shape and not np.array_equal(moved, x)
+    assert np.all(moved.sum(axis=1) <= x.sum(axis=1) + 1e-4)
+    np.testing.assert_array_equal(shift(x, 3), moved)  # the draws depend on (seed, step)
+    # Rotations of 90 degrees or more leave 6 and 9 alone.
+    turn = recipes._augmentation(recipes.Recipe(shift=0, rotate=180))
+    labels = np.arange(40) % 10
+    turned = turn(x, 1, labels)
+    upside = np.isin(labels, (6, 9))
+    np.testing.assert_array_equal(turned[upside], x[upside])
+    assert not np.array_equal(turned[~upside], x[~upside])
+
+
+def test_train_with_rotation_elastic_and_cutout(capsys):
+    args = ["train", *SMALL, "--rotate", "10", "--elastic", "1.5", "--cutout", "2"]
+    assert main(args) == 0
+    assert "test accuracy" in capsys.readouterr().out
 
 
 class InterruptAt(Callback):
