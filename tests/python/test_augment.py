@@ -766,3 +766,18 @@ def test_bad_inputs_raise_value_error():
         )
     with pytest.raises(ValueError, match="sigma"):
         sa.gaussian_smooth(np.zeros((1, 4, 4), np.float32), -1.0)
+
+
+def test_large_batches_stream_the_same_bits():
+    # Outputs of 16 MB and more are written with streaming stores: the same bits as small
+    # batches with the matching sample_offset.
+    x = np.random.default_rng(0).integers(0, 256, (112, 224, 224, 3), dtype=np.uint8)
+    for aug in (
+        sa.Compose([sa.HorizontalFlip(0.5)], seed=3),
+        sa.Compose([sa.RandomCrop(224, padding=8, pad_mode="reflect")], seed=3),
+        sa.Compose([sa.VerticalFlip(1.0), sa.RandomCrop(224, padding=4)], seed=5),
+    ):
+        big = aug(x)
+        assert big.nbytes >= 16 << 20
+        parts = np.concatenate([aug(x[i : i + 8], sample_offset=i) for i in range(0, 112, 8)])
+        np.testing.assert_array_equal(big, parts)

@@ -747,8 +747,35 @@ void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int
   }
 }
 
+// dst[0 .. bytes) = src[0 .. bytes) with non-temporal stores from the first 32-byte boundary of
+// dst: an output that goes to memory anyway is then not read into the cache first.
+inline void stream_copy(void* dst, const void* src, std::size_t bytes) {
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* s = static_cast<const unsigned char*>(src);
+#if defined(__AVX2__)
+  const std::size_t head = std::min(bytes, (32 - reinterpret_cast<std::uintptr_t>(d) % 32) % 32);
+  std::memcpy(d, s, head);
+  std::size_t i = head;
+  for (; i + 32 <= bytes; i += 32)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+  std::memcpy(d + i, s + i, bytes - i);
+#else
+  std::memcpy(d, s, bytes);
+#endif
+}
+
+// stream_out: the batch output is larger than the caches. The sample is then built in a
+// thread-local image (cache-resident) and streamed to `out` in one contiguous copy, so the
+// output lines are never read from memory before they are written; the caller fences.
 template <class T>
-void run_sample(const T* x, T* out, const AugmentPlan& plan, std::int64_t n) {
+void run_sample(const T* x, T* out, const AugmentPlan& plan, std::int64_t n, bool stream_out) {
+  T* const final_out = out;
+  thread_local std::vector<T> staging;
+  const std::size_t out_count = static_cast<std::size_t>(plan.stages.back().out.size());
+  if (stream_out) {
+    if (staging.size() < out_count) staging.resize(out_count);
+    out = staging.data();
+  }
   const std::size_t ns = plan.stages.size();
   const std::uint64_t offset = plan.sample_offset + static_cast<std::uint64_t>(n);
   T* bufs[2] = {nullptr, nullptr};
@@ -787,6 +814,7 @@ void run_sample(const T* x, T* out, const AugmentPlan& plan, std::int64_t n) {
         break;
     }
   }
+  if (stream_out) stream_copy(final_out, out, out_count * sizeof(T));
 }
 
 }  // namespace
@@ -803,7 +831,14 @@ void augment(const Tensor& x, const Tensor& out, const AugmentPlan& plan) {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, std::uint8_t>) {
       const T* xs = x.data_as<T>();
       T* os = out.data_as<T>();
-      parallel_tasks(plan.n, cost, [&](std::int64_t n) { run_sample(xs + n * in_size, os + n * out_size, plan, n); });
+      // Batch outputs past half the last-level cache go to memory anyway: stream them.
+      const bool stream = out.nbytes() >= (std::size_t{16} << 20);
+      parallel_tasks(plan.n, cost, [&](std::int64_t n) {
+        run_sample(xs + n * in_size, os + n * out_size, plan, n, stream);
+#if defined(__SSE2__)
+        if (stream) _mm_sfence();  // this thread's streamed stores land before the op returns
+#endif
+      });
     }
   });
 }
