@@ -84,22 +84,9 @@ __global__ void fill_kernel(T* img, StagePlan st, const SampleStage* samples, co
     if (!inside) continue;
     T* im = img + i * s.size();
     const std::uint64_t offset = sample_offset + static_cast<std::uint64_t>(i);
-    for (std::int64_t c = 0; c < s.p * s.q; ++c) {
-      T v = fill;
-      if (st.random_fill) {
-        const std::int64_t e = (c * s.h + y) * s.w + x;
-        const philox::Block b =
-            philox::draw(seed, offset, step_block(st.step, kPixelBlock0 + static_cast<std::uint64_t>(e / 4)));
-        if constexpr (std::is_same_v<T, float>) {
-          float z[4];
-          block_normals(b, z);
-          v = z[e % 4];
-        } else {
-          v = static_cast<T>(b.v[e % 4] >> 24);
-        }
-      }
-      im[s.offset(c, y, x)] = v;
-    }
+    for (std::int64_t c = 0; c < s.p * s.q; ++c)
+      im[s.offset(c, y, x)] =
+          st.random_fill ? random_fill_value<T>(seed, offset, st.step, (c * s.h + y) * s.w + x) : fill;
   }
 }
 

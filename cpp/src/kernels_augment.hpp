@@ -226,6 +226,21 @@ SEISOKU_HD void block_normals(const philox::Block& r, float* v) {
   philox::box_muller(philox::to_open_unit_float(r.v[2]), philox::to_unit_float(r.v[3]), &v[2], &v[3]);
 }
 
+// The random-erasing value of logical element e (channel-major index (c * H + y) * W + x) of
+// a sample: N(0, 1) for float32, a uniform byte for uint8, from Philox block e / 4 of `step`.
+template <class T>
+SEISOKU_HD T random_fill_value(std::uint64_t seed, std::uint64_t offset, std::int64_t step, std::int64_t e) {
+  const philox::Block b =
+      philox::draw(seed, offset, step_block(step, kPixelBlock0 + static_cast<std::uint64_t>(e / 4)));
+  if constexpr (std::is_same_v<T, float>) {
+    float z[4];
+    block_normals(b, z);
+    return z[e % 4];
+  } else {
+    return static_cast<T>(b.v[e % 4] >> 24);
+  }
+}
+
 // x + stddev * z for one value (uint8: rounded and saturated).
 template <class T>
 SEISOKU_HD T noisy(T x, float z, float stddev) {

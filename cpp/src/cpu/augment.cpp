@@ -681,22 +681,8 @@ void fill_rects(T* img, const ImageShape& s, const StagePlan& st, const SampleSt
     }
     for (std::int64_t c = 0; c < s.p * s.q; ++c)
       for (std::int64_t y = rc[1]; y < rc[3]; ++y)
-        for (std::int64_t x = rc[0]; x < rc[2]; ++x) {
-          T v = fill;
-          if (st.random_fill) {
-            const std::int64_t e = (c * s.h + y) * s.w + x;
-            const philox::Block b =
-                philox::draw(seed, offset, step_block(st.step, kPixelBlock0 + static_cast<std::uint64_t>(e / 4)));
-            if constexpr (std::is_same_v<T, float>) {
-              float z[4];
-              block_normals(b, z);
-              v = z[e % 4];
-            } else {
-              v = static_cast<T>(b.v[e % 4] >> 24);
-            }
-          }
-          img[s.offset(c, y, x)] = v;
-        }
+        for (std::int64_t x = rc[0]; x < rc[2]; ++x)
+          img[s.offset(c, y, x)] = random_fill_value<T>(seed, offset, st.step, (c * s.h + y) * s.w + x);
   }
 }
 

@@ -6,6 +6,7 @@
 #include "dispatch.hpp"
 #include "kernels_nn.hpp"
 #include "masked.hpp"
+#include "nn_math.hpp"
 #include "normal_lanes.hpp"
 #include "seisoku/philox.hpp"
 
@@ -43,7 +44,7 @@ void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_threshold, s
     const T s = static_cast<T>(scale);
     // Unsigned compare as a signed one on biased words, and a multiply instead of a branch,
     // so the loop vectorizes (AVX2 has no unsigned compare).
-    const std::int32_t thr = static_cast<std::int32_t>(keep_threshold ^ 0x80000000u);
+    const std::int32_t thr = detail::biased(keep_threshold);
 #if defined(__AVX2__)
     // Large float32 outputs that do not alias the input: stream them past the cache.
     const bool stream = std::is_same_v<T, float> && x.numel() >= (std::int64_t{1} << 20) &&
@@ -67,7 +68,7 @@ void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_threshold, s
 #endif
 #pragma omp simd
       for (std::int64_t e = 0; e < count; ++e)
-        dst[e] = src[e] * (static_cast<std::int32_t>(w[e] ^ 0x80000000u) < bound ? keep : T(0));
+        dst[e] = src[e] * (detail::keeps(w[e], bound) ? keep : T(0));
     });
 #if defined(__AVX2__)
     if (stream) _mm_sfence();  // streaming stores become visible before the op returns

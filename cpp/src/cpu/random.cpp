@@ -9,6 +9,7 @@
 #include "dispatch.hpp"
 #include "kernels.hpp"
 #include "masked.hpp"
+#include "nn_math.hpp"
 #include "normal_lanes.hpp"
 #include "parallel.hpp"
 #include "seisoku/philox.hpp"
@@ -81,14 +82,14 @@ void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, std:
         parallel_for(out.numel(), [=](std::int64_t i0, std::int64_t i1) { std::fill(z + i0, z + i1, T(1)); });
         return;
       }
-      // Unsigned compare as a signed one on biased words, so the loop vectorizes.
-      const std::int32_t bound = static_cast<std::int32_t>(static_cast<std::uint32_t>(threshold) ^ 0x80000000u);
+      // Unsigned compare as a signed one on biased words (detail::keeps), so the loop vectorizes.
+      const std::int32_t bound = detail::biased(static_cast<std::uint32_t>(threshold));
       for_word_groups(out.numel(), seed, offset, [=](std::int64_t first, std::int64_t count, const std::uint32_t* w) {
         T* dst = z + first;
         const std::int32_t b = bound;
 #pragma omp simd
         for (std::int64_t e = 0; e < count; ++e)
-          dst[e] = static_cast<std::int32_t>(w[e] ^ 0x80000000u) < b ? T(1) : T(0);
+          dst[e] = detail::keeps(w[e], b) ? T(1) : T(0);
       });
     }
   });
