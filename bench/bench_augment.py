@@ -170,6 +170,7 @@ def bench_size(
         _check(name, x, device, xd)
         aug = sa.Compose([ours], seed=0)
         out = aug(xd)
+
         def run_ours(aug: Any = aug, out: Any = out) -> None:
             aug(xd, out=out)
 

@@ -160,8 +160,7 @@ def _with_labels(
     except (TypeError, ValueError):  # builtins without a signature: (x, step) only
         return lambda xb, step, yb: augment(xb, step)
     positional = [
-        p for p in params.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     if "labels" in params:
         return lambda xb, step, yb: augment(xb, step, labels=yb)

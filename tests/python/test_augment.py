@@ -233,20 +233,22 @@ def test_resized_crop_of_whole_image_is_resize(interp):
 @pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 @pytest.mark.parametrize("c", [1, 3])
-def test_resized_crop_equals_displacement_bit_for_bit(interp, dtype, c):
-    # An 8x8 box of a 16x16 image resized to 16x16 reads (x / 2 + x0 - 1/4, y / 2 + y0 - 1/4),
-    # exact in float32; the CPU resamples such axis-aligned maps in two separable passes and
-    # displacements pixel by pixel, with the same arithmetic: equal bits for some (x0, y0).
-    x = images(n=4, h=16, w=16, c=c, dtype=dtype)
+@pytest.mark.parametrize("size", [16, 20])
+def test_resized_crop_equals_displacement_bit_for_bit(interp, dtype, c, size):
+    # A (size/2)^2 box of a size^2 image resized to size^2 reads (x / 2 + x0 - 1/4,
+    # y / 2 + y0 - 1/4), exact in float32; the CPU resamples such axis-aligned maps in two
+    # separable passes and displacements pixel by pixel, with the same arithmetic: equal bits
+    # for some (x0, y0).
+    x = images(n=4, h=size, w=size, c=c, dtype=dtype)
     aug = sa.Compose(
-        [sa.RandomResizedCrop(16, scale=(0.25, 0.25), ratio=(1, 1), interpolation=interp)]
+        [sa.RandomResizedCrop(size, scale=(0.25, 0.25), ratio=(1, 1), interpolation=interp)]
     )
     out = aug(x)
-    yy, xx = np.mgrid[0:16, 0:16].astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     for o, xi in zip(out, x):
         found = False
-        for y0 in range(9):
-            for x0 in range(9):
+        for y0 in range(size // 2 + 1):
+            for x0 in range(size // 2 + 1):
                 d = np.stack([xx / 2 + x0 - 0.25 - xx, yy / 2 + y0 - 0.25 - yy])[None]
                 ref = sa.displace(
                     xi[None], d.astype(np.float32), interp, border="edge", layout="NHWC"
@@ -306,6 +308,73 @@ def test_interior_and_border_paths_agree_bit_for_bit(interp, dtype, c):
     dp = np.pad(far, ((0, 0), (0, 0), (4, 4), (4, 4)))
     big = sa.displace(xp, dp, interp, border="constant", fill=7.0, layout="NHWC")
     np.testing.assert_array_equal(big[:, 4:-4, 4:-4], out)
+
+
+def exact_displace(img, disp, interp, border, fill):
+    """The kernels' float32 arithmetic, step by step in NumPy float32 (no fused multiply-add):
+    img (H, W, C) read at (x + dx, y + dy); uint8 results rounded half up and saturated."""
+    h, w, _ = img.shape
+    f32 = np.float32
+    yy, xx = np.mgrid[0:h, 0:w].astype(f32)
+    sx = np.clip(xx + disp[0], f32(-1e9), f32(1e9))
+    sy = np.clip(yy + disp[1], f32(-1e9), f32(1e9))
+    pad = 64
+    tx, ty = border_table(w, border, pad), border_table(h, border, pad)
+    src = img.astype(f32)
+
+    def tap(ix, iy):
+        jx = tx[np.clip(ix, -pad, w + pad - 1) + pad]
+        jy = ty[np.clip(iy, -pad, h + pad - 1) + pad]
+        v = src[np.maximum(jy, 0), np.maximum(jx, 0)]
+        return np.where(((jx >= 0) & (jy >= 0))[..., None], v, f32(fill))
+
+    def weights(s):
+        if interp == "nearest":
+            return np.floor(s + f32(0.5)).astype(np.int64), [np.ones_like(s)]
+        f = np.floor(s)
+        t = s - f
+        if interp == "bilinear":
+            return f.astype(np.int64), [f32(1) - t, t]
+        t2 = t * t
+        t3 = t2 * t
+        h = f32(0.5)
+        return f.astype(np.int64) - 1, [
+            h * ((f32(2) * t2 - t3) - t),
+            h * ((f32(3) * t3 - f32(5) * t2) + f32(2)),
+            h * ((f32(4) * t2 - f32(3) * t3) + t),
+            h * (t3 - t2),
+        ]
+
+    kx, wx = weights(sx)
+    ky, wy = weights(sy)
+    acc = np.zeros(img.shape, f32)
+    for j, b in enumerate(wy):
+        row = np.zeros(img.shape, f32)
+        for i, a in enumerate(wx):
+            row = row + a[..., None] * tap(kx + i, ky + j)
+        acc = acc + b[..., None] * row
+    if img.dtype == np.uint8:
+        acc = np.minimum(np.where(acc > 0, acc, f32(0)), f32(255))
+        return (acc + f32(0.5)).astype(np.int32).astype(np.uint8)
+    return acc
+
+
+@pytest.mark.parametrize("interp", ["nearest", "bilinear", "bicubic"])
+@pytest.mark.parametrize("border", ["constant", "reflect", "edge"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("c", [1, 3, 2])
+def test_displace_is_the_float32_arithmetic_bit_for_bit(interp, border, dtype, c):
+    # Coordinates near and far outside the image, rows of 21 pixels (two groups of 8 and a
+    # rest), every layout of the vector kernels and their pixel-by-pixel fallbacks.
+    x = images(n=3, h=10, w=21, c=c, dtype=dtype, seed=4)
+    disp = (RNG.standard_normal((3, 2, 10, 21)) * 4).astype(np.float32)
+    disp[0, :, :2] = RNG.uniform(-40, 40, (2, 2, 21)).astype(np.float32)
+    fill = 5.0 if dtype == np.uint8 else -1.25
+    for layout in ("NHWC", "NCHW"):
+        xi = x if layout == "NHWC" else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        out = hwc(sa.displace(xi, disp, interp, border, fill=fill, layout=layout), layout)
+        for o, img, d in zip(out, x, disp):
+            np.testing.assert_array_equal(o, exact_displace(img, d, interp, border, fill))
 
 
 def test_elastic_is_displacement_by_its_fields(device):

@@ -93,9 +93,15 @@ def test_gemm_bad_input():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
     ("m", "n", "k", "trans_a", "trans_b"),
-    [(32, 512, 512, False, False), (128, 800, 784, False, True), (800, 784, 128, True, False),
-     (10, 800, 128, True, False), (128, 10, 800, False, True), (1000, 300, 64, False, False),
-     (257, 263, 301, True, True)],
+    [
+        (32, 512, 512, False, False),
+        (128, 800, 784, False, True),
+        (800, 784, 128, True, False),
+        (10, 800, 128, True, False),
+        (128, 10, 800, False, True),
+        (1000, 300, 64, False, False),
+        (257, 263, 301, True, True),
+    ],
 )
 def test_gemm_bits_do_not_depend_on_the_thread_count(dtype, m, n, k, trans_a, trans_b):
     rng = np.random.default_rng(m * n + k)

@@ -148,30 +148,6 @@ void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage
   }
 }
 
-// Output pixel (y, x) from taps that all lie inside the image (k0x .. k0x + K - 1, k0y ..):
-// the arithmetic of resample_pixel without the border. Q = values per pixel (0: in.q).
-template <int K, int Q, class S, class T>
-inline void gather_interior(const S* src, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
-                            std::int64_t x, std::int64_t k0x, const float* wx, std::int64_t k0y, const float* wy) {
-  const std::int64_t q = Q > 0 ? Q : in.q;
-  const std::int64_t row_stride = in.w * q, in_plane = in.plane(), out_plane = out.plane();
-  T* d = dst + (y * out.w + x) * q;
-  for (std::int64_t p = 0; p < in.p; ++p) {
-    const S* base = src + p * in_plane + k0y * row_stride + k0x * q;
-    T* dp = d + p * out_plane;
-    for (std::int64_t c = 0; c < q; ++c) {
-      float acc = 0.0f;
-      for (int j = 0; j < K; ++j) {
-        const S* r = base + j * row_stride + c;
-        float row = 0.0f;
-        for (int i = 0; i < K; ++i) row = row + wx[i] * static_cast<float>(r[i * q]);
-        acc = acc + wy[j] * row;
-      }
-      dp[c] = store_value<T>(acc);
-    }
-  }
-}
-
 // axis_weights<K> for n coordinates at once (weights in K rows of n), written out so that
 // the loop vectorizes: the same operations, value by value.
 template <int K>
@@ -202,16 +178,16 @@ void row_weights(const float* __restrict s, std::int64_t n, float* __restrict wt
   }
 }
 
-// Per-row work space: source coordinates, first taps, weights (K rows of W) and whether all
-// taps of a pixel lie inside the image.
+// Per-row work space: source coordinates, first taps, weights (K rows of W), the offset of
+// each pixel's first tap in the padded source and whether that offset is exact.
 struct RowTaps {
   std::vector<float> sx, sy, wx, wy;
-  std::vector<std::int32_t> kx, ky;
-  std::vector<std::uint8_t> inside;
+  std::vector<std::int32_t> kx, ky, base;
+  std::vector<std::uint8_t> exact;
   void reserve(std::int64_t w, int k) {
     const auto n = static_cast<std::size_t>(w);
-    if (sx.size() >= n * static_cast<std::size_t>(k)) return;
-    sx.resize(n), sy.resize(n), kx.resize(n), ky.resize(n), inside.resize(n);
+    if (sx.size() >= n) return;
+    sx.resize(n), sy.resize(n), kx.resize(n), ky.resize(n), base.resize(n), exact.resize(n);
     wx.resize(n * static_cast<std::size_t>(k)), wy.resize(n * static_cast<std::size_t>(k));
   }
 };
@@ -222,216 +198,333 @@ RowTaps& row_taps(std::int64_t w) {
   return t;
 }
 
-template <int K, int Q, class T>
-void scalar_pixels(const T* src, const float* srcf, T* dst, const ImageShape& in, const ImageShape& out,
-                   std::int64_t y, RowTaps& t, Border border, float fill, std::int64_t x0, std::int64_t x1);
+// A sample's source with `pad` pixels of border on every side, values of type S (float, or
+// the image's own uint8 where the kernel converts after loading). A first tap k0 clamped
+// into [-pad, n] reads, for constant and edge borders, exactly the values border_index
+// gives for the unclamped taps (all fill, or all the edge pixel, once k0 < -pad or k0 > n
+// with pad >= K), so every pixel reads memory without a branch; reflect is exact only for
+// first taps already in that range.
+template <class S>
+struct Padded {
+  const S* data = nullptr;
+  std::int64_t pad = 0, pw = 0, ph = 0, row = 0, plane = 0;  // row, plane: values
+};
 
-#if defined(__AVX2__)
-// Output pixels x .. x + 7 of row y, all with interior bilinear taps, from the float source
-// sf: gathers of the four taps, then the operations of gather_interior in the same order.
-template <int Q, class T>
-inline void bilinear8(const float* sf, T* dst, const ImageShape& in, const ImageShape& out, std::int64_t y,
-                      std::int64_t x, const float* wx0, const float* wx1, const float* wy0, const float* wy1,
-                      const std::int32_t* kx, const std::int32_t* ky) {
-  const std::int64_t q = Q > 0 ? Q : in.q;
-  const auto row = static_cast<std::int32_t>(in.w * q), qi = static_cast<std::int32_t>(q);
-  const __m256 a0 = _mm256_loadu_ps(wx0), a1 = _mm256_loadu_ps(wx1);
-  const __m256 b0 = _mm256_loadu_ps(wy0), b1 = _mm256_loadu_ps(wy1), zero = _mm256_setzero_ps();
-  const __m256i kxv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kx));
-  const __m256i kyv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ky));
-  const __m256i i00 = _mm256_add_epi32(_mm256_mullo_epi32(kyv, _mm256_set1_epi32(row)),
-                                       _mm256_mullo_epi32(kxv, _mm256_set1_epi32(qi)));
-  const __m256i i01 = _mm256_add_epi32(i00, _mm256_set1_epi32(qi));
-  const __m256i i10 = _mm256_add_epi32(i00, _mm256_set1_epi32(row));
-  const __m256i i11 = _mm256_add_epi32(i10, _mm256_set1_epi32(qi));
-  alignas(32) float res[8];
-  for (std::int64_t p = 0; p < in.p; ++p) {
-    for (std::int64_t c = 0; c < q; ++c) {
-      const float* base = sf + p * in.plane() + c;
-      const __m256 v00 = _mm256_i32gather_ps(base, i00, 4), v01 = _mm256_i32gather_ps(base, i01, 4);
-      const __m256 v10 = _mm256_i32gather_ps(base, i10, 4), v11 = _mm256_i32gather_ps(base, i11, 4);
-      const __m256 r0 = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, v00)), _mm256_mul_ps(a1, v01));
-      const __m256 r1 = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, v10)), _mm256_mul_ps(a1, v11));
-      __m256 acc = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(b0, r0)), _mm256_mul_ps(b1, r1));
-      T* d = dst + p * out.plane() + (y * out.w + x) * q + c;
-      if constexpr (std::is_same_v<T, float>) {
-        _mm256_store_ps(res, acc);
-        for (int i = 0; i < 8; ++i) d[i * q] = res[i];
-      } else {  // store_value: NaN and negatives to 0, at most 255, rounded half up
-        acc = _mm256_min_ps(_mm256_max_ps(acc, zero), _mm256_set1_ps(255.0f));
-        const __m256i iv = _mm256_cvttps_epi32(_mm256_add_ps(acc, _mm256_set1_ps(0.5f)));
-        alignas(32) std::int32_t vals[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(vals), iv);
-        for (int i = 0; i < 8; ++i) d[i * q] = static_cast<T>(vals[i]);
-      }
-    }
-  }
-}
-#endif
-
-#if defined(__AVX2__)
-// One NHWC pixel of 3 values with interior bilinear taps at p (row stride `row`): the two
-// taps of a source row are lanes 0-2 of the pixels at p and p + 3 (lane 3 masked off), then
-// the operations of gather_interior lane by lane. `spill`: the output may be written as 4
-// bytes (the next pixel of the row is written later).
-inline __m128 load_rgb(const float* p) { return _mm_maskload_ps(p, _mm_setr_epi32(-1, -1, -1, 0)); }
-// Reads 4 bytes (the caller keeps the 4th inside the buffer); lane 3 is ignored.
-inline __m128 load_rgb(const std::uint8_t* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(v))));
+// The int32 offsets of a padded image fit when its size does (with the 4 bytes of slack).
+inline bool padded_fits(const ImageShape& in, std::int64_t pad) {
+  return (in.w + 2 * pad) * (in.h + 2 * pad) * in.p * in.q < (std::int64_t{1} << 31) - 64;
 }
 
 template <class S, class T>
-inline void bilinear_rgb(const S* p, std::int64_t row, T* d, bool spill, float wx0, float wx1, float wy0,
-                         float wy1) {
-  const __m128i m3 = _mm_setr_epi32(-1, -1, -1, 0);
-  const __m128 zero = _mm_setzero_ps(), a0 = _mm_set1_ps(wx0), a1 = _mm_set1_ps(wx1);
-  const __m128 v00 = load_rgb(p), v01 = load_rgb(p + 3);
-  const __m128 v10 = load_rgb(p + row), v11 = load_rgb(p + row + 3);
-  const __m128 r0 = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(a0, v00)), _mm_mul_ps(a1, v01));
-  const __m128 r1 = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(a0, v10)), _mm_mul_ps(a1, v11));
-  __m128 acc = _mm_add_ps(_mm_add_ps(zero, _mm_mul_ps(_mm_set1_ps(wy0), r0)), _mm_mul_ps(_mm_set1_ps(wy1), r1));
-  if constexpr (std::is_same_v<T, float>) {
-    _mm_maskstore_ps(d, m3, acc);
-  } else {  // store_value
-    acc = _mm_min_ps(_mm_max_ps(acc, zero), _mm_set1_ps(255.0f));
-    const __m128i iv = _mm_cvttps_epi32(_mm_add_ps(acc, _mm_set1_ps(0.5f)));
-    const std::uint32_t bytes = static_cast<std::uint32_t>(
-        _mm_cvtsi128_si32(_mm_shuffle_epi8(iv, _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1))));
-    if (spill) {
-      std::memcpy(d, &bytes, 4);
-    } else {
-      d[0] = static_cast<T>(bytes & 0xff), d[1] = static_cast<T>((bytes >> 8) & 0xff);
-      d[2] = static_cast<T>((bytes >> 16) & 0xff);
+Padded<S> pad_source(const T* src, const ImageShape& in, std::int64_t pad, Border border, float fill,
+                     std::vector<S>& buf) {
+  Padded<S> pd;
+  pd.pad = pad, pd.pw = in.w + 2 * pad, pd.ph = in.h + 2 * pad, pd.row = pd.pw * in.q, pd.plane = pd.ph * pd.row;
+  const auto total = static_cast<std::size_t>(pd.plane * in.p + 16);  // slack: 4-byte loads of the last pixel
+  if (buf.size() < total) buf.resize(total);
+  const std::int64_t q = in.q, row_values = in.w * in.q;
+  const S fv = static_cast<S>(fill);  // uint8 fills are already whole and in range
+  std::int64_t cols[2 * 4];           // source column of each padding pixel (left, then right)
+  for (std::int64_t k = 0; k < pad; ++k) {  // pad = K <= 4
+    cols[k] = border_index(k - pad, in.w, border);
+    cols[pad + k] = border_index(in.w + k, in.w, border);
+  }
+  for (std::int64_t p = 0; p < in.p; ++p)
+    for (std::int64_t yy = 0; yy < pd.ph; ++yy) {
+      S* __restrict d = buf.data() + p * pd.plane + yy * pd.row;
+      const std::int64_t sy = border_index(yy - pad, in.h, border);
+      if (sy < 0) {
+        std::fill(d, d + pd.row, fv);
+        continue;
+      }
+      const T* __restrict s = src + p * in.plane() + sy * in.w * q;
+      for (std::int64_t k = 0; k < pad; ++k)
+        for (std::int64_t c = 0; c < q; ++c) {
+          const std::int64_t l = cols[k], r = cols[pad + k];
+          d[k * q + c] = l < 0 ? fv : static_cast<S>(s[l * q + c]);
+          d[(pad + in.w + k) * q + c] = r < 0 ? fv : static_cast<S>(s[r * q + c]);
+        }
+      S* __restrict m = d + pad * q;
+      if constexpr (std::is_same_v<S, T>) {
+        std::memcpy(m, s, static_cast<std::size_t>(row_values) * sizeof(S));
+      } else {
+        for (std::int64_t i = 0; i < row_values; ++i) m[i] = static_cast<S>(s[i]);
+      }
+    }
+  pd.data = buf.data();
+  return pd;
+}
+
+// Output pixel (y, x) from the padded source, first tap at offset b: resample_pixel's
+// arithmetic (per value, sum over tap rows j of wy[j] * sum over tap columns i of wx[i] v).
+template <int K, class S, class T>
+inline void padded_pixel(const Padded<S>& pd, std::int64_t b, T* dst, const ImageShape& in, const ImageShape& out,
+                         std::int64_t y, std::int64_t x, const float* wx, const float* wy, std::int64_t stride) {
+  const std::int64_t q = in.q;
+  T* d = dst + (y * out.w + x) * q;
+  for (std::int64_t p = 0; p < in.p; ++p)
+    for (std::int64_t c = 0; c < q; ++c) {
+      const S* base = pd.data + p * pd.plane + b + c;
+      float acc = 0.0f;
+      for (int j = 0; j < K; ++j) {
+        float row = 0.0f;
+        for (int i = 0; i < K; ++i) row = row + wx[i * stride] * static_cast<float>(base[j * pd.row + i * q]);
+        acc = acc + wy[j * stride] * row;
+      }
+      d[p * out.plane() + c] = store_value<T>(acc);
+    }
+}
+
+#if defined(__AVX2__)
+// store_value<uint8> on 8 lanes, as int32.
+inline __m256i store_bytes8(__m256 acc) {
+  acc = _mm256_min_ps(_mm256_max_ps(acc, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));  // NaN -> 0
+  return _mm256_cvttps_epi32(_mm256_add_ps(acc, _mm256_set1_ps(0.5f)));
+}
+
+// Output pixels x .. x + 7 of row y from a float padded source: per value the gathers of
+// the K x K taps and padded_pixel's operations in the same order.
+template <int K, int Q, class T>
+inline void padded8(const Padded<float>& pd, const std::int32_t* b, T* dst, const ImageShape& in,
+                    const ImageShape& out, std::int64_t y, std::int64_t x, const float* wx, const float* wy,
+                    std::int64_t stride) {
+  const std::int64_t q = Q > 0 ? Q : in.q;
+  const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+  __m256 ax[K], by[K];
+  for (int i = 0; i < K; ++i) ax[i] = _mm256_loadu_ps(wx + i * stride), by[i] = _mm256_loadu_ps(wy + i * stride);
+  alignas(32) float res[8];
+  alignas(32) std::int32_t ires[8];
+  for (std::int64_t p = 0; p < in.p; ++p)
+    for (std::int64_t c = 0; c < q; ++c) {
+      const float* base = pd.data + p * pd.plane + c;
+      __m256 acc = _mm256_setzero_ps();
+      for (int j = 0; j < K; ++j) {
+        __m256 row = _mm256_setzero_ps();
+        for (int i = 0; i < K; ++i)
+          row = _mm256_add_ps(row, _mm256_mul_ps(ax[i], _mm256_i32gather_ps(base + j * pd.row + i * q, bv, 4)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(by[j], row));
+      }
+      T* d = dst + p * out.plane() + (y * out.w + x) * q + c;
+      if constexpr (std::is_same_v<T, float>) {
+        if (q == 1) {
+          _mm256_storeu_ps(d, acc);
+        } else {
+          _mm256_store_ps(res, acc);
+          for (int i = 0; i < 8; ++i) d[i * q] = res[i];
+        }
+      } else {
+        const __m256i iv = store_bytes8(acc);
+        if (q == 1) {
+          const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(iv), _mm256_extracti128_si256(iv, 1));
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(d), _mm_packus_epi16(w16, w16));
+        } else {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(ires), iv);
+          for (int i = 0; i < 8; ++i) d[i * q] = static_cast<T>(ires[i]);
+        }
+      }
+    }
+}
+
+// Both taps of a bilinear row for 8 NHWC RGB pixels: bytes [b, b + 8) of each pixel's first
+// tap hold the 3 values of both taps (6 bytes). Plain loads, which are much faster than
+// gathers on some cores; pixels 0, 1, 4, 5 go to `a`, 2, 3, 6, 7 to `b`, so that
+// pair_channel can put them back in order with in-lane shuffles.
+inline void load_pairs_rgb(const std::uint8_t* row, const std::int32_t* b, __m256i* a, __m256i* c) {
+  auto l8 = [row](std::int32_t o) {
+    long long v;
+    std::memcpy(&v, row + o, 8);
+    return v;
+  };
+  *a = _mm256_set_epi64x(l8(b[5]), l8(b[4]), l8(b[1]), l8(b[0]));
+  *c = _mm256_set_epi64x(l8(b[7]), l8(b[6]), l8(b[3]), l8(b[2]));
+}
+
+// Byte k (0 .. 5: tap k / 3, channel k % 3) of the 8 pixels of load_pairs_rgb, as floats:
+// in each 128-bit lane, dwords 0 and 1 from the two qwords of `a`, dwords 2 and 3 from `c`.
+template <int K>
+inline __m256 pair_channel(__m256i a, __m256i c) {
+  constexpr char z = -128;
+  const __m256i lo = _mm256_setr_epi8(K, z, z, z, 8 + K, z, z, z, z, z, z, z, z, z, z, z,  //
+                                      K, z, z, z, 8 + K, z, z, z, z, z, z, z, z, z, z, z);
+  const __m256i hi = _mm256_setr_epi8(z, z, z, z, z, z, z, z, K, z, z, z, 8 + K, z, z, z,  //
+                                      z, z, z, z, z, z, z, z, K, z, z, z, 8 + K, z, z, z);
+  return _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_shuffle_epi8(a, lo), _mm256_shuffle_epi8(c, hi)));
+}
+
+// Channel C of 8 bilinear pixels from the pairs of their two tap rows: padded_pixel's
+// operations, as store_value<uint8> int32 lanes shifted to byte C.
+template <int C>
+inline __m256i bilinear_channel(const __m256i* a, const __m256i* c, __m256 ax0, __m256 ax1, __m256 by0, __m256 by1) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 r0 = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(ax0, pair_channel<C>(a[0], c[0]))),
+                                  _mm256_mul_ps(ax1, pair_channel<3 + C>(a[0], c[0])));
+  const __m256 r1 = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(ax0, pair_channel<C>(a[1], c[1]))),
+                                  _mm256_mul_ps(ax1, pair_channel<3 + C>(a[1], c[1])));
+  const __m256 acc = _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(by0, r0)), _mm256_mul_ps(by1, r1));
+  return _mm256_slli_epi32(store_bytes8(acc), 8 * C);
+}
+
+// The same for 3-channel uint8 pixels in one plane (NHWC RGB) from a uint8 padded source:
+// each tap of a pixel is one 4-byte gather holding its 3 values (the 4th byte is unused), so
+// 8 pixels need K x K gathers for all channels.
+template <int K>
+inline void padded8_rgb(const Padded<std::uint8_t>& pd, const std::int32_t* b, std::uint8_t* d, const float* wx,
+                        const float* wy, std::int64_t stride) {
+  __m256 ax[K], by[K];
+  for (int i = 0; i < K; ++i) ax[i] = _mm256_loadu_ps(wx + i * stride), by[i] = _mm256_loadu_ps(wy + i * stride);
+  __m256i packed = _mm256_setzero_si256();
+  if constexpr (K == 2) {
+    __m256i a[2], c2[2];
+    load_pairs_rgb(pd.data, b, &a[0], &c2[0]);
+    load_pairs_rgb(pd.data + pd.row, b, &a[1], &c2[1]);
+    packed = _mm256_or_si256(_mm256_or_si256(bilinear_channel<0>(a, c2, ax[0], ax[1], by[0], by[1]),
+                                             bilinear_channel<1>(a, c2, ax[0], ax[1], by[0], by[1])),
+                             bilinear_channel<2>(a, c2, ax[0], ax[1], by[0], by[1]));
+  } else {
+    const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    __m256i g[K][K];
+    for (int j = 0; j < K; ++j)
+      for (int i = 0; i < K; ++i)
+        g[j][i] = _mm256_i32gather_epi32(reinterpret_cast<const int*>(pd.data + j * pd.row + i * 3), bv, 1);
+    const __m256i low = _mm256_set1_epi32(0xff);
+    for (int c = 0; c < 3; ++c) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int j = 0; j < K; ++j) {
+        __m256 row = _mm256_setzero_ps();
+        for (int i = 0; i < K; ++i) {
+          const __m256 v = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(g[j][i], 8 * c), low));
+          row = _mm256_add_ps(row, _mm256_mul_ps(ax[i], v));
+        }
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(by[j], row));
+      }
+      packed = _mm256_or_si256(packed, _mm256_slli_epi32(store_bytes8(acc), 8 * c));
     }
   }
+  // 4 pixels of 3 bytes in the low 12 bytes of each 128-bit lane.
+  const __m256i squeeze = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
+                                           8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  packed = _mm256_shuffle_epi8(packed, squeeze);
+  const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
+  const auto w2 = static_cast<std::uint32_t>(_mm_extract_epi32(lo, 2)), w5 = static_cast<std::uint32_t>(_mm_extract_epi32(hi, 2));
+  std::memcpy(d + 8, &w2, 4);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 12), hi);
+  std::memcpy(d + 20, &w5, 4);
 }
 #endif
 
-// Output row y read at (t.sx[x], t.sy[x]): weights for the whole row first (a vectorized
-// loop), then each pixel through gather_interior (from srcf, the source as float, when
-// given), or resample_pixel where a tap falls outside. The same arithmetic as
+// Output row y read at (t.sx[x], t.sy[x]) from the padded source: weights and clamped first
+// taps for the whole row (vectorized loops), then 8 pixels at a time through the gathers,
+// the rest pixel by pixel; with a reflect border, pixels whose first taps lie beyond the
+// padding go through resample_pixel on the original source. The same arithmetic as
 // resample_pixel everywhere.
-template <int K, int Q, class T>
-void resample_row(const T* src, const float* srcf, T* dst, const ImageShape& in, const ImageShape& out,
+template <int K, int Q, class S, class T>
+void resample_row(const Padded<S>& pd, const T* src, T* dst, const ImageShape& in, const ImageShape& out,
                   std::int64_t y, RowTaps& t, Border border, float fill) {
   const std::int64_t w = out.w;
-  const float* __restrict sx = t.sx.data();
-  const float* __restrict sy = t.sy.data();
   float* __restrict wx = t.wx.data();
   float* __restrict wy = t.wy.data();
   std::int32_t* __restrict kx = t.kx.data();
   std::int32_t* __restrict ky = t.ky.data();
-  std::uint8_t* __restrict inside = t.inside.data();
-  row_weights<K>(sx, w, wx, kx);
-  row_weights<K>(sy, w, wy, ky);
-  const auto w_last = static_cast<std::int32_t>(in.w - K), h_last = static_cast<std::int32_t>(in.h - K);
-  for (std::int64_t x = 0; x < w; ++x)
-    inside[x] = static_cast<std::uint8_t>((kx[x] >= 0) & (kx[x] <= w_last) & (ky[x] >= 0) & (ky[x] <= h_last));
+  std::int32_t* __restrict base = t.base.data();
+  std::uint8_t* __restrict exact = t.exact.data();
+  row_weights<K>(t.sx.data(), w, wx, kx);
+  row_weights<K>(t.sy.data(), w, wy, ky);
+  const auto pad = static_cast<std::int32_t>(pd.pad), iw = static_cast<std::int32_t>(in.w);
+  const auto ih = static_cast<std::int32_t>(in.h), pw = static_cast<std::int32_t>(pd.pw);
+  const auto q = static_cast<std::int32_t>(Q > 0 ? Q : in.q);
+  for (std::int64_t x = 0; x < w; ++x) {
+    const std::int32_t cx = std::min(std::max(kx[x], -pad), iw), cy = std::min(std::max(ky[x], -pad), ih);
+    exact[x] = static_cast<std::uint8_t>((cx == kx[x]) & (cy == ky[x]));
+    base[x] = ((cy + pad) * pw + (cx + pad)) * q;
+  }
+  const bool clamped_exact = border != Border::reflect;
+  auto one = [&](std::int64_t x) {
+    if (clamped_exact || exact[x]) padded_pixel<K>(pd, base[x], dst, in, out, y, x, wx + x, wy + x, w);
+    else resample_pixel<K>(src, dst, in, out, y, x, t.sx[x], t.sy[x], border, fill);
+  };
   std::int64_t x = 0;
 #if defined(__AVX2__)
-  if constexpr (K == 2) {
-    if (Q == 3 && in.p == 1) {  // NHWC RGB: one pixel per step, each tap pixel in one load
-      for (; x < w; ++x) {
-        // The 4-byte loads of the last tap pixel read one byte past it: not at the image's end.
-        if (!inside[x] || (ky[x] == h_last && kx[x] == w_last)) {
-          scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, x + 1);
-          continue;
-        }
-        bilinear_rgb(src + (ky[x] * in.w + kx[x]) * 3, in.w * 3, dst + (y * out.w + x) * 3, x + 1 < w, wx[x],
-                     wx[w + x], wy[x], wy[w + x]);
-      }
-    } else if (srcf != nullptr || std::is_same_v<T, float>) {
-      const float* sf = srcf != nullptr ? srcf : reinterpret_cast<const float*>(src);
-      if (in.size() < (std::int64_t{1} << 31) - 1) {
-        for (; x + 8 <= w; x += 8) {
-          std::uint64_t all;
-          std::memcpy(&all, inside + x, 8);
-          if (all != 0x0101010101010101ull) {
-            scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, x + 8);
-            continue;
-          }
-          bilinear8<Q>(sf, dst, in, out, y, x, wx + x, wx + w + x, wy + x, wy + w + x, kx + x, ky + x);
-        }
-      }
-    }
-  }
-#endif
-  scalar_pixels<K, Q>(src, srcf, dst, in, out, y, t, border, fill, x, w);
-}
-
-// Pixels [x0, x1) of output row y after row_weights (the scalar part of resample_row).
-template <int K, int Q, class T>
-void scalar_pixels(const T* src, const float* srcf, T* dst, const ImageShape& in, const ImageShape& out,
-                   std::int64_t y, RowTaps& t, Border border, float fill, std::int64_t x0, std::int64_t x1) {
-  const std::int64_t w = out.w;
-  const float* wx = t.wx.data();
-  const float* wy = t.wy.data();
-  for (std::int64_t x = x0; x < x1; ++x) {
-    if (!t.inside[x] && border == Border::constant) {
-      const std::int32_t k0x = t.kx[x], k0y = t.ky[x];
-      if (k0x + K <= 0 || k0x >= in.w || k0y + K <= 0 || k0y >= in.h) {  // every tap reads the fill
-        float acc = 0.0f;
-        for (int j = 0; j < K; ++j) {
-          float row = 0.0f;
-          for (int i = 0; i < K; ++i) row = row + wx[i * w + x] * fill;
-          acc = acc + wy[j * w + x] * row;
-        }
-        const T v = store_value<T>(acc);
-        T* d = dst + (y * out.w + x) * out.q;
-        for (std::int64_t p = 0; p < out.p; ++p)
-          for (std::int64_t c = 0; c < out.q; ++c) d[p * out.plane() + c] = v;
+  for (; x + 8 <= w; x += 8) {
+    if (!clamped_exact) {
+      std::uint64_t all;
+      std::memcpy(&all, exact + x, 8);
+      if (all != 0x0101010101010101ull) {
+        for (std::int64_t i = x; i < x + 8; ++i) one(i);
         continue;
       }
     }
-    if (t.inside[x]) {
-      float a[K], b[K];
-      for (int i = 0; i < K; ++i) a[i] = wx[i * w + x], b[i] = wy[i * w + x];
-      if (srcf != nullptr) gather_interior<K, Q>(srcf, dst, in, out, y, x, t.kx[x], a, t.ky[x], b);
-      else gather_interior<K, Q>(src, dst, in, out, y, x, t.kx[x], a, t.ky[x], b);
-    } else {
+    if constexpr (std::is_same_v<S, float>) {
+      padded8<K, Q>(pd, base + x, dst, in, out, y, x, wx + x, wy + x, w);
+    } else if constexpr (Q == 3) {
+      padded8_rgb<K>(pd, base + x, dst + (y * out.w + x) * 3, wx + x, wy + x, w);
+    }
+  }
+#endif
+  for (; x < w; ++x) one(x);
+}
+
+// A resampling of one image through the padded source: uint8 NHWC RGB keeps its bytes (the
+// gathers convert), every other uint8 image is converted to float once.
+template <int K, class T, class RowFn>
+void resample_image(const T* src, T* dst, const ImageShape& in, const ImageShape& out, Border border, float fill,
+                    RowFn&& coords) {
+  RowTaps& t = row_taps(out.w);
+  thread_local std::vector<float> fbuf;
+  thread_local std::vector<std::uint8_t> bbuf;
+  auto rows = [&](const auto& pd, auto q_tag) {
+    constexpr int Q = decltype(q_tag)::value;
+    for (std::int64_t y = 0; y < out.h; ++y) {
+      coords(y, t.sx.data(), t.sy.data());
+      resample_row<K, Q>(pd, src, dst, in, out, y, t, border, fill);
+    }
+  };
+  if constexpr (std::is_same_v<T, std::uint8_t>) {
+#if defined(__AVX2__)
+    if (in.q == 3 && in.p == 1) {
+      rows(pad_source(src, in, K, border, fill, bbuf), std::integral_constant<int, 3>{});
+      return;
+    }
+#endif
+  }
+  const Padded<float> pd = pad_source(src, in, K, border, fill, fbuf);
+  if (in.q == 1) rows(pd, std::integral_constant<int, 1>{});
+  else if (in.q == 3) rows(pd, std::integral_constant<int, 3>{});
+  else rows(pd, std::integral_constant<int, 0>{});
+}
+
+// Fallback for images whose padded size passes int32 offsets: resample_pixel per pixel.
+template <int K, class T, class RowFn>
+void resample_image_scalar(const T* src, T* dst, const ImageShape& in, const ImageShape& out, Border border,
+                           float fill, RowFn&& coords) {
+  RowTaps& t = row_taps(out.w);
+  for (std::int64_t y = 0; y < out.h; ++y) {
+    coords(y, t.sx.data(), t.sy.data());
+    for (std::int64_t x = 0; x < out.w; ++x)
       resample_pixel<K>(src, dst, in, out, y, x, t.sx[x], t.sy[x], border, fill);
-    }
   }
 }
 
-// The source as float for interpolating kernels over uint8 images (one vectorized
-// conversion instead of one per tap); nullptr where it does not pay.
-template <int K, class T>
-const float* float_source(const T* src, std::int64_t n) {
-  if constexpr (std::is_same_v<T, float> || K == 1) {
-    return nullptr;
-  } else {
-    float* f = scratch_floats(scratch().source, n);
-    for (std::int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(src[i]);
-    return f;
-  }
-}
-
-template <int K, int Q, class T>
-void geometric_affine_q(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
-  RowTaps& t = row_taps(st.out.w);
-  const float* srcf = K == 2 && Q == 3 && st.in.p == 1 ? nullptr : float_source<K>(src, st.in.size());
-  const float m0 = ss.m[0], m1 = ss.m[1], m2 = ss.m[2], m3 = ss.m[3], m4 = ss.m[4], m5 = ss.m[5];
-  for (std::int64_t y = 0; y < st.out.h; ++y) {
-    const float yf = static_cast<float>(y);
-    float* __restrict sx = t.sx.data();
-    float* __restrict sy = t.sy.data();
-    for (std::int64_t x = 0; x < st.out.w; ++x) {  // affine_source
-      const float xf = static_cast<float>(x);
-      sx[x] = (m0 * xf + m1 * yf) + m2;
-      sy[x] = (m3 * xf + m4 * yf) + m5;
-    }
-    resample_row<K, Q>(src, srcf, dst, st.in, st.out, y, t, st.border, st.fill);
-  }
+template <int K, class T, class RowFn>
+void resample(const T* src, T* dst, const ImageShape& in, const ImageShape& out, Border border, float fill,
+              RowFn&& coords) {
+  if (padded_fits(in, K)) resample_image<K>(src, dst, in, out, border, fill, coords);
+  else resample_image_scalar<K>(src, dst, in, out, border, fill, coords);
 }
 
 template <int K, class T>
 void geometric_affine(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
-  if (st.in.q == 1) geometric_affine_q<K, 1>(src, dst, st, ss);
-  else if (st.in.q == 3) geometric_affine_q<K, 3>(src, dst, st, ss);
-  else geometric_affine_q<K, 0>(src, dst, st, ss);
+  const float m0 = ss.m[0], m1 = ss.m[1], m2 = ss.m[2], m3 = ss.m[3], m4 = ss.m[4], m5 = ss.m[5];
+  const std::int64_t w = st.out.w;
+  resample<K>(src, dst, st.in, st.out, st.border, st.fill,
+              [=](std::int64_t y, float* __restrict sx, float* __restrict sy) {
+                const float yf = static_cast<float>(y), a = m1 * yf, b = m4 * yf;
+                for (std::int32_t x = 0; x < w; ++x) {  // affine_source, with m1 y and m4 y hoisted
+                  const float xf = static_cast<float>(x);
+                  sx[x] = (m0 * xf + a) + m2;
+                  sy[x] = (m3 * xf + b) + m5;
+                }
+              });
 }
 
 // Scratch of the separable resampling: column and row taps, and the source rows filtered
@@ -448,9 +541,10 @@ struct SeparableScratch {
 // arithmetic: row_j = sum_i wx[i] v(j, i) in tap order, then acc = sum_j wy[j] row_j.
 template <int K, class T>
 void geometric_separable(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
-  thread_local SeparableScratch sc;
+  thread_local SeparableScratch tls;
+  SeparableScratch& sc = tls;  // one TLS lookup, not one per pixel
   const ImageShape &in = st.in, &o = st.out;
-  const std::int64_t q = in.q, row_len = o.w * q;
+  const std::int64_t q = in.q, row_len = o.w * q, row_stride = row_len;
   sc.ix.resize(static_cast<std::size_t>(K * o.w)), sc.wx.resize(static_cast<std::size_t>(K * o.w));
   sc.iy.resize(static_cast<std::size_t>(K * o.h)), sc.wy.resize(static_cast<std::size_t>(K * o.h));
   for (std::int64_t x = 0; x < o.w; ++x) {
@@ -463,13 +557,13 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
     affine_source(ss.m, 0, y, &sx, &sy);
     axis_taps<K>(sy, in.h, st.border, &sc.iy[static_cast<std::size_t>(K * y)], &sc.wy[static_cast<std::size_t>(K * y)]);
   }
-  sc.rows.resize(static_cast<std::size_t>((in.h + 1) * row_len));
+  sc.rows.resize(static_cast<std::size_t>((in.h + 1) * row_stride));
   for (std::int64_t p = 0; p < in.p; ++p) {
     const T* plane = src + p * in.plane();
     T* out_plane = dst + p * o.plane();
     sc.done.assign(static_cast<std::size_t>(in.h + 1), 0);
     auto filtered = [&](std::int64_t r) -> const float* {  // r = -1: the fill row
-      float* h = sc.rows.data() + (r + 1) * row_len;
+      float* h = sc.rows.data() + (r + 1) * row_stride;
       if (sc.done[static_cast<std::size_t>(r + 1)]) return h;
       sc.done[static_cast<std::size_t>(r + 1)] = 1;
       const T* srow = plane + (r >= 0 ? r : 0) * in.w * q;
@@ -478,19 +572,6 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
         const float* wx = &sc.wx[static_cast<std::size_t>(K * x)];
         bool inner = r >= 0;
         for (int i = 0; i < K; ++i) inner = inner && ix[i] >= 0;
-#if defined(__AVX2__)
-        // NHWC RGB bilinear with adjacent taps: the three values of a tap pixel in one load
-        // (not for the row's last pixel, whose 4-byte load would pass the row's end).
-        if constexpr (K == 2) {
-          if (inner && q == 3 && in.p == 1 && ix[1] == ix[0] + 1 && ix[1] + 1 < in.w) {
-            const __m128 a0 = _mm_set1_ps(wx[0]), a1 = _mm_set1_ps(wx[1]);
-            const __m128 v0 = load_rgb(srow + ix[0] * 3), v1 = load_rgb(srow + ix[1] * 3);
-            const __m128 acc = _mm_add_ps(_mm_add_ps(_mm_setzero_ps(), _mm_mul_ps(a0, v0)), _mm_mul_ps(a1, v1));
-            _mm_maskstore_ps(h + x * 3, _mm_setr_epi32(-1, -1, -1, 0), acc);
-            continue;
-          }
-        }
-#endif
         if (inner) {
           for (std::int64_t c = 0; c < q; ++c) {
             float acc = 0.0f;
@@ -516,21 +597,111 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
       const float* rows[K];
       for (int j = 0; j < K; ++j) rows[j] = filtered(iy[j]);
       T* __restrict d = out_plane + y * row_len;
-      if constexpr (K == 2) {
-        const float* __restrict r0 = rows[0];
-        const float* __restrict r1 = rows[1];
-        const float w0 = wy[0], w1 = wy[1];
-        for (std::int64_t k = 0; k < row_len; ++k) d[k] = store_value<T>((0.0f + w0 * r0[k]) + w1 * r1[k]);
-      } else {
-        for (std::int64_t k = 0; k < row_len; ++k) {
-          float acc = 0.0f;
-          for (int j = 0; j < K; ++j) acc = acc + wy[j] * rows[j][k];
-          d[k] = store_value<T>(acc);
-        }
+      for (std::int64_t k = 0; k < row_len; ++k) {
+        float acc = 0.0f;
+        for (int j = 0; j < K; ++j) acc = acc + wy[j] * rows[j][k];
+        d[k] = store_value<T>(acc);
       }
     }
   }
 }
+
+#if defined(__AVX2__)
+// 3-channel uint8 pixels in one plane (NHWC RGB), axis-aligned bilinear map: each padded
+// source row that an output row reads is interpolated along x once, into three planes of
+// floats (R, G, B for every output column; one 8-byte load per column holds both taps of all
+// channels), then every output row combines its two filtered rows. Per value this is
+// resample_pixel's arithmetic: h_j = (0 + wx0 v_j0) + wx1 v_j1, acc = (0 + wy0 h_0) + wy1 h_1.
+void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& st, const SampleStage& ss) {
+  thread_local std::vector<std::uint8_t> bbuf;
+  thread_local std::vector<float> hbuf, axis_w[2];
+  thread_local std::vector<std::int32_t> axis_k[2], col_base;
+  thread_local std::vector<std::int32_t> row_slot;
+  const ImageShape &in = st.in, &o = st.out;
+  const Padded<std::uint8_t> pd = pad_source(src, in, 2, st.border, st.fill, bbuf);
+  const std::int64_t w = o.w, h = o.h, w8 = (w + 7) / 8 * 8;
+  // Taps of the columns (for y = 0) and of the rows (for x = 0), as affine_source gives them.
+  for (int a = 0; a < 2; ++a) {
+    const std::int64_t n = a == 0 ? w : h;
+    std::vector<float>& s = hbuf;
+    if (s.size() < static_cast<std::size_t>(n)) s.resize(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      float sx, sy;
+      affine_source(ss.m, a == 0 ? i : 0, a == 0 ? 0 : i, &sx, &sy);
+      s[static_cast<std::size_t>(i)] = a == 0 ? sx : sy;
+    }
+    axis_w[a].resize(static_cast<std::size_t>(2 * (a == 0 ? w8 : n)));
+    axis_k[a].resize(static_cast<std::size_t>(a == 0 ? w8 : n));
+    row_weights<2>(s.data(), n, axis_w[a].data(), axis_k[a].data());
+    if (a == 0 && w8 != w) {  // the weights as 2 rows of w8 (the last group reads past w)
+      std::vector<float>& wt = axis_w[0];
+      std::copy_backward(wt.begin() + w, wt.begin() + 2 * w, wt.begin() + w8 + w);
+    }
+  }
+  const float* wx = axis_w[0].data();
+  const float* wy = axis_w[1].data();
+  const auto iw = static_cast<std::int32_t>(in.w), ih = static_cast<std::int32_t>(in.h);
+  col_base.resize(static_cast<std::size_t>(w8));
+  for (std::int64_t x = 0; x < w8; ++x) {
+    const std::int32_t k = x < w ? axis_k[0][static_cast<std::size_t>(x)] : -2;
+    col_base[static_cast<std::size_t>(x)] = (std::min(std::max(k, -2), iw) + 2) * 3;
+  }
+  // Filtered rows: padded row r (0 .. ph) in slot row_slot[r] of hbuf, 3 planes of w8.
+  const std::int64_t slot = 3 * w8;
+  row_slot.assign(static_cast<std::size_t>(pd.ph), -1);
+  std::int32_t used = 0;
+  hbuf.resize(static_cast<std::size_t>(slot * pd.ph));
+  auto filtered = [&](std::int32_t r) -> const float* {
+    std::int32_t& s = row_slot[static_cast<std::size_t>(r)];
+    if (s >= 0) return hbuf.data() + s * slot;
+    s = used++;
+    float* hr = hbuf.data() + s * slot;
+    const std::uint8_t* row = pd.data + r * pd.row;
+    for (std::int64_t x = 0; x < w8; x += 8) {
+      __m256i pa, pc;
+      load_pairs_rgb(row, col_base.data() + x, &pa, &pc);
+      const __m256 a0 = _mm256_loadu_ps(wx + x), a1 = _mm256_loadu_ps(wx + w8 + x);
+      const __m256 zero = _mm256_setzero_ps();
+      _mm256_storeu_ps(hr + x, _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, pair_channel<0>(pa, pc))),
+                                             _mm256_mul_ps(a1, pair_channel<3>(pa, pc))));
+      _mm256_storeu_ps(hr + w8 + x, _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, pair_channel<1>(pa, pc))),
+                                                  _mm256_mul_ps(a1, pair_channel<4>(pa, pc))));
+      _mm256_storeu_ps(hr + 2 * w8 + x, _mm256_add_ps(_mm256_add_ps(zero, _mm256_mul_ps(a0, pair_channel<2>(pa, pc))),
+                                                      _mm256_mul_ps(a1, pair_channel<5>(pa, pc))));
+    }
+    return hr;
+  };
+  const __m256i squeeze = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
+                                           8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  alignas(32) std::uint8_t tail[32];
+  for (std::int64_t y = 0; y < h; ++y) {
+    const std::int32_t ky = axis_k[1][static_cast<std::size_t>(y)];
+    const std::int32_t r0 = std::min(std::max(ky, -2), ih) + 2;
+    const float* h0 = filtered(r0);
+    const float* h1 = filtered(r0 + 1);
+    const __m256 b0 = _mm256_set1_ps(wy[y]), b1 = _mm256_set1_ps(wy[h + y]);
+    std::uint8_t* drow = dst + y * w * 3;
+    for (std::int64_t x = 0; x < w8; x += 8) {
+      auto channel = [&](std::int64_t c) {
+        return store_bytes8(_mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), _mm256_mul_ps(b0, _mm256_loadu_ps(h0 + c * w8 + x))),
+                                          _mm256_mul_ps(b1, _mm256_loadu_ps(h1 + c * w8 + x))));
+      };
+      __m256i packed = _mm256_or_si256(_mm256_or_si256(channel(0), _mm256_slli_epi32(channel(1), 8)),
+                                       _mm256_slli_epi32(channel(2), 16));
+      packed = _mm256_shuffle_epi8(packed, squeeze);
+      std::uint8_t* d = x + 8 <= w ? drow + x * 3 : tail;
+      const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
+      const auto w2 = static_cast<std::uint32_t>(_mm_extract_epi32(lo, 2));
+      const auto w5 = static_cast<std::uint32_t>(_mm_extract_epi32(hi, 2));
+      std::memcpy(d + 8, &w2, 4);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 12), hi);
+      std::memcpy(d + 20, &w5, 4);
+      if (d == tail) std::memcpy(drow + x * 3, tail, static_cast<std::size_t>((w - x) * 3));
+    }
+  }
+}
+#endif
 
 template <class T>
 void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss) {
@@ -541,34 +712,32 @@ void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss)
     default: {
       const bool axis = ss.m[1] == 0.0f && ss.m[3] == 0.0f;
       if (st.interp == Interp::nearest) geometric_affine<1>(src, dst, st, ss);
-      else if (st.interp == Interp::bilinear) axis ? geometric_separable<2>(src, dst, st, ss) : geometric_affine<2>(src, dst, st, ss);
+      else if (st.interp == Interp::bilinear) {
+#if defined(__AVX2__)
+        if constexpr (std::is_same_v<T, std::uint8_t>) {
+          if (axis && st.in.q == 3 && st.in.p == 1 && st.border != Border::reflect && padded_fits(st.in, 2)) {
+            separable_rgb(src, dst, st, ss);
+            return;
+          }
+        }
+#endif
+        geometric_affine<2>(src, dst, st, ss);
+      }
       else axis ? geometric_separable<4>(src, dst, st, ss) : geometric_affine<4>(src, dst, st, ss);
     }
-  }
-}
-
-template <int K, int Q, class T>
-void displace_kq(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
-                 float fill) {
-  RowTaps& t = row_taps(img.w);
-  const float* srcf = K == 2 && Q == 3 && img.p == 1 ? nullptr : float_source<K>(src, img.size());
-  for (std::int64_t y = 0; y < img.h; ++y) {
-    const float yf = static_cast<float>(y);
-    float* __restrict sx = t.sx.data();
-    float* __restrict sy = t.sy.data();
-    const float* rdx = dx + y * img.w;
-    const float* rdy = dy + y * img.w;
-    for (std::int64_t x = 0; x < img.w; ++x) sx[x] = static_cast<float>(x) + rdx[x], sy[x] = yf + rdy[x];
-    resample_row<K, Q>(src, srcf, dst, img, img, y, t, border, fill);
   }
 }
 
 template <int K, class T>
 void displace_k(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Border border,
                 float fill) {
-  if (img.q == 1) displace_kq<K, 1>(src, dst, dx, dy, img, border, fill);
-  else if (img.q == 3) displace_kq<K, 3>(src, dst, dx, dy, img, border, fill);
-  else displace_kq<K, 0>(src, dst, dx, dy, img, border, fill);
+  const std::int64_t w = img.w;
+  resample<K>(src, dst, img, img, border, fill, [=](std::int64_t y, float* __restrict sx, float* __restrict sy) {
+    const float yf = static_cast<float>(y);
+    const float* rdx = dx + y * w;
+    const float* rdy = dy + y * w;
+    for (std::int64_t x = 0; x < w; ++x) sx[x] = static_cast<float>(x) + rdx[x], sy[x] = yf + rdy[x];
+  });
 }
 
 template <class T>
