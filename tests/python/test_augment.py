@@ -592,6 +592,25 @@ def test_layouts_give_the_same_images(dtype):
     np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
 
 
+@pytest.mark.parametrize("pad_mode", ["constant", "edge", "reflect"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_axis_aligned_resampling_layouts_agree(pad_mode, dtype):
+    # Padded crops, flips and resized crops compose into one axis-aligned map that reads
+    # outside the image; NHWC RGB uint8 runs it in separable passes, NCHW pixel by pixel.
+    x = images(n=24, h=19, w=23, c=3, dtype=dtype, seed=9)
+    steps = [
+        sa.RandomCrop(19, padding=6, pad_mode=pad_mode, fill=9),
+        sa.HorizontalFlip(),
+        sa.RandomResizedCrop((17, 21), scale=(0.2, 1.0)),
+        sa.VerticalFlip(),
+    ]
+    nhwc = sa.Compose(steps, seed=3, layout="NHWC")(x)
+    nchw = sa.Compose(steps, seed=3, layout="NCHW")(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
+    if pad_mode == "constant":  # the fill was read
+        assert (nhwc == 9).mean() > 0.01
+
+
 @pytest.mark.parametrize(("h", "w"), [(16, 12), (13, 7), (70, 3)])
 def test_noise_layouts_agree(h, w):
     # NHWC noise runs in pixel chunks when H * W % 4 == 0, element by element otherwise.

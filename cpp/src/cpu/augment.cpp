@@ -607,18 +607,18 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
 }
 
 #if defined(__AVX2__)
-// 3-channel uint8 pixels in one plane (NHWC RGB), axis-aligned bilinear map: each padded
-// source row that an output row reads is interpolated along x once, into three planes of
+// 3-channel uint8 pixels in one plane (NHWC RGB), axis-aligned bilinear map: each source
+// row that an output row reads is padded (the columns it needs only) and interpolated along
+// x once, into three planes of
 // floats (R, G, B for every output column; one 8-byte load per column holds both taps of all
 // channels), then every output row combines its two filtered rows. Per value this is
 // resample_pixel's arithmetic: h_j = (0 + wx0 v_j0) + wx1 v_j1, acc = (0 + wy0 h_0) + wy1 h_1.
 void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& st, const SampleStage& ss) {
-  thread_local std::vector<std::uint8_t> bbuf;
+  thread_local std::vector<std::uint8_t> row_buf;
   thread_local std::vector<float> hbuf, axis_w[2];
   thread_local std::vector<std::int32_t> axis_k[2], col_base;
   thread_local std::vector<std::int32_t> row_slot;
   const ImageShape &in = st.in, &o = st.out;
-  const Padded<std::uint8_t> pd = pad_source(src, in, 2, st.border, st.fill, bbuf);
   const std::int64_t w = o.w, h = o.h, w8 = (w + 7) / 8 * 8;
   // Taps of the columns (for y = 0) and of the rows (for x = 0), as affine_source gives them.
   for (int a = 0; a < 2; ++a) {
@@ -641,22 +641,49 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
   const float* wx = axis_w[0].data();
   const float* wy = axis_w[1].data();
   const auto iw = static_cast<std::int32_t>(in.w), ih = static_cast<std::int32_t>(in.h);
+  // Offsets of the first taps in a source row padded by 2 pixels (first taps clamped into
+  // [-2, iw], exact for constant and edge borders as in pad_source); the columns past w
+  // repeat the last one. Only the padded columns [lo, hi] that the taps read are built.
   col_base.resize(static_cast<std::size_t>(w8));
+  std::int32_t lo = iw + 2, hi = 0;
   for (std::int64_t x = 0; x < w8; ++x) {
-    const std::int32_t k = x < w ? axis_k[0][static_cast<std::size_t>(x)] : -2;
-    col_base[static_cast<std::size_t>(x)] = (std::min(std::max(k, -2), iw) + 2) * 3;
+    const std::int32_t k = axis_k[0][static_cast<std::size_t>(std::min(x, w - 1))];
+    const std::int32_t pc = std::min(std::max(k, -2), iw) + 2;
+    col_base[static_cast<std::size_t>(x)] = pc * 3;
+    lo = std::min(lo, pc), hi = std::max(hi, pc + 1);
   }
-  // Filtered rows: padded row r (0 .. ph) in slot row_slot[r] of hbuf, 3 planes of w8.
+  row_buf.resize(static_cast<std::size_t>((iw + 4) * 3 + 16));  // slack: 8-byte loads of the last taps
+  std::uint8_t* const row = row_buf.data();
+  const std::uint8_t fill = static_cast<std::uint8_t>(st.fill);  // already whole and in range
+  const std::int32_t inner_lo = std::max(lo, 2), inner_hi = std::min(hi, iw + 1);  // padded columns inside
+  auto build_row = [&](std::int32_t r) {  // padded row r, columns [lo, hi]
+    const std::int64_t sy = border_index(r - 2, ih, st.border);
+    if (sy < 0) {
+      std::memset(row + lo * 3, fill, static_cast<std::size_t>((hi - lo + 1) * 3));
+      return;
+    }
+    const std::uint8_t* srow = src + sy * in.w * 3;
+    for (std::int32_t pc = lo; pc <= hi; ++pc) {
+      if (pc == inner_lo && inner_lo <= inner_hi) {
+        std::memcpy(row + pc * 3, srow + (pc - 2) * 3, static_cast<std::size_t>((inner_hi - inner_lo + 1) * 3));
+        pc = inner_hi;
+        continue;
+      }
+      const std::int64_t sx = border_index(pc - 2, iw, st.border);
+      for (int c = 0; c < 3; ++c) row[pc * 3 + c] = sx < 0 ? fill : srow[sx * 3 + c];
+    }
+  };
+  // Filtered rows: padded row r (0 .. ih + 3) in slot row_slot[r] of hbuf, 3 planes of w8.
   const std::int64_t slot = 3 * w8;
-  row_slot.assign(static_cast<std::size_t>(pd.ph), -1);
+  row_slot.assign(static_cast<std::size_t>(ih + 4), -1);
   std::int32_t used = 0;
-  hbuf.resize(static_cast<std::size_t>(slot * pd.ph));
+  hbuf.resize(static_cast<std::size_t>(slot * (ih + 4)));
   auto filtered = [&](std::int32_t r) -> const float* {
     std::int32_t& s = row_slot[static_cast<std::size_t>(r)];
     if (s >= 0) return hbuf.data() + s * slot;
     s = used++;
     float* hr = hbuf.data() + s * slot;
-    const std::uint8_t* row = pd.data + r * pd.row;
+    build_row(r);
     for (std::int64_t x = 0; x < w8; x += 8) {
       __m256i pa, pc;
       load_pairs_rgb(row, col_base.data() + x, &pa, &pc);
