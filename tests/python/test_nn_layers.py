@@ -818,3 +818,45 @@ def test_mlp_on_device_matches_cpu(device):
         np.testing.assert_allclose(grad, grads_cpu[name], rtol=1e-10, atol=1e-13, err_msg=name)
     model.to("cpu")
     assert all(p.device == "cpu" for p in model.parameters())
+
+
+# ---- reused output and gradient memory -------------------------------------------------------
+
+
+def test_training_steps_reuse_layer_memory():
+    model = nn.mlp((12, 16, 16, 3), dropout=0.5)
+    loss = nn.CrossEntropyLoss()
+    x, y = rand((8, 12), seed=1).astype(np.float32), np.arange(8) % 3
+    pointers = set()
+    for _ in range(6):
+        model.zero_grad()
+        loss(model(x), y)
+        model.backward(loss.backward(), need_input_grad=False)
+        pointers.add(model[0]._saved[1].ctypes.data)
+    assert len(pointers) <= 2  # the first layer's output alternates between two arrays
+
+
+def test_held_outputs_are_never_overwritten():
+    model = nn.mlp((12, 16, 16, 3))
+    model.eval()
+    xs = [rand((5, 12), seed=s).astype(np.float32) for s in range(5)]
+    held = [model(x) for x in xs]  # every output kept by the caller
+    views = [model(x)[1:] for x in xs]  # views keep their base alive too
+    for x, h, v in zip(xs, held, views):
+        expect = model(x).copy()
+        np.testing.assert_array_equal(h, expect)
+        np.testing.assert_array_equal(v, expect[1:])
+    assert len({h.ctypes.data for h in held}) == len(held)
+
+
+def test_pickled_and_copied_modules_carry_no_buffers():
+    import copy
+    import pickle
+
+    model = nn.mlp((6, 8, 2))
+    model(rand((4, 6)).astype(np.float32))
+    assert model[0].__dict__.get("_buffers")
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert "_buffers" not in twin[0].__dict__
+        out = twin(rand((4, 6)).astype(np.float32))
+        assert out.flags.writeable and out.shape == (4, 2)

@@ -199,11 +199,16 @@ def linear_backward(
     grad_weight: Array | None = None,
     grad_bias: Array | None = None,
     accumulate: bool = False,
+    grad_x: Array | None = None,
 ) -> Array | None:
     """Given grad_z (before the epilogue): returns grad_x (or None) and fills grad_weight and
-    grad_bias when given (added to their contents when accumulate)."""
+    grad_bias when given (added to their contents when accumulate). grad_x: optional
+    preallocated result of x's shape and dtype (used when need_grad_x)."""
     require_array(grad_z, "grad_z", "linear_backward")
-    grad_x = array_module(x).empty_like(x) if need_grad_x else None
+    if not need_grad_x:
+        grad_x = None
+    elif grad_x is None:
+        grad_x = array_module(x).empty_like(x)
     _core.linear_backward(grad_z, x, weight, grad_x, grad_weight, grad_bias, bool(accumulate))
     return grad_x
 

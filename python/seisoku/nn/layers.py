@@ -119,6 +119,9 @@ class Linear(Module):
         gen = self._gen()
         offset = gen.next_offset() if p > 0 else 0
         bias = self.bias.value if self.bias is not None else None
+        out = None
+        if getattr(x, "ndim", 0) == 2 and x.shape[1] == self.in_features:
+            out = self._buffer("y", (x.shape[0], self.out_features), x)
         y = F.linear(
             x,
             self.weight.value,
@@ -129,6 +132,7 @@ class Linear(Module):
             dropout_scale=scale,
             seed=gen.seed,
             offset=offset,
+            out=out,
         )
         self._saved = (x, y, p, scale, gen.seed, offset, eval_factor)
         return y if eval_factor == 1.0 else ops.scale(eval_factor, y)
@@ -149,6 +153,7 @@ class Linear(Module):
                 dropout_scale=scale,
                 seed=seed,
                 offset=offset,
+                out=self._buffer("grad_z", tuple(y.shape), y),
             )
         return F.linear_backward(
             grad_z,
@@ -158,6 +163,7 @@ class Linear(Module):
             grad_weight=self.weight.grad,
             grad_bias=self.bias.grad if self.bias is not None else None,
             accumulate=True,
+            grad_x=self._buffer("grad_x", tuple(x.shape), x) if need_input_grad else None,
         )
 
     def extra_repr(self) -> str:

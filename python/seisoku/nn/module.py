@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -95,6 +96,36 @@ class Module:
 
     def __call__(self, x: Array) -> Array:
         return self.forward(x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and copying leave out the reusable buffers of _buffer."""
+        state = dict(self.__dict__)
+        state.pop("_buffers", None)
+        return state
+
+    def _buffer(self, key: str, shape: tuple[int, ...], like: Array) -> Array:
+        """An uninitialised array of `shape` with like's dtype and device, for this module's
+        output or gradient `key`.
+
+        On the CPU the module keeps the last two arrays of each key and hands out one that
+        nothing else holds any more (its reference count shows only the module's list), so a
+        training loop writes into the same memory every step instead of new pages. An array
+        still held anywhere (returned to the caller and kept, saved for backward, viewed) is
+        never handed out again. CuPy arrays come from CuPy's memory pool.
+        """
+        xp = array_module(like)
+        if xp is not np:
+            return xp.empty(shape, dtype=like.dtype)
+        pool = self.__dict__.setdefault("_buffers", {}).setdefault(key, [])
+        for buf in pool:
+            # References: the list, the loop variable and getrefcount's argument.
+            if sys.getrefcount(buf) == 3 and buf.shape == shape and buf.dtype == like.dtype:
+                return buf
+        buf = np.empty(shape, dtype=like.dtype)
+        pool.append(buf)
+        if len(pool) > 2:
+            pool.pop(0)
+        return buf
 
     def penalty(self) -> float:
         """Sum of the regularization penalties this module and its children added to the
