@@ -860,3 +860,43 @@ def test_pickled_and_copied_modules_carry_no_buffers():
         assert "_buffers" not in twin[0].__dict__
         out = twin(rand((4, 6)).astype(np.float32))
         assert out.flags.writeable and out.shape == (4, 2)
+
+
+def test_cnn_training_with_reused_memory_matches_fresh_arrays():
+    # The same CNN trained twice from the same start: once normally (the layers reuse their
+    # arrays), once with every output and input gradient kept alive (all fresh arrays).
+    def build():
+        sei.manual_seed(3)
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.3),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4, 3),
+        )
+
+    x = rand((6, 1, 8, 8), seed=2).astype(np.float32)
+    y = np.arange(6) % 3
+    kept, finals, conv_outputs = [], [], []
+    for keep in (False, True):
+        pointers = set()
+        model, loss = build(), nn.CrossEntropyLoss()
+        sei.manual_seed(5)  # same dropout masks in both runs
+        for _ in range(4):
+            model.zero_grad()
+            out = model(x)
+            loss(out, y)
+            model.backward(loss.backward())
+            pointers.add(model[0].__dict__["_buffers"]["y"][-1].ctypes.data)
+            if keep:  # hold every array the layers handed out, so none is reused
+                kept += [
+                    b for m in model for bs in m.__dict__.get("_buffers", {}).values() for b in bs
+                ]
+            for p in model.parameters():
+                p.value -= 0.1 * p.grad
+        finals.append([p.value.copy() for p in model.parameters()])
+        conv_outputs.append(len(pointers))
+    for a, b in zip(*finals):
+        np.testing.assert_array_equal(a, b)
+    assert conv_outputs[0] <= 2 and conv_outputs[1] == 4  # reused, then all fresh

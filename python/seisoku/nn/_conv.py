@@ -52,19 +52,9 @@ def _prepare_cuda(x: Array) -> None:
         cuda.load_cublas()
 
 
-def conv2d(
-    x: Array,
-    weight: Array,
-    bias: Array | None = None,
-    stride: IntPair = 1,
-    padding: IntPair = 0,
-) -> Array:
-    """2-D convolution: x (N, C, H, W) with weight (O, C, kh, kw), plus bias (O,) if given.
-
-    stride (default 1) and padding (zeros, default 0) are an int or an (h, w) pair, in
-    pixels. Returns a new (N, O, Ho, Wo) array on x's device with
-    Ho = (H + 2 * padding_h - kh) // stride_h + 1 (Wo likewise).
-    """
+def conv2d_shape(x: Array, weight: Array, stride: IntPair = 1, padding: IntPair = 0) -> tuple:
+    """The (N, O, Ho, Wo) shape of conv2d(x, weight, stride=, padding=); ValueError for
+    inputs conv2d rejects by shape."""
     op = "conv2d"
     _check_nchw(x, "x", op)
     _check_nchw(weight, "weight", op)
@@ -78,7 +68,30 @@ def conv2d(
             f"[{op}] kernel {kh}x{kw} is larger than the padded input "
             f"{int(x.shape[2]) + 2 * ph}x{int(x.shape[3]) + 2 * pw}"
         )
-    out = array_module(x).empty((int(x.shape[0]), int(weight.shape[0]), ho, wo), dtype=x.dtype)
+    return int(x.shape[0]), int(weight.shape[0]), ho, wo
+
+
+def conv2d(
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    out: Array | None = None,
+) -> Array:
+    """2-D convolution: x (N, C, H, W) with weight (O, C, kh, kw), plus bias (O,) if given.
+
+    stride (default 1) and padding (zeros, default 0) are an int or an (h, w) pair, in
+    pixels. Returns a new (N, O, Ho, Wo) array on x's device with
+    Ho = (H + 2 * padding_h - kh) // stride_h + 1 (Wo likewise); out: optional preallocated
+    result of that shape.
+    """
+    op = "conv2d"
+    shape = conv2d_shape(x, weight, stride, padding)
+    sh, sw = _pair(stride, "stride", op, 1)
+    ph, pw = _pair(padding, "padding", op, 0)
+    if out is None:
+        out = array_module(x).empty(shape, dtype=x.dtype)
     _prepare_cuda(x)
     _core.conv2d(x, weight, bias, out, sh, sw, ph, pw)
     return out
@@ -96,6 +109,7 @@ def conv2d_backward(
     grad_bias: Array | None = None,
     need_grad_bias: bool = True,
     accumulate: bool = False,
+    grad_x: Array | None = None,
 ) -> tuple[Array | None, Array, Array | None]:
     """Gradients of conv2d given grad_out (N, O, Ho, Wo): (grad_x, grad_weight, grad_bias).
 
@@ -105,7 +119,8 @@ def conv2d_backward(
     a new one when need_grad_bias (default True; pass False for a conv without bias), else
     it is None. With accumulate (default False) the weight and bias gradients are added
     into the given arrays instead of overwriting them (new ones start at zero); grad_x is
-    always overwritten. Deterministic: the same bits for any thread count.
+    always overwritten (into the given grad_x when one is passed). Deterministic: the same
+    bits for any thread count.
     """
     op = "conv2d_backward"
     _check_nchw(grad_out, "grad_out", op)
@@ -123,7 +138,10 @@ def conv2d_backward(
         require_array(grad_bias, "grad_bias", op)
     elif need_grad_bias:
         grad_bias = new((int(weight.shape[0]),), dtype=weight.dtype)
-    grad_x = xp.empty(x.shape, dtype=x.dtype) if need_grad_x else None
+    if not need_grad_x:
+        grad_x = None
+    elif grad_x is None:
+        grad_x = xp.empty(x.shape, dtype=x.dtype)
     _prepare_cuda(x)
     _core.conv2d_backward(
         grad_out, x, weight, grad_x, grad_weight, grad_bias, sh, sw, ph, pw, bool(accumulate)

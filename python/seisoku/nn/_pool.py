@@ -47,30 +47,48 @@ def _shape4(x_shape: Any, op: str) -> tuple[int, int, int, int]:
     return dims[0], dims[1], dims[2], dims[3]
 
 
+def pool2d_shape(
+    op: str, x: Array, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+) -> tuple[int, int, int, int]:
+    """The (N, C, Ho, Wo) shape of op ('max_pool2d' or 'avg_pool2d') on x; ValueError for
+    inputs the op rejects by shape."""
+    _check_nchw(x, "x", op)
+    win = _window(op, kernel_size, stride, padding)
+    n, c, h, w = (int(d) for d in x.shape)
+    return (n, c, *_out_hw(op, h, w, win))
+
+
 def max_pool2d(
-    x: Array, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+    x: Array,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    out: Array | None = None,
+    indices: Array | None = None,
 ) -> tuple[Array, Array]:
     """Max pooling of x (N, C, H, W): returns (out, indices), both (N, C, Ho, Wo).
 
     kernel_size, stride (default: kernel_size) and padding (default 0, at most half the
     kernel) are an int or an (h, w) pair, in pixels. indices (int64) holds the flat index
     h * W + w of each maximum in its input plane: padding never wins, ties pick the first
-    element in row-major window order, and a NaN in the window wins (output NaN).
+    element in row-major window order, and a NaN in the window wins (output NaN). out and
+    indices: optional preallocated results.
     """
     op = "max_pool2d"
-    _check_nchw(x, "x", op)
+    shape = pool2d_shape(op, x, kernel_size, stride, padding)
     win = _window(op, kernel_size, stride, padding)
-    n, c, h, w = (int(d) for d in x.shape)
-    ho, wo = _out_hw(op, h, w, win)
     xp = array_module(x)
-    out = xp.empty((n, c, ho, wo), dtype=x.dtype)
-    indices = xp.empty((n, c, ho, wo), dtype=xp.int64)
+    out = xp.empty(shape, dtype=x.dtype) if out is None else out
+    indices = xp.empty(shape, dtype=xp.int64) if indices is None else indices
     _core.max_pool2d(x, out, indices, *win)
     return out, indices
 
 
-def max_pool2d_backward(grad_out: Array, indices: Array, x_shape: tuple[int, ...]) -> Array:
-    """Gradient of max_pool2d: a new array of x_shape (N, C, H, W) on grad_out's device.
+def max_pool2d_backward(
+    grad_out: Array, indices: Array, x_shape: tuple[int, ...], grad_x: Array | None = None
+) -> Array:
+    """Gradient of max_pool2d: an array of x_shape (N, C, H, W) on grad_out's device (new, or
+    the given grad_x).
 
     Each input element receives the sum of grad_out over the outputs whose index points at
     it, added in row-major output order (deterministic).
@@ -78,7 +96,9 @@ def max_pool2d_backward(grad_out: Array, indices: Array, x_shape: tuple[int, ...
     op = "max_pool2d_backward"
     _check_nchw(grad_out, "grad_out", op)
     require_array(indices, "indices", op)
-    grad_x = array_module(grad_out).empty(_shape4(x_shape, op), dtype=grad_out.dtype)
+    shape = _shape4(x_shape, op)
+    if grad_x is None:
+        grad_x = array_module(grad_out).empty(shape, dtype=grad_out.dtype)
     _core.max_pool2d_backward(grad_out, indices, grad_x)
     return grad_x
 

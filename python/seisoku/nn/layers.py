@@ -333,14 +333,16 @@ class Dropout(Module):
         gen = self.generator or default_generator()
         offset = gen.next_offset()
         self._saved = (p, scale, gen.seed, offset)
-        return F.dropout(x, p, gen.seed, offset, scale)
+        out = self._buffer("y", getattr(x, "shape", ()), x)
+        return F.dropout(x, p, gen.seed, offset, scale, out=out)
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
         if self._saved is None:
             _, _, eval_factor = _dropout_scales(self.p, self.mode, False)
             return grad if self.training or eval_factor == 1.0 else ops.scale(eval_factor, grad)
         p, scale, seed, offset = self._saved
-        return F.dropout(grad, p, seed, offset, scale)
+        out = self._buffer("grad_x", getattr(grad, "shape", ()), grad)
+        return F.dropout(grad, p, seed, offset, scale, out=out)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode!r}"
@@ -380,11 +382,13 @@ class Activation(Module):
         self.slope = float(slope)
 
     def forward(self, x: Array) -> Array:
-        self._y = F.activation(x, self.name, self.slope)
+        out = self._buffer("y", getattr(x, "shape", ()), x)
+        self._y = F.activation(x, self.name, self.slope, out=out)
         return self._y
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
-        return F.activation_backward(grad, self._y, self.name, self.slope)
+        out = self._buffer("grad_x", self._y.shape, self._y)
+        return F.activation_backward(grad, self._y, self.name, self.slope, out=out)
 
 
 class Identity(Activation):
@@ -536,7 +540,9 @@ class Conv2d(Module):
     def forward(self, x: Array) -> Array:
         self._x = x
         bias = self.bias.value if self.bias is not None else None
-        return _conv.conv2d(x, self.weight.value, bias, stride=self.stride, padding=self.padding)
+        w = self.weight.value
+        out = self._buffer("y", _conv.conv2d_shape(x, w, self.stride, self.padding), x)
+        return _conv.conv2d(x, w, bias, stride=self.stride, padding=self.padding, out=out)
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
         grad_x, _, _ = _conv.conv2d_backward(
@@ -550,6 +556,7 @@ class Conv2d(Module):
             grad_bias=self.bias.grad if self.bias is not None else None,
             need_grad_bias=self.bias is not None,
             accumulate=True,
+            grad_x=self._buffer("grad_x", self._x.shape, self._x) if need_input_grad else None,
         )
         return grad_x
 
@@ -571,11 +578,19 @@ class MaxPool2d(Module):
 
     def forward(self, x: Array) -> Array:
         self._shape = x.shape
-        out, self._indices = _pool.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        args = (self.kernel_size, self.stride, self.padding)
+        shape = _pool.pool2d_shape("max_pool2d", x, *args)
+        out, self._indices = _pool.max_pool2d(
+            x,
+            *args,
+            out=self._buffer("y", shape, x),
+            indices=self._buffer("indices", shape, x, "int64"),
+        )
         return out
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
-        return _pool.max_pool2d_backward(grad, self._indices, self._shape)
+        grad_x = self._buffer("grad_x", self._shape, grad)
+        return _pool.max_pool2d_backward(grad, self._indices, self._shape, grad_x)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -103,24 +103,34 @@ class Module:
         state.pop("_buffers", None)
         return state
 
-    def _buffer(self, key: str, shape: tuple[int, ...], like: Array) -> Array:
-        """An uninitialised array of `shape` with like's dtype and device, for this module's
-        output or gradient `key`.
+    def _buffer(
+        self, key: str, shape: tuple[int, ...], like: Any, dtype: Any = None
+    ) -> Array | None:
+        """An uninitialised NumPy array of `shape` and `dtype` (default: like's) for this
+        module's output or gradient `key`, or None where the op should allocate its result
+        itself (CuPy arrays, which come from CuPy's memory pool, and anything that is not an
+        array, which the op rejects with its own message).
 
-        On the CPU the module keeps the last two arrays of each key and hands out one that
-        nothing else holds any more (its reference count shows only the module's list), so a
-        training loop writes into the same memory every step instead of new pages. An array
-        still held anywhere (returned to the caller and kept, saved for backward, viewed) is
-        never handed out again. CuPy arrays come from CuPy's memory pool.
+        The module keeps the last two arrays of each key and hands out one that nothing else
+        holds any more (its reference count shows only the module's list), so a training
+        loop writes into the same memory every step instead of new pages. An array still
+        held anywhere (returned to the caller and kept, saved for backward, viewed) is never
+        handed out again.
         """
-        xp = array_module(like)
-        if xp is not np:
-            return xp.empty(shape, dtype=like.dtype)
+        if type(like) is not np.ndarray:
+            return None
+        shape = tuple(int(d) for d in shape)
+        dtype = like.dtype if dtype is None else np.dtype(dtype)
         pool = self.__dict__.setdefault("_buffers", {}).setdefault(key, [])
         for buf in pool:
             # References: the list, the loop variable and getrefcount's argument.
-            if sys.getrefcount(buf) == 3 and buf.shape == shape and buf.dtype == like.dtype:
+            if sys.getrefcount(buf) == 3 and buf.shape == shape and buf.dtype == dtype:
                 return buf
+        buf = np.empty(shape, dtype=dtype)
+        pool.append(buf)
+        if len(pool) > 2:
+            pool.pop(0)
+        return buf
         buf = np.empty(shape, dtype=like.dtype)
         pool.append(buf)
         if len(pool) > 2:
