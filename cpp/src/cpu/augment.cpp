@@ -365,12 +365,33 @@ inline __m256i bilinear_channel(const __m256i* a, const __m256i* c, __m256 ax0, 
   return _mm256_slli_epi32(store_bytes8(acc), 8 * C);
 }
 
+// Stores 8 RGB pixels (R | G << 8 | B << 16 in each int32 lane) as 24 bytes at d. With
+// `room` (8 more bytes at d + 24 that are written later anyway) as one 32-byte store.
+inline void store_rgb8(std::uint8_t* d, __m256i packed, bool room) {
+  // 4 pixels of 3 bytes in the low 12 bytes of each 128-bit lane.
+  const __m256i squeeze = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
+                                           8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  packed = _mm256_shuffle_epi8(packed, squeeze);
+  if (room) {
+    packed = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), packed);
+    return;
+  }
+  const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
+  const auto w2 = static_cast<std::uint32_t>(_mm_extract_epi32(lo, 2));
+  const auto w5 = static_cast<std::uint32_t>(_mm_extract_epi32(hi, 2));
+  std::memcpy(d + 8, &w2, 4);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 12), hi);
+  std::memcpy(d + 20, &w5, 4);
+}
+
 // The same for 3-channel uint8 pixels in one plane (NHWC RGB) from a uint8 padded source:
 // each tap of a pixel is one 4-byte gather holding its 3 values (the 4th byte is unused), so
 // 8 pixels need K x K gathers for all channels.
 template <int K>
 inline void padded8_rgb(const Padded<std::uint8_t>& pd, const std::int32_t* b, std::uint8_t* d, const float* wx,
-                        const float* wy, std::int64_t stride) {
+                        const float* wy, std::int64_t stride, bool room) {
   __m256 ax[K], by[K];
   for (int i = 0; i < K; ++i) ax[i] = _mm256_loadu_ps(wx + i * stride), by[i] = _mm256_loadu_ps(wy + i * stride);
   __m256i packed = _mm256_setzero_si256();
@@ -401,16 +422,7 @@ inline void padded8_rgb(const Padded<std::uint8_t>& pd, const std::int32_t* b, s
       packed = _mm256_or_si256(packed, _mm256_slli_epi32(store_bytes8(acc), 8 * c));
     }
   }
-  // 4 pixels of 3 bytes in the low 12 bytes of each 128-bit lane.
-  const __m256i squeeze = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
-                                           8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-  packed = _mm256_shuffle_epi8(packed, squeeze);
-  const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
-  const auto w2 = static_cast<std::uint32_t>(_mm_extract_epi32(lo, 2)), w5 = static_cast<std::uint32_t>(_mm_extract_epi32(hi, 2));
-  std::memcpy(d + 8, &w2, 4);
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 12), hi);
-  std::memcpy(d + 20, &w5, 4);
+  store_rgb8(d, packed, room);
 }
 #endif
 
@@ -458,7 +470,7 @@ void resample_row(const Padded<S>& pd, const T* src, T* dst, const ImageShape& i
     if constexpr (std::is_same_v<S, float>) {
       padded8<K, Q>(pd, base + x, dst, in, out, y, x, wx + x, wy + x, w);
     } else if constexpr (Q == 3) {
-      padded8_rgb<K>(pd, base + x, dst + (y * out.w + x) * 3, wx + x, wy + x, w);
+      padded8_rgb<K>(pd, base + x, dst + (y * out.w + x) * 3, wx + x, wy + x, w, x + 11 <= w);
     }
   }
 #endif
@@ -658,6 +670,15 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
   const std::uint8_t fill = static_cast<std::uint8_t>(st.fill);  // already whole and in range
   const std::int32_t inner_lo = std::max(lo, 2), inner_hi = std::min(hi, iw + 1);  // padded columns inside
   auto build_row = [&](std::int32_t r) {  // padded row r, columns [lo, hi]
+    // The source rows are read once each, mostly in order, with a long pause between them:
+    // ask for the row two ahead, which the hardware prefetchers do not.
+    const std::int64_t ahead = border_index(r, ih, st.border);
+    if (ahead >= 0 && inner_lo <= inner_hi) {
+      const char* a = reinterpret_cast<const char*>(src + (ahead * in.w + inner_lo - 2) * 3);
+      const std::int64_t bytes = (inner_hi - inner_lo + 1) * 3;
+      for (std::int64_t b = 0; b < bytes; b += 64) _mm_prefetch(a + b, _MM_HINT_T0);
+      _mm_prefetch(a + bytes - 1, _MM_HINT_T0);
+    }
     const std::int64_t sy = border_index(r - 2, ih, st.border);
     if (sy < 0) {
       std::memset(row + lo * 3, fill, static_cast<std::size_t>((hi - lo + 1) * 3));
@@ -699,8 +720,6 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
     }
     return hr;
   };
-  const __m256i squeeze = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
-                                           8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
   alignas(32) std::uint8_t tail[32];
   for (std::int64_t y = 0; y < h; ++y) {
     const std::int32_t ky = axis_k[1][static_cast<std::size_t>(y)];
@@ -716,15 +735,8 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
       };
       __m256i packed = _mm256_or_si256(_mm256_or_si256(channel(0), _mm256_slli_epi32(channel(1), 8)),
                                        _mm256_slli_epi32(channel(2), 16));
-      packed = _mm256_shuffle_epi8(packed, squeeze);
       std::uint8_t* d = x + 8 <= w ? drow + x * 3 : tail;
-      const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
-      const auto w2 = static_cast<std::uint32_t>(_mm_extract_epi32(lo, 2));
-      const auto w5 = static_cast<std::uint32_t>(_mm_extract_epi32(hi, 2));
-      std::memcpy(d + 8, &w2, 4);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 12), hi);
-      std::memcpy(d + 20, &w5, 4);
+      store_rgb8(d, packed, x + 11 <= w);  // the 8 extra bytes land on pixels written next
       if (d == tail) std::memcpy(drow + x * 3, tail, static_cast<std::size_t>((w - x) * 3));
     }
   }
