@@ -117,9 +117,9 @@ void geometric_rows(const T* src, T* dst, const StagePlan& st, const SampleStage
       }
       const T* srow = src + p * in.plane() + iy * in.w * q;
 #if defined(__SSE__)
-      // Mirrored rows are read backwards, which the hardware prefetchers follow poorly: ask
-      // for the source row two output rows ahead.
-      if (fx != 1 && y + 2 < o.h) {
+      // Mirrored rows are read backwards, and cropped rows with gaps, which the hardware
+      // prefetchers follow poorly: ask for the source row two output rows ahead.
+      if (y + 2 < o.h) {
         const std::int64_t ahead = border_index(fy * (y + 2) + ty, in.h, st.border);
         if (ahead >= 0) {
           const char* a = reinterpret_cast<const char*>(src + p * in.plane() + ahead * in.w * q);
