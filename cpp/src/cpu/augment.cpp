@@ -620,17 +620,25 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
 }
 
 #if defined(__AVX2__)
+// Byte shuffles that gather the two taps of 8 values from 32 bytes at `first` of a row.
+struct ByteGather {
+  std::int32_t first = 0;
+  bool fits = false;
+  std::int8_t lo[16], hi[16];
+};
+
 // 3-channel uint8 pixels in one plane (NHWC RGB), axis-aligned bilinear map: each source
 // row that an output row reads is padded (the columns it needs only) and interpolated along
-// x once, into three planes of
-// floats (R, G, B for every output column; one 8-byte load per column holds both taps of all
-// channels), then every output row combines its two filtered rows. Per value this is
-// resample_pixel's arithmetic: h_j = (0 + wx0 v_j0) + wx1 v_j1, acc = (0 + wy0 h_0) + wy1 h_1.
+// x once, into a row of floats in output value order, then every output row combines its
+// two filtered rows. Per value this is resample_pixel's arithmetic:
+// h_j = (0 + wx0 v_j0) + wx1 v_j1, acc = (0 + wy0 h_0) + wy1 h_1.
 void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& st, const SampleStage& ss) {
   thread_local std::vector<std::uint8_t> row_buf;
   thread_local std::vector<float> hbuf, axis_w[2];
   thread_local std::vector<std::int32_t> axis_k[2], col_base;
-  thread_local std::vector<std::int32_t> row_slot;
+  thread_local std::vector<std::int32_t> row_slot, value_o;
+  thread_local std::vector<float> value_w;
+  thread_local std::vector<ByteGather> gather;
   const ImageShape &in = st.in, &o = st.out;
   const std::int64_t w = o.w, h = o.h, w8 = (w + 7) / 8 * 8;
   // Taps of the columns (for y = 0) and of the rows (for x = 0), as affine_source gives them.
@@ -665,7 +673,7 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
     col_base[static_cast<std::size_t>(x)] = pc * 3;
     lo = std::min(lo, pc), hi = std::max(hi, pc + 1);
   }
-  row_buf.resize(static_cast<std::size_t>((iw + 4) * 3 + 16));  // slack: 8-byte loads of the last taps
+  row_buf.resize(static_cast<std::size_t>((iw + 4) * 3 + 48));  // slack: the 32-byte windows of the last taps
   std::uint8_t* const row = row_buf.data();
   const std::uint8_t fill = static_cast<std::uint8_t>(st.fill);  // already whole and in range
   const std::int32_t inner_lo = std::max(lo, 2), inner_hi = std::min(hi, iw + 1);  // padded columns inside
@@ -695,28 +703,69 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
       for (int c = 0; c < 3; ++c) row[pc * 3 + c] = sx < 0 ? fill : srow[sx * 3 + c];
     }
   };
-  // Filtered rows: padded row r (0 .. ih + 3) in slot row_slot[r] of hbuf, 3 planes of w8.
-  const std::int64_t slot = 3 * w8;
+  // Horizontal pass in value order (value k = channel k % 3 of output column k / 3; the
+  // columns past w repeat the last one): value k reads bytes o0[k] and o0[k] + 3 of the
+  // padded row. A group of 8 values whose bytes lie within 32 of `first` (always, unless the
+  // map shrinks the row more than about 2.5 times) gathers them with two 16-byte loads and
+  // byte shuffles; other groups read them one by one.
+  const std::int64_t n = 3 * w8, groups = n / 8;
+  gather.resize(static_cast<std::size_t>(groups));
+  value_w.resize(static_cast<std::size_t>(2 * n));
+  value_o.resize(static_cast<std::size_t>(n));
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t x = std::min(k / 3, w - 1);
+    value_o[static_cast<std::size_t>(k)] = col_base[static_cast<std::size_t>(x)] + static_cast<std::int32_t>(k % 3);
+    value_w[static_cast<std::size_t>(k)] = wx[x];
+    value_w[static_cast<std::size_t>(n + k)] = wx[w8 + x];
+  }
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const std::int32_t* o = value_o.data() + 8 * g;
+    ByteGather& bg = gather[static_cast<std::size_t>(g)];
+    bg.first = *std::min_element(o, o + 8);
+    bg.fits = *std::max_element(o, o + 8) + 3 - bg.first < 32;
+    for (int i = 0; i < 8 && bg.fits; ++i)
+      for (int t = 0; t < 2; ++t) {  // byte i of the low half: tap 0, of the high half: tap 1
+        const std::int32_t at = o[i] + 3 * t - bg.first;
+        bg.lo[8 * t + i] = static_cast<std::int8_t>(at < 16 ? at : -128);
+        bg.hi[8 * t + i] = static_cast<std::int8_t>(at >= 16 ? at - 16 : -128);
+      }
+  }
+  const float* vw0 = value_w.data();
+  const float* vw1 = value_w.data() + n;
+  // Filtered rows: padded row r (0 .. ih + 3) in slot row_slot[r] of hbuf, n values each.
   row_slot.assign(static_cast<std::size_t>(ih + 4), -1);
   std::int32_t used = 0;
-  hbuf.resize(static_cast<std::size_t>(slot * (ih + 4)));
+  hbuf.resize(static_cast<std::size_t>(n * (ih + 4)));
   auto filtered = [&](std::int32_t r) -> const float* {
     std::int32_t& s = row_slot[static_cast<std::size_t>(r)];
-    if (s >= 0) return hbuf.data() + s * slot;
+    if (s >= 0) return hbuf.data() + s * n;
     s = used++;
-    float* hr = hbuf.data() + s * slot;
+    float* hr = hbuf.data() + s * n;
     build_row(r);
-    for (std::int64_t x = 0; x < w8; x += 8) {
-      __m256i pa, pc;
-      load_pairs_rgb(row, col_base.data() + x, &pa, &pc);
-      const __m256 a0 = _mm256_loadu_ps(wx + x), a1 = _mm256_loadu_ps(wx + w8 + x);
-      // (0 + a0 v0) + a1 v1 without the 0 +, as in bilinear_channel.
-      _mm256_storeu_ps(hr + x, _mm256_add_ps(_mm256_mul_ps(a0, pair_channel<0>(pa, pc)),
-                                             _mm256_mul_ps(a1, pair_channel<3>(pa, pc))));
-      _mm256_storeu_ps(hr + w8 + x, _mm256_add_ps(_mm256_mul_ps(a0, pair_channel<1>(pa, pc)),
-                                                  _mm256_mul_ps(a1, pair_channel<4>(pa, pc))));
-      _mm256_storeu_ps(hr + 2 * w8 + x, _mm256_add_ps(_mm256_mul_ps(a0, pair_channel<2>(pa, pc)),
-                                                      _mm256_mul_ps(a1, pair_channel<5>(pa, pc))));
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const ByteGather& bg = gather[static_cast<std::size_t>(g)];
+      __m256 v0, v1;
+      if (bg.fits) {
+        const std::uint8_t* at = row + bg.first;
+        const __m128i t = _mm_or_si128(
+            _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)),
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(bg.lo))),
+            _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16)),
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(bg.hi))));
+        v0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(t));
+        v1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(t, 8)));
+      } else {
+        alignas(32) std::int32_t b0[8], b1[8];
+        for (int i = 0; i < 8; ++i) {
+          const std::int32_t o = value_o[static_cast<std::size_t>(8 * g + i)];
+          b0[i] = row[o], b1[i] = row[o + 3];
+        }
+        v0 = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(b0)));
+        v1 = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(b1)));
+      }
+      // (0 + w0 v0) + w1 v1 without the 0 +, as in bilinear_channel.
+      _mm256_storeu_ps(hr + 8 * g, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(vw0 + 8 * g), v0),
+                                                 _mm256_mul_ps(_mm256_loadu_ps(vw1 + 8 * g), v1)));
     }
     return hr;
   };
@@ -728,15 +777,22 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
     const float* h1 = filtered(r0 + 1);
     const __m256 b0 = _mm256_set1_ps(wy[y]), b1 = _mm256_set1_ps(wy[h + y]);
     std::uint8_t* drow = dst + y * w * 3;
-    for (std::int64_t x = 0; x < w8; x += 8) {
-      auto channel = [&](std::int64_t c) {
-        return store_bytes8(_mm256_add_ps(_mm256_mul_ps(b0, _mm256_loadu_ps(h0 + c * w8 + x)),
-                                          _mm256_mul_ps(b1, _mm256_loadu_ps(h1 + c * w8 + x))));
+    for (std::int64_t x = 0; x < w8; x += 8) {  // 8 pixels: values 3x .. 3x + 23
+      auto values = [&](std::int64_t k) {
+        return store_bytes8(_mm256_add_ps(_mm256_mul_ps(b0, _mm256_loadu_ps(h0 + k)),
+                                          _mm256_mul_ps(b1, _mm256_loadu_ps(h1 + k))));
       };
-      __m256i packed = _mm256_or_si256(_mm256_or_si256(channel(0), _mm256_slli_epi32(channel(1), 8)),
-                                       _mm256_slli_epi32(channel(2), 16));
+      const __m256i i0 = values(3 * x), i1 = values(3 * x + 8), i2 = values(3 * x + 16);
+      // Bytes per 128-bit lane: i0, i1, i2, i2 of lanes 0-3, then of lanes 4-7; in order.
+      __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(i0, i1), _mm256_packus_epi32(i2, i2));
+      bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
       std::uint8_t* d = x + 8 <= w ? drow + x * 3 : tail;
-      store_rgb8(d, packed, x + 11 <= w);  // the 8 extra bytes land on pixels written next
+      if (x + 11 <= w) {  // the 8 extra bytes land on pixels written next
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), bytes);
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm256_castsi256_si128(bytes));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 16), _mm256_extracti128_si256(bytes, 1));
+      }
       if (d == tail) std::memcpy(drow + x * 3, tail, static_cast<std::size_t>((w - x) * 3));
     }
   }
