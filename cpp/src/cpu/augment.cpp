@@ -817,7 +817,7 @@ void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss)
           }
         }
 #endif
-        geometric_affine<2>(src, dst, st, ss);
+        axis ? geometric_separable<2>(src, dst, st, ss) : geometric_affine<2>(src, dst, st, ss);
       }
       else axis ? geometric_separable<4>(src, dst, st, ss) : geometric_affine<4>(src, dst, st, ss);
     }
