@@ -828,32 +828,15 @@ def test_bad_inputs_raise_value_error():
     with pytest.raises(ValueError, match="out"):
         aug(np.zeros((2, 5, 5, 1), np.uint8), out=np.zeros((2, 5, 5, 1), np.float32))
     # The native layer checks on its own too (C++ users get the same messages).
-    step = sa.HorizontalFlip().step()
-    step.p = 2.0
-    with pytest.raises(
-        ValueError, match=r"HorizontalFlip \(step 0\): p must be in \[0, 1\], got 2"
+    flip, elastic = sa.HorizontalFlip().step(), sa.ElasticDistortion().step()
+    flip.p, elastic.sigma = 2.0, -3.0
+    img = np.zeros((1, 4, 4, 1), np.uint8)
+    for step, message in (
+        (flip, r"HorizontalFlip \(step 0\): p must be in \[0, 1\], got 2"),
+        (elastic, "sigma must be finite and >= 0, got -3"),
     ):
-        seisoku._core.augment(
-            np.zeros((1, 4, 4, 1), np.uint8),
-            np.zeros((1, 4, 4, 1), np.uint8),
-            [step],
-            "NHWC",
-            0,
-            0,
-            None,
-        )
-    step = sa.ElasticDistortion().step()
-    step.sigma = -3.0
-    with pytest.raises(ValueError, match="sigma must be finite and >= 0, got -3"):
-        seisoku._core.augment(
-            np.zeros((1, 4, 4, 1), np.uint8),
-            np.zeros((1, 4, 4, 1), np.uint8),
-            [step],
-            "NHWC",
-            0,
-            0,
-            None,
-        )
+        with pytest.raises(ValueError, match=message):
+            seisoku._core.augment(img, np.zeros_like(img), [step], "NHWC", 0, 0, None)
     with pytest.raises(ValueError, match="sigma"):
         sa.gaussian_smooth(np.zeros((1, 4, 4), np.float32), -1.0)
 

@@ -365,25 +365,24 @@ inline __m256i bilinear_channel(const __m256i* a, const __m256i* c, __m256 ax0, 
   return _mm256_slli_epi32(store_bytes8(acc), 8 * C);
 }
 
-// Stores 8 RGB pixels (R | G << 8 | B << 16 in each int32 lane) as 24 bytes at d. With
-// `room` (8 more bytes at d + 24 that are written later anyway) as one 32-byte store.
+// Stores the low 24 bytes of v at d. With `room` (8 more bytes at d + 24 that are written
+// later anyway) as one 32-byte store.
+inline void store24(std::uint8_t* d, __m256i v, bool room) {
+  if (room) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), v);
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm256_castsi256_si128(v));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 16), _mm256_extracti128_si256(v, 1));
+  }
+}
+
+// Stores 8 RGB pixels (R | G << 8 | B << 16 in each int32 lane) as 24 bytes at d.
 inline void store_rgb8(std::uint8_t* d, __m256i packed, bool room) {
-  // 4 pixels of 3 bytes in the low 12 bytes of each 128-bit lane.
+  // 4 pixels of 3 bytes in the low 12 bytes of each 128-bit lane, then the two lanes joined.
   const __m256i squeeze = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
                                            8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
   packed = _mm256_shuffle_epi8(packed, squeeze);
-  if (room) {
-    packed = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), packed);
-    return;
-  }
-  const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
-  const auto w2 = static_cast<std::uint32_t>(_mm_extract_epi32(lo, 2));
-  const auto w5 = static_cast<std::uint32_t>(_mm_extract_epi32(hi, 2));
-  std::memcpy(d + 8, &w2, 4);
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 12), hi);
-  std::memcpy(d + 20, &w5, 4);
+  store24(d, _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7)), room);
 }
 
 // The same for 3-channel uint8 pixels in one plane (NHWC RGB) from a uint8 padded source:
@@ -634,44 +633,59 @@ struct ByteGather {
 // h_j = (0 + wx0 v_j0) + wx1 v_j1, acc = (0 + wy0 h_0) + wy1 h_1.
 void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& st, const SampleStage& ss) {
   thread_local std::vector<std::uint8_t> row_buf;
-  thread_local std::vector<float> hbuf, axis_w[2];
-  thread_local std::vector<std::int32_t> axis_k[2], col_base;
-  thread_local std::vector<std::int32_t> row_slot, value_o;
-  thread_local std::vector<float> value_w;
+  thread_local std::vector<float> coord, hbuf, axis_w[2], value_w;
+  thread_local std::vector<std::int32_t> axis_k[2], row_slot, value_o;
   thread_local std::vector<ByteGather> gather;
   const ImageShape &in = st.in, &o = st.out;
   const std::int64_t w = o.w, h = o.h, w8 = (w + 7) / 8 * 8;
-  // Taps of the columns (for y = 0) and of the rows (for x = 0), as affine_source gives them.
+  // Weights (2 rows of n) and first taps of the columns (for y = 0) and of the rows (for
+  // x = 0), as affine_source gives them.
   for (int a = 0; a < 2; ++a) {
     const std::int64_t n = a == 0 ? w : h;
-    std::vector<float>& s = hbuf;
-    if (s.size() < static_cast<std::size_t>(n)) s.resize(static_cast<std::size_t>(n));
+    coord.resize(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
       float sx, sy;
       affine_source(ss.m, a == 0 ? i : 0, a == 0 ? 0 : i, &sx, &sy);
-      s[static_cast<std::size_t>(i)] = a == 0 ? sx : sy;
+      coord[static_cast<std::size_t>(i)] = a == 0 ? sx : sy;
     }
-    axis_w[a].resize(static_cast<std::size_t>(2 * (a == 0 ? w8 : n)));
-    axis_k[a].resize(static_cast<std::size_t>(a == 0 ? w8 : n));
-    row_weights<2>(s.data(), n, axis_w[a].data(), axis_k[a].data());
-    if (a == 0 && w8 != w) {  // the weights as 2 rows of w8 (the last group reads past w)
-      std::vector<float>& wt = axis_w[0];
-      std::copy_backward(wt.begin() + w, wt.begin() + 2 * w, wt.begin() + w8 + w);
-    }
+    axis_w[a].resize(static_cast<std::size_t>(2 * n));
+    axis_k[a].resize(static_cast<std::size_t>(n));
+    row_weights<2>(coord.data(), n, axis_w[a].data(), axis_k[a].data());
   }
   const float* wx = axis_w[0].data();
   const float* wy = axis_w[1].data();
   const auto iw = static_cast<std::int32_t>(in.w), ih = static_cast<std::int32_t>(in.h);
-  // Offsets of the first taps in a source row padded by 2 pixels (first taps clamped into
-  // [-2, iw], exact for constant and edge borders as in pad_source); the columns past w
-  // repeat the last one. Only the padded columns [lo, hi] that the taps read are built.
-  col_base.resize(static_cast<std::size_t>(w8));
+  // Horizontal pass in value order (value k = channel k % 3 of output column k / 3; the
+  // columns past w repeat the last one): value k reads bytes o0[k] and o0[k] + 3 of the
+  // source row padded by 2 pixels (first taps clamped into [-2, iw], exact for constant and
+  // edge borders as in pad_source). Only the padded columns [lo, hi] that the taps read are
+  // built. A group of 8 values whose bytes lie within 32 of `first` (always, unless the map
+  // shrinks the row more than about 2.5 times) gathers them with two 16-byte loads and byte
+  // shuffles; other groups read them one by one.
+  const std::int64_t n = 3 * w8, groups = n / 8;
+  value_w.resize(static_cast<std::size_t>(2 * n));
+  value_o.resize(static_cast<std::size_t>(n));
   std::int32_t lo = iw + 2, hi = 0;
-  for (std::int64_t x = 0; x < w8; ++x) {
-    const std::int32_t k = axis_k[0][static_cast<std::size_t>(std::min(x, w - 1))];
-    const std::int32_t pc = std::min(std::max(k, -2), iw) + 2;
-    col_base[static_cast<std::size_t>(x)] = pc * 3;
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t x = std::min(k / 3, w - 1);
+    const std::int32_t pc = std::min(std::max(axis_k[0][static_cast<std::size_t>(x)], -2), iw) + 2;
     lo = std::min(lo, pc), hi = std::max(hi, pc + 1);
+    value_o[static_cast<std::size_t>(k)] = pc * 3 + static_cast<std::int32_t>(k % 3);
+    value_w[static_cast<std::size_t>(k)] = wx[x];
+    value_w[static_cast<std::size_t>(n + k)] = wx[w + x];
+  }
+  gather.resize(static_cast<std::size_t>(groups));
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const std::int32_t* o = value_o.data() + 8 * g;
+    ByteGather& bg = gather[static_cast<std::size_t>(g)];
+    bg.first = *std::min_element(o, o + 8);
+    bg.fits = *std::max_element(o, o + 8) + 3 - bg.first < 32;
+    for (int i = 0; i < 8 && bg.fits; ++i)
+      for (int t = 0; t < 2; ++t) {  // byte i of the low half: tap 0, of the high half: tap 1
+        const std::int32_t at = o[i] + 3 * t - bg.first;
+        bg.lo[8 * t + i] = static_cast<std::int8_t>(at < 16 ? at : -128);
+        bg.hi[8 * t + i] = static_cast<std::int8_t>(at >= 16 ? at - 16 : -128);
+      }
   }
   row_buf.resize(static_cast<std::size_t>((iw + 4) * 3 + 48));  // slack: the 32-byte windows of the last taps
   std::uint8_t* const row = row_buf.data();
@@ -703,33 +717,6 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
       for (int c = 0; c < 3; ++c) row[pc * 3 + c] = sx < 0 ? fill : srow[sx * 3 + c];
     }
   };
-  // Horizontal pass in value order (value k = channel k % 3 of output column k / 3; the
-  // columns past w repeat the last one): value k reads bytes o0[k] and o0[k] + 3 of the
-  // padded row. A group of 8 values whose bytes lie within 32 of `first` (always, unless the
-  // map shrinks the row more than about 2.5 times) gathers them with two 16-byte loads and
-  // byte shuffles; other groups read them one by one.
-  const std::int64_t n = 3 * w8, groups = n / 8;
-  gather.resize(static_cast<std::size_t>(groups));
-  value_w.resize(static_cast<std::size_t>(2 * n));
-  value_o.resize(static_cast<std::size_t>(n));
-  for (std::int64_t k = 0; k < n; ++k) {
-    const std::int64_t x = std::min(k / 3, w - 1);
-    value_o[static_cast<std::size_t>(k)] = col_base[static_cast<std::size_t>(x)] + static_cast<std::int32_t>(k % 3);
-    value_w[static_cast<std::size_t>(k)] = wx[x];
-    value_w[static_cast<std::size_t>(n + k)] = wx[w8 + x];
-  }
-  for (std::int64_t g = 0; g < groups; ++g) {
-    const std::int32_t* o = value_o.data() + 8 * g;
-    ByteGather& bg = gather[static_cast<std::size_t>(g)];
-    bg.first = *std::min_element(o, o + 8);
-    bg.fits = *std::max_element(o, o + 8) + 3 - bg.first < 32;
-    for (int i = 0; i < 8 && bg.fits; ++i)
-      for (int t = 0; t < 2; ++t) {  // byte i of the low half: tap 0, of the high half: tap 1
-        const std::int32_t at = o[i] + 3 * t - bg.first;
-        bg.lo[8 * t + i] = static_cast<std::int8_t>(at < 16 ? at : -128);
-        bg.hi[8 * t + i] = static_cast<std::int8_t>(at >= 16 ? at - 16 : -128);
-      }
-  }
   const float* vw0 = value_w.data();
   const float* vw1 = value_w.data() + n;
   // Filtered rows: padded row r (0 .. ih + 3) in slot row_slot[r] of hbuf, n values each.
@@ -787,12 +774,7 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
       __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(i0, i1), _mm256_packus_epi32(i2, i2));
       bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
       std::uint8_t* d = x + 8 <= w ? drow + x * 3 : tail;
-      if (x + 11 <= w) {  // the 8 extra bytes land on pixels written next
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), bytes);
-      } else {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm256_castsi256_si128(bytes));
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 16), _mm256_extracti128_si256(bytes, 1));
-      }
+      store24(d, bytes, x + 11 <= w);  // the 8 extra bytes land on pixels written next
       if (d == tail) std::memcpy(drow + x * 3, tail, static_cast<std::size_t>((w - x) * 3));
     }
   }
