@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from conftest import requires_cuda  # noqa: E402
-from seisoku import data, nn  # noqa: E402
+from seisoku import data, nn, ops  # noqa: E402
 from seisoku.estimators import MLPClassifier, MLPRegressor  # noqa: E402
 
 # Mini-batch training visits the rows of a repeated sample in different batches than one
@@ -30,9 +30,33 @@ SAMPLE_WEIGHT_IS_NOT_REPETITION = {
 }
 
 
+def blas_rows_depend_on_the_batch() -> bool:
+    """Whether a row of a float32 product comes out differently alone than in a batch of 20,
+    for the products of scikit-learn's subset-invariance check (3 features, 100 hidden
+    units, 1 to 3 outputs). OpenBLAS picks kernels by shape and sums some rows of a block in
+    another order; on some cores (AVX-512 ones among them) that changes the last bit, which
+    is more than the check's 1e-7 tolerance allows a float32 network."""
+    rng = np.random.default_rng(0)
+    for k, n in ((3, 100), (100, 1), (100, 3)):
+        a = rng.standard_normal((20, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        full = ops.gemm(a, b)
+        if any(not np.array_equal(ops.gemm(a[i : i + 1], b)[0], full[i]) for i in range(20)):
+            return True
+    return False
+
+
+def expected_failures(estimator) -> dict[str, str]:
+    failures = dict(SAMPLE_WEIGHT_IS_NOT_REPETITION)
+    if blas_rows_depend_on_the_batch():
+        failures["check_methods_subset_invariance"] = (
+            "this BLAS sums a row of a small float32 product in an order that depends on the batch"
+        )
+    return failures
+
+
 @parametrize_with_checks(
-    [MLPClassifier(), MLPRegressor()],
-    expected_failed_checks=lambda est: SAMPLE_WEIGHT_IS_NOT_REPETITION,
+    [MLPClassifier(), MLPRegressor()], expected_failed_checks=expected_failures
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
