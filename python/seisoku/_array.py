@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -65,3 +66,33 @@ def require_array(x: Any, arg: str, op: str) -> Any:
     raise ValueError(
         f"[{op}] argument '{arg}' must be a NumPy or CuPy array, got {type(x).__name__}"
     )
+
+
+class BufferPool:
+    """Reusable NumPy results: the last two arrays handed out under each key.
+
+    get() hands an array out again once nothing else holds it (its reference count shows
+    only the pool's list), so a loop that lets go of each result within two calls writes
+    into the same memory every time instead of freshly mapped pages, whose first touch
+    costs a page fault and a page the kernel zeroes. An array still held anywhere (kept by
+    the caller, viewed, saved for a backward pass) is never handed out again. Owners drop
+    the pool when pickled or copied.
+    """
+
+    __slots__ = ("_pools",)
+
+    def __init__(self) -> None:
+        self._pools: dict[str, list[np.ndarray]] = {}
+
+    def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """An uninitialised array of `shape` and `dtype` that nothing outside the pool holds."""
+        pool = self._pools.setdefault(key, [])
+        for buf in pool:
+            # References: the list, the loop variable and getrefcount's argument.
+            if sys.getrefcount(buf) == 3 and buf.shape == shape and buf.dtype == dtype:
+                return buf
+        buf = np.empty(shape, dtype=dtype)
+        pool.append(buf)
+        if len(pool) > 2:
+            pool.pop(0)
+        return buf

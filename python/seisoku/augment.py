@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _core
-from ._array import array_module, device_module, is_cuda_array
+from ._array import BufferPool, array_module, device_module, is_cuda_array
 
 Array = Any
 
@@ -454,6 +454,19 @@ class Compose:
         self.seed = _u64("Compose", "seed", seed)
         self.layout = _choice("Compose", "layout", layout, ("auto", "NHWC", "NCHW"))
         self._steps = [t.step() for t in transforms]
+        self._results = BufferPool()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and copies hold the transforms, seed and layout: the native steps are
+        rebuilt from the transforms, and the reusable results stay behind."""
+        state = dict(self.__dict__)
+        del state["_steps"], state["_results"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._steps = [t.step() for t in self.transforms]
+        self._results = BufferPool()
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms!r}, seed={self.seed}, layout={self.layout!r})"
@@ -470,7 +483,11 @@ class Compose:
         sample_offset: int = 0,
         out: Array | None = None,
     ) -> Array:
-        """The augmented batch: a new array (or `out`) of x's dtype, layout and device.
+        """The augmented batch: an array (or `out`) of x's dtype, layout and device.
+
+        Without `out`, a NumPy result reuses the memory of an earlier result that nothing
+        holds any more (the Compose keeps its last two), so a loop that drops each batch
+        writes into pages already mapped; a result you keep is never written again.
 
         Args:
             x: (N, H, W, C) or (N, C, H, W) uint8 or float32, NumPy or CuPy, C-contiguous.
@@ -484,9 +501,11 @@ class Compose:
         shape = tuple(x.shape)
         layout = _layout(shape, self.layout, "augment")
         if out is None:
-            xp = array_module(x)
             out_shape = tuple(_core.augment_output_shape(list(shape), self._steps, layout))
-            out = xp.empty(out_shape, dtype=x.dtype)
+            if type(x) is np.ndarray:
+                out = self._results.get("out", out_shape, x.dtype)
+            else:  # CuPy arrays come from CuPy's pool; anything else the op rejects
+                out = array_module(x).empty(out_shape, dtype=x.dtype)
         if labels is not None:
             if is_cuda_array(labels):
                 labels = labels.get()

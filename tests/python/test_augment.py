@@ -671,6 +671,31 @@ def test_output_shape_and_out_argument():
     assert sa.Compose([])(x) is not x and np.array_equal(sa.Compose([])(x), x)
 
 
+def test_results_reuse_only_memory_nothing_holds():
+    import copy
+    import pickle
+
+    aug = sa.Compose([sa.RandomRotation(30)], seed=4)
+    x = images(n=4, h=12, w=10, c=3)
+    expected = [aug(x, sample_offset=k).copy() for k in range(6)]
+    # Dropped results come back: a loop writes into at most two arrays.
+    pointers = {aug(x, sample_offset=k).ctypes.data for k in range(6)}
+    assert len(pointers) <= 2
+    # Kept results and views of results are never written again.
+    kept = aug(x, sample_offset=0)
+    view = aug(x, sample_offset=1)[1:3]
+    later = [aug(x, sample_offset=k) for k in range(2, 6)]
+    np.testing.assert_array_equal(kept, expected[0])
+    np.testing.assert_array_equal(view, expected[1][1:3])
+    for k, y in enumerate(later, start=2):
+        np.testing.assert_array_equal(y, expected[k])
+    assert len({y.ctypes.data for y in [kept, *later]}) == 5
+    # Copies and pickles leave the pool behind and start their own.
+    for twin in (copy.deepcopy(aug), pickle.loads(pickle.dumps(aug))):
+        np.testing.assert_array_equal(twin(x, sample_offset=5), expected[5])
+    assert len(pickle.dumps(aug)) < 2048
+
+
 def test_trainer_hook_reshapes_flat_batches():
     x = images(n=6, h=8, w=8, c=1, layout="NCHW", dtype=np.float32)
     hook = sa.Compose([sa.HorizontalFlip(1.0)]).trainer_hook(image_shape=(1, 8, 8))

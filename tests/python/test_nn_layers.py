@@ -888,11 +888,11 @@ def test_cnn_training_with_reused_memory_matches_fresh_arrays():
             out = model(x)
             loss(out, y)
             model.backward(loss.backward())
-            pointers.add(model[0].__dict__["_buffers"]["y"][-1].ctypes.data)
+            pointers.add(model[0].__dict__["_buffers"]._pools["y"][-1].ctypes.data)
             if keep:  # hold every array the layers handed out, so none is reused
-                kept += [
-                    b for m in model for bs in m.__dict__.get("_buffers", {}).values() for b in bs
-                ]
+                for m in model:
+                    if "_buffers" in m.__dict__:
+                        kept += [b for bs in m.__dict__["_buffers"]._pools.values() for b in bs]
             for p in model.parameters():
                 p.value -= 0.1 * p.grad
         finals.append([p.value.copy() for p in model.parameters()])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from .._array import array_module, device_module, is_cuda_array
+from .._array import BufferPool, array_module, device_module, is_cuda_array
 
 Array = Any
 
@@ -107,35 +106,19 @@ class Module:
         self, key: str, shape: tuple[int, ...], like: Any, dtype: Any = None
     ) -> Array | None:
         """An uninitialised NumPy array of `shape` and `dtype` (default: like's) for this
-        module's output or gradient `key`, or None where the op should allocate its result
-        itself (CuPy arrays, which come from CuPy's memory pool, and anything that is not an
-        array, which the op rejects with its own message).
-
-        The module keeps the last two arrays of each key and hands out one that nothing else
-        holds any more (its reference count shows only the module's list), so a training
-        loop writes into the same memory every step instead of new pages. An array still
-        held anywhere (returned to the caller and kept, saved for backward, viewed) is never
-        handed out again.
+        module's output or gradient `key` from the module's BufferPool, or None where the
+        op should allocate its result itself (CuPy arrays, which come from CuPy's memory
+        pool, and anything that is not an array, which the op rejects with its own message).
+        A training loop then writes into the same memory every step; an array still held
+        anywhere (returned and kept, saved for backward, viewed) is never handed out again.
         """
         if type(like) is not np.ndarray:
             return None
+        pool = self.__dict__.get("_buffers")
+        if pool is None:
+            pool = self.__dict__["_buffers"] = BufferPool()
         shape = tuple(int(d) for d in shape)
-        dtype = like.dtype if dtype is None else np.dtype(dtype)
-        pool = self.__dict__.setdefault("_buffers", {}).setdefault(key, [])
-        for buf in pool:
-            # References: the list, the loop variable and getrefcount's argument.
-            if sys.getrefcount(buf) == 3 and buf.shape == shape and buf.dtype == dtype:
-                return buf
-        buf = np.empty(shape, dtype=dtype)
-        pool.append(buf)
-        if len(pool) > 2:
-            pool.pop(0)
-        return buf
-        buf = np.empty(shape, dtype=like.dtype)
-        pool.append(buf)
-        if len(pool) > 2:
-            pool.pop(0)
-        return buf
+        return pool.get(key, shape, like.dtype if dtype is None else np.dtype(dtype))
 
     def penalty(self) -> float:
         """Sum of the regularization penalties this module and its children added to the
