@@ -613,17 +613,22 @@ def test_axis_aligned_resampling_layouts_agree(pad_mode, dtype, w, size):
         assert (nhwc == 9).mean() > 0.01
 
 
-@pytest.mark.parametrize(("h", "w"), [(16, 12), (13, 7), (70, 3)])
-def test_noise_layouts_agree(h, w):
-    # NHWC noise runs in pixel chunks when H * W % 4 == 0, element by element otherwise.
-    x = images(n=3, h=h, w=w, c=3, dtype=np.float32)
-    aug = sa.Compose([sa.GaussianNoise(2.0)], seed=4)
-    nhwc = sa.Compose([sa.GaussianNoise(2.0)], seed=4, layout="NHWC")(x)
-    nchw = sa.Compose([sa.GaussianNoise(2.0)], seed=4, layout="NCHW")(
+@pytest.mark.parametrize(("h", "w"), [(16, 12), (13, 7), (70, 3), (9, 20)])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_noise_layouts_agree(h, w, dtype):
+    # NHWC noise runs in pixel chunks when H * W % 4 == 0 (uint8 RGB 8 pixels at a time
+    # where 32 bytes can be read), element by element otherwise; uint8 saturates.
+    x = images(n=3, h=h, w=w, c=3, dtype=dtype)
+    std = 40.0 if dtype == np.uint8 else 2.0
+    aug = sa.Compose([sa.GaussianNoise(std)], seed=4)
+    nhwc = sa.Compose([sa.GaussianNoise(std)], seed=4, layout="NHWC")(x)
+    nchw = sa.Compose([sa.GaussianNoise(std)], seed=4, layout="NCHW")(
         np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     )
     np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
     assert not np.array_equal(aug(x), x)
+    if dtype == np.uint8:
+        assert (nhwc == 0).any() and (nhwc == 255).any()
 
 
 @pytest.mark.requires_cuda
