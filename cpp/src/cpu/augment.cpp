@@ -634,7 +634,7 @@ struct ByteGather {
 void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& st, const SampleStage& ss) {
   thread_local std::vector<std::uint8_t> row_buf;
   thread_local std::vector<float> coord, hbuf, axis_w[2], value_w;
-  thread_local std::vector<std::int32_t> axis_k[2], row_slot, value_o;
+  thread_local std::vector<std::int32_t> axis_k[2], value_o;
   thread_local std::vector<ByteGather> gather;
   const ImageShape &in = st.in, &o = st.out;
   const std::int64_t w = o.w, h = o.h, w8 = (w + 7) / 8 * 8;
@@ -719,15 +719,16 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
   };
   const float* vw0 = value_w.data();
   const float* vw1 = value_w.data() + n;
-  // Filtered rows: padded row r (0 .. ih + 3) in slot row_slot[r] of hbuf, n values each.
-  row_slot.assign(static_cast<std::size_t>(ih + 4), -1);
-  std::int32_t used = 0;
-  hbuf.resize(static_cast<std::size_t>(n * (ih + 4)));
+  // Filtered rows: padded row r (0 .. ih + 3) in slot r % 4 of hbuf, n values each, which
+  // stays in L1. The output rows ask for rows r0 and r0 + 1 with r0 monotone in y, so a row
+  // is only replaced by one at least 4 further on, after its last use.
+  constexpr std::int32_t kSlots = 4;
+  std::int32_t slot_row[kSlots] = {-1, -1, -1, -1};
+  hbuf.resize(static_cast<std::size_t>(n * kSlots));
   auto filtered = [&](std::int32_t r) -> const float* {
-    std::int32_t& s = row_slot[static_cast<std::size_t>(r)];
-    if (s >= 0) return hbuf.data() + s * n;
-    s = used++;
-    float* hr = hbuf.data() + s * n;
+    float* hr = hbuf.data() + (r % kSlots) * n;
+    if (slot_row[r % kSlots] == r) return hr;
+    slot_row[r % kSlots] = r;
     build_row(r);
     for (std::int64_t g = 0; g < groups; ++g) {
       const ByteGather& bg = gather[static_cast<std::size_t>(g)];
