@@ -71,8 +71,10 @@ if [[ $installed == 0 ]]; then
         "$py" -m pip install --no-build-isolation --no-deps --no-index --upgrade \
         --target "$site" -Cbuild-dir=/tmp/seisoku-build .
 fi
-"$py" -c "import seisoku; print('seisoku', seisoku.__version__, 'CUDA device:', seisoku.cuda.get_device_name(0))" \
+"$py" -c "import sys; from seisoku.cli import main; sys.exit(main(['info']))"
+"$py" -c "import sys, seisoku; sys.exit(0 if seisoku.cuda.is_available() else 'no CUDA device')" \
     || { printf '%s\n' "${summary[@]}"; exit 1; }
+grep -m 1 "model name" /proc/cpuinfo
 
 # Workers share the GPU; each gets a few CPU threads.
 export OMP_NUM_THREADS=2

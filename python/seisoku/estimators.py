@@ -4,8 +4,8 @@ They follow scikit-learn's conventions (parameters stored as given in __init__, 
 attributes ending in '_', validation through sklearn.utils) and pass
 sklearn.utils.estimator_checks.check_estimator, so they work in Pipeline, GridSearchCV,
 BaggingClassifier and the rest. One check depends on the BLAS: a sample's float32 outputs
-can differ in the last bit with the batch it is predicted in where OpenBLAS's kernels (as
-on AVX-512 cores) sum a row in an order that depends on its place in the batch, which
+can differ in the last bit with the batch it is predicted in on CPUs whose OpenBLAS kernels
+sum a row of a small product in an order that depends on the batch, which
 check_methods_subset_invariance's 1e-7 tolerance does not allow.
 
 Training runs seisoku.train.Trainer with seisoku's fused regularized optimizers; the network

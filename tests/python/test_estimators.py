@@ -33,16 +33,17 @@ SAMPLE_WEIGHT_IS_NOT_REPETITION = {
 def blas_rows_depend_on_the_batch() -> bool:
     """Whether a row of a float32 product comes out differently alone than in a batch of 20,
     for the products of scikit-learn's subset-invariance check (3 features, 100 hidden
-    units, 1 to 3 outputs). OpenBLAS picks kernels by shape and sums some rows of a block in
-    another order; on some cores (AVX-512 ones among them) that changes the last bit, which
-    is more than the check's 1e-7 tolerance allows a float32 network."""
+    units, 1 to 3 outputs). OpenBLAS picks kernels by CPU and shape, and some sum a row in
+    an order that depends on the batch; the last bit that changes is more than the check's
+    1e-7 tolerance allows a float32 network."""
     rng = np.random.default_rng(0)
     for k, n in ((3, 100), (100, 1), (100, 3)):
         a = rng.standard_normal((20, k), dtype=np.float32)
-        b = rng.standard_normal((k, n), dtype=np.float32)
-        full = ops.gemm(a, b)
-        if any(not np.array_equal(ops.gemm(a[i : i + 1], b)[0], full[i]) for i in range(20)):
-            return True
+        w = rng.standard_normal((n, k), dtype=np.float32)  # a Linear's (out, in) weight
+        full = ops.gemm(a, w, trans_b=True)
+        for i in range(20):
+            if not np.array_equal(ops.gemm(a[i : i + 1], w, trans_b=True)[0], full[i]):
+                return True
     return False
 
 
