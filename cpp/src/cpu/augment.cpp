@@ -719,14 +719,16 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
   };
   const float* vw0 = value_w.data();
   const float* vw1 = value_w.data() + n;
-  // Filtered rows: padded row r (0 .. ih + 3) in slot r % 4 of hbuf, n values each, which
-  // stays in L1. The output rows ask for rows r0 and r0 + 1 with r0 monotone in y, so a row
-  // is only replaced by one at least 4 further on, after its last use.
+  // Filtered rows: padded row r (0 .. ih + 3) in slot r % 4 of hbuf, n values each (slots of
+  // n rounded up to 32 for the vertical pass's blocks), which stays in L1. The output rows ask
+  // for rows r0 and r0 + 1 with r0 monotone in y, so a row is only replaced by one at least 4
+  // further on, after its last use.
   constexpr std::int32_t kSlots = 4;
+  const std::int64_t slot = (n + 31) / 32 * 32;
   std::int32_t slot_row[kSlots] = {-1, -1, -1, -1};
-  hbuf.resize(static_cast<std::size_t>(n * kSlots));
+  if (hbuf.size() < static_cast<std::size_t>(slot * kSlots)) hbuf.resize(static_cast<std::size_t>(slot * kSlots));
   auto filtered = [&](std::int32_t r) -> const float* {
-    float* hr = hbuf.data() + (r % kSlots) * n;
+    float* hr = hbuf.data() + (r % kSlots) * slot;
     if (slot_row[r % kSlots] == r) return hr;
     slot_row[r % kSlots] = r;
     build_row(r);
@@ -758,25 +760,31 @@ void separable_rgb(const std::uint8_t* src, std::uint8_t* dst, const StagePlan& 
     return hr;
   };
   alignas(32) std::uint8_t tail[32];
+  const std::int64_t len = 3 * w;
   for (std::int64_t y = 0; y < h; ++y) {
     const std::int32_t ky = axis_k[1][static_cast<std::size_t>(y)];
     const std::int32_t r0 = std::min(std::max(ky, -2), ih) + 2;
     const float* h0 = filtered(r0);
     const float* h1 = filtered(r0 + 1);
     const __m256 b0 = _mm256_set1_ps(wy[y]), b1 = _mm256_set1_ps(wy[h + y]);
-    std::uint8_t* drow = dst + y * w * 3;
-    for (std::int64_t x = 0; x < w8; x += 8) {  // 8 pixels: values 3x .. 3x + 23
-      auto values = [&](std::int64_t k) {
-        return store_bytes8(_mm256_add_ps(_mm256_mul_ps(b0, _mm256_loadu_ps(h0 + k)),
-                                          _mm256_mul_ps(b1, _mm256_loadu_ps(h1 + k))));
+    // 32 values at a time into one 32-byte store (the last block through `tail`; the slots
+    // hold the values past n that it reads).
+    auto block = [&](std::int64_t k) {
+      auto values = [&](std::int64_t at) {
+        return store_bytes8(_mm256_add_ps(_mm256_mul_ps(b0, _mm256_loadu_ps(h0 + at)),
+                                          _mm256_mul_ps(b1, _mm256_loadu_ps(h1 + at))));
       };
-      const __m256i i0 = values(3 * x), i1 = values(3 * x + 8), i2 = values(3 * x + 16);
-      // Bytes per 128-bit lane: i0, i1, i2, i2 of lanes 0-3, then of lanes 4-7; in order.
-      __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(i0, i1), _mm256_packus_epi32(i2, i2));
-      bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      std::uint8_t* d = x + 8 <= w ? drow + x * 3 : tail;
-      store24(d, bytes, x + 11 <= w);  // the 8 extra bytes land on pixels written next
-      if (d == tail) std::memcpy(drow + x * 3, tail, static_cast<std::size_t>((w - x) * 3));
+      // Bytes per 128-bit lane: 4 of each of the four vectors' lanes 0-3, then of 4-7.
+      const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(values(k), values(k + 8)),
+                                                _mm256_packus_epi32(values(k + 16), values(k + 24)));
+      return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    };
+    std::uint8_t* drow = dst + y * len;
+    std::int64_t k = 0;
+    for (; k + 32 <= len; k += 32) _mm256_storeu_si256(reinterpret_cast<__m256i*>(drow + k), block(k));
+    if (k < len) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tail), block(k));
+      std::memcpy(drow + k, tail, static_cast<std::size_t>(len - k));
     }
   }
 }
