@@ -27,6 +27,11 @@ def test_info_json_has_every_fact(capsys):
     assert facts["seisoku"] == sei.__version__
     assert facts["BLAS"].startswith("OpenBLAS")
     assert facts["threads"] == str(sei.get_num_threads())
+    # The running CPU has every instruction set the build used (else it could not run it).
+    present = facts["CPU features present"]
+    if present != "unknown":
+        compiled = facts["CPU features compiled"]
+        assert compiled == "baseline" or set(compiled.split()) <= set(present.split())
 
 
 def test_info_runs_as_a_command():
