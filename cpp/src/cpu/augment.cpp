@@ -433,6 +433,7 @@ inline void padded8_rgb(const Padded<std::uint8_t>& pd, const std::int32_t* b, s
 template <int K, int Q, class S, class T>
 void resample_row(const Padded<S>& pd, const T* src, T* dst, const ImageShape& in, const ImageShape& out,
                   std::int64_t y, RowTaps& t, Border border, float fill) {
+  static_assert(std::is_same_v<S, float> || Q == 3, "uint8 padded sources are NHWC RGB only (padded8_rgb)");
   const std::int64_t w = out.w;
   float* __restrict wx = t.wx.data();
   float* __restrict wy = t.wy.data();
@@ -556,7 +557,7 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
   thread_local SeparableScratch tls;
   SeparableScratch& sc = tls;  // one TLS lookup, not one per pixel
   const ImageShape &in = st.in, &o = st.out;
-  const std::int64_t q = in.q, row_len = o.w * q, row_stride = row_len;
+  const std::int64_t q = in.q, row_len = o.w * q;
   sc.ix.resize(static_cast<std::size_t>(K * o.w)), sc.wx.resize(static_cast<std::size_t>(K * o.w));
   sc.iy.resize(static_cast<std::size_t>(K * o.h)), sc.wy.resize(static_cast<std::size_t>(K * o.h));
   for (std::int64_t x = 0; x < o.w; ++x) {
@@ -569,13 +570,13 @@ void geometric_separable(const T* src, T* dst, const StagePlan& st, const Sample
     affine_source(ss.m, 0, y, &sx, &sy);
     axis_taps<K>(sy, in.h, st.border, &sc.iy[static_cast<std::size_t>(K * y)], &sc.wy[static_cast<std::size_t>(K * y)]);
   }
-  sc.rows.resize(static_cast<std::size_t>((in.h + 1) * row_stride));
+  sc.rows.resize(static_cast<std::size_t>((in.h + 1) * row_len));
   for (std::int64_t p = 0; p < in.p; ++p) {
     const T* plane = src + p * in.plane();
     T* out_plane = dst + p * o.plane();
     sc.done.assign(static_cast<std::size_t>(in.h + 1), 0);
     auto filtered = [&](std::int64_t r) -> const float* {  // r = -1: the fill row
-      float* h = sc.rows.data() + (r + 1) * row_stride;
+      float* h = sc.rows.data() + (r + 1) * row_len;
       if (sc.done[static_cast<std::size_t>(r + 1)]) return h;
       sc.done[static_cast<std::size_t>(r + 1)] = 1;
       const T* srow = plane + (r >= 0 ? r : 0) * in.w * q;
