@@ -334,6 +334,77 @@ def test_shared_weight_accumulates_both_gradients():
     check_gradients(shared, x, objective(shared, weighted_sum(grad_y)))
 
 
+@pytest.mark.parametrize("make", ["linear", "conv"])
+def test_zero_grad_then_backward_overwrites_and_later_backwards_add(make):
+    """zero_grad() only marks the gradients; the next backward writes them, later ones add."""
+    if make == "linear":
+        layer, x = nn.Linear(5, 3, activation="relu", dtype=F64), rand((4, 5), 30)
+    else:
+        layer, x = nn.Conv2d(2, 3, 3, padding=1, dtype=F64), rand((2, 2, 5, 5), 30)
+    randomize_biases(layer)
+    grad_y = rand(layer.forward(x).shape, 31)
+    params = layer.parameters()
+    layer.backward(grad_y)
+    once = [p.grad.copy() for p in params]
+    for p in params:
+        p.grad[...] = np.nan  # stale contents that must never show through
+    layer.zero_grad()
+    assert all(p._zero_pending for p in params)
+    layer.forward(x)
+    layer.backward(grad_y)
+    for p, g in zip(params, once):
+        assert not p._zero_pending
+        np.testing.assert_array_equal(p.grad, g)
+    layer.forward(x)
+    layer.backward(grad_y)  # no zero_grad: adds
+    for p, g in zip(params, once):
+        assert_close(p.grad, 2 * g, ops=2)
+
+
+def test_zero_grad_reads_as_zeros_and_steps_see_zeros():
+    layer = nn.Linear(3, 2, dtype=F64)
+    randomize_biases(layer)
+    layer.forward(rand((4, 3), 32))
+    layer.backward(rand((4, 2), 33))
+    before = [p.value.copy() for p in layer.parameters()]
+    layer.zero_grad()
+    # An optimizer reads .grad natively: the pending zeros must reach it.
+    sei.optim.SGD(layer.parameters(), lr=0.5).step()
+    for p, v in zip(layer.parameters(), before):
+        np.testing.assert_array_equal(p.value, v)
+        np.testing.assert_array_equal(p.grad, 0.0)
+    layer.zero_grad()
+    replacement = np.ones((2, 3))
+    layer.weight.grad = replacement  # assigning a gradient clears the mark
+    assert layer.weight.grad is replacement and not layer.weight._zero_pending
+
+
+def test_backward_mixing_marked_and_unmarked_gradients_adds_to_the_unmarked():
+    layer = nn.Linear(3, 2, dtype=F64)
+    x, grad_y = rand((4, 3), 34), rand((4, 2), 35)
+    layer.forward(x)
+    layer.backward(grad_y)
+    gw, gb = layer.weight.grad.copy(), layer.bias.grad.copy()
+    layer.zero_grad()
+    layer.bias.grad[...] = 1.0  # reading .grad clears the bias's mark; its 1.0 must be kept
+    layer.forward(x)
+    layer.backward(grad_y)
+    assert_close(layer.weight.grad, gw, ops=1)
+    assert_close(layer.bias.grad, gb + 1.0, ops=1)
+
+
+def test_failed_backward_leaves_zeroed_gradients_zero():
+    layer = nn.Linear(3, 2)
+    layer.forward(np.ones((4, 3), np.float32))
+    layer.backward(np.ones((4, 2), np.float32))
+    layer.zero_grad()
+    layer.forward(np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError):
+        layer.backward(np.ones((4, 2), np.float64))  # wrong dtype
+    np.testing.assert_array_equal(layer.weight.grad, 0.0)
+    np.testing.assert_array_equal(layer.bias.grad, 0.0)
+
+
 def test_regularize_flags():
     layer = nn.Linear(3, 2)
     assert layer.weight.regularize is True

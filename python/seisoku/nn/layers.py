@@ -16,7 +16,7 @@ from ..random import Generator, default_generator
 from . import _conv, _pool
 from . import functional as F  # noqa: N812
 from .init import initialise, zeros
-from .module import Module, Parameter
+from .module import Module, Parameter, writing_grads
 
 Array = Any
 
@@ -155,16 +155,17 @@ class Linear(Module):
                 offset=offset,
                 out=self._buffer("grad_z", tuple(y.shape), y),
             )
-        return F.linear_backward(
-            grad_z,
-            x,
-            self.weight.value,
-            need_grad_x=need_input_grad,
-            grad_weight=self.weight.grad,
-            grad_bias=self.bias.grad if self.bias is not None else None,
-            accumulate=True,
-            grad_x=self._buffer("grad_x", tuple(x.shape), x) if need_input_grad else None,
-        )
+        with writing_grads(self.weight, self.bias) as accumulate:
+            return F.linear_backward(
+                grad_z,
+                x,
+                self.weight.value,
+                need_grad_x=need_input_grad,
+                grad_weight=self.weight._grad,
+                grad_bias=self.bias._grad if self.bias is not None else None,
+                accumulate=accumulate,
+                grad_x=self._buffer("grad_x", tuple(x.shape), x) if need_input_grad else None,
+            )
 
     def extra_repr(self) -> str:
         extra = f", activation={self.activation!r}" if self.activation != "identity" else ""
@@ -545,19 +546,20 @@ class Conv2d(Module):
         return _conv.conv2d(x, w, bias, stride=self.stride, padding=self.padding, out=out)
 
     def backward(self, grad: Array, need_input_grad: bool = True) -> Array | None:
-        grad_x, _, _ = _conv.conv2d_backward(
-            grad,
-            self._x,
-            self.weight.value,
-            stride=self.stride,
-            padding=self.padding,
-            need_grad_x=need_input_grad,
-            grad_weight=self.weight.grad,
-            grad_bias=self.bias.grad if self.bias is not None else None,
-            need_grad_bias=self.bias is not None,
-            accumulate=True,
-            grad_x=self._buffer("grad_x", self._x.shape, self._x) if need_input_grad else None,
-        )
+        with writing_grads(self.weight, self.bias) as accumulate:
+            grad_x, _, _ = _conv.conv2d_backward(
+                grad,
+                self._x,
+                self.weight.value,
+                stride=self.stride,
+                padding=self.padding,
+                need_grad_x=need_input_grad,
+                grad_weight=self.weight._grad,
+                grad_bias=self.bias._grad if self.bias is not None else None,
+                need_grad_bias=self.bias is not None,
+                accumulate=accumulate,
+                grad_x=self._buffer("grad_x", self._x.shape, self._x) if need_input_grad else None,
+            )
         return grad_x
 
     def extra_repr(self) -> str:

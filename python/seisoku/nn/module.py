@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
@@ -24,13 +25,31 @@ class Parameter:
         name: label used in messages.
         regularize: whether norm penalties apply. Default: True for arrays of 2 or more
             dimensions (weights), False for 1-D ones (biases), as the lecture recommends.
+
+    zero_grad() costs nothing at once: the gradient is marked as zero, and the next backward
+    that writes the whole gradient (Linear, Conv2d) overwrites it instead of adding to it.
+    Reading ``grad`` before that clears the array first, so it always reads as zeros.
     """
 
     def __init__(self, value: Array, name: str = "", regularize: bool | None = None) -> None:
         self.value = value
-        self.grad = array_module(value).zeros_like(value)
+        self._grad = array_module(value).zeros_like(value)
+        self._zero_pending = False
         self.name = name
         self.regularize = value.ndim >= 2 if regularize is None else bool(regularize)
+
+    @property
+    def grad(self) -> Array:
+        """The gradient array (value's shape, dtype and device)."""
+        if self._zero_pending:
+            ops.fill(self._grad, 0.0)
+            self._zero_pending = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, grad: Array) -> None:
+        self._grad = grad
+        self._zero_pending = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -45,7 +64,8 @@ class Parameter:
         return "cuda" if is_cuda_array(self.value) else "cpu"
 
     def zero_grad(self) -> None:
-        ops.fill(self.grad, 0.0)
+        """Set the gradient to zero (lazily: see the class docstring)."""
+        self._zero_pending = True
 
     def to(self, device: str) -> None:
         """Move value and gradient to 'cpu' or 'cuda' in place."""
@@ -59,6 +79,25 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter({self.name!r}, shape={self.shape}, dtype={self.dtype}, {self.device})"
+
+
+@contextlib.contextmanager
+def writing_grads(*params: Parameter | None) -> Iterator[bool]:
+    """Context of a backward that adds into the gradients of params (None entries ignored).
+
+    Yields accumulate: False when every one of them is marked zero by zero_grad(), so that
+    the backward overwrites them and no pass clears them first; True otherwise, the marked
+    ones cleared now. When the body returns, the gradients count as written; when it raises,
+    those marked zero stay marked.
+    """
+    ps = [p for p in params if p is not None]
+    overwrite = bool(ps) and all(p._zero_pending for p in ps)
+    if not overwrite:
+        for p in ps:
+            p.grad  # noqa: B018 -- clears a gradient marked zero
+    yield not overwrite
+    for p in ps:
+        p._zero_pending = False
 
 
 class Module:
