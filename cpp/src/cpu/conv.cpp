@@ -28,24 +28,14 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "dispatch.hpp"
 #include "kernels_conv.hpp"
 #include "parallel.hpp"
+#include "simd.hpp"
 
 namespace seisoku::cpu {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
 constexpr int kRows = 6;  // micro_kernel accumulator rows
 template <class T>
 constexpr int kCols = 2 * kVectorBytes / sizeof(T);            // micro_kernel accumulator columns (2 vectors)
@@ -55,39 +45,6 @@ constexpr std::int64_t kPartialBudget = std::int64_t{1} << 21;  // elements of a
 constexpr std::int64_t kMaxGroups = 16;                        // grad_W sample groups
 constexpr std::int64_t kDotChunk = 512;                        // pixels per dot_kernel pass
 constexpr std::int64_t kSampleBudget = std::int64_t{1} << 21;  // elements of a whole-sample grad_x task
-
-// One SIMD register of T (GCC/Clang vector extension) and a fused multiply-add on it where
-// the target has one.
-template <class T>
-struct Simd;
-template <>
-struct Simd<float> {
-  typedef float V __attribute__((vector_size(kVectorBytes)));
-};
-template <>
-struct Simd<double> {
-  typedef double V __attribute__((vector_size(kVectorBytes)));
-};
-
-template <class V>
-inline V vfma(V a, V b, V c) {
-#if defined(__FMA__) && defined(__AVX512F__)
-  if constexpr (std::is_same_v<V, Simd<float>::V>) return _mm512_fmadd_ps(a, b, c);
-  else return _mm512_fmadd_pd(a, b, c);
-#elif defined(__FMA__)
-  if constexpr (std::is_same_v<V, Simd<float>::V>) return _mm256_fmadd_ps(a, b, c);
-  else return _mm256_fmadd_pd(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-
-template <class V, class T>
-inline V vload(const T* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(V));
-  return v;
-}
 
 inline bool finite(float v) { return (v - v) == 0.0f; }
 inline bool finite(double v) { return (v - v) == 0.0; }
@@ -101,20 +58,6 @@ T* scratch(int slot, std::int64_t n) {
   auto& b = buffers[slot];
   if (static_cast<std::int64_t>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
   return b.data();
-}
-
-// A vector of copies of v (x - 0 is exactly x, so this is a plain broadcast).
-template <class V, class T>
-inline V vsplat(T v) {
-  return v - V{};
-}
-
-// Stores v at p (unaligned). v is taken by value, so that the callers' accumulators never
-// have their address taken and stay in registers (GCC keeps an array whose address is taken
-// in memory, storing every accumulator on each step of the k loop: a third of the speed).
-template <class V, class T>
-inline void vstore(T* p, V v) {
-  std::memcpy(p, &v, sizeof(V));
 }
 
 // c[a * ldc + m] (+)= sum_k ap[k * kRows + a] * brow(k)[m] for a < kRows, m < kCols: the
