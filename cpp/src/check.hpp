@@ -66,4 +66,9 @@ inline void check_no_overlap(const char* op, const char* a_name, const Tensor& a
     fail(op, std::string(a_name) + " and " + b_name + " must not overlap in memory");
 }
 
+// gemm's checks (cpp/src/blas.cpp): 2-D float tensors of one dtype and device, matching
+// shapes, finite alpha and beta, dimensions within the 32-bit BLAS limit.
+void check_gemm(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, bool trans_a, bool trans_b,
+                double alpha, double beta);
+
 }  // namespace seisoku::detail

@@ -52,6 +52,10 @@ namespace detail {
 
 namespace cpu {
 SEISOKU_KERNEL_DECLS
+// c = op(a) @ op(b), plus c when accumulate, over the nonzero entries of op(a) only, when
+// op(a) is mostly zeros and the product large enough to gain (cpu/sparse.cpp); returns false,
+// writing nothing, otherwise. Float tensors of gemm's shapes.
+bool sparse_gemm(const Tensor& a, const Tensor& b, const Tensor& c, bool trans_a, bool trans_b, bool accumulate);
 }  // namespace cpu
 
 namespace gpu {

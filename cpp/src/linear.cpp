@@ -1,10 +1,13 @@
-// Front-ends of the linear layer: GEMM through seisoku::gemm (OpenBLAS or cuBLAS), then the
-// fused epilogue kernel; the backward composes GEMMs and a column sum.
+// Front-ends of the linear layer: GEMM through seisoku::gemm (OpenBLAS or cuBLAS), or on the
+// CPU a sparse product when the left operand is mostly zeros, then the fused epilogue kernel;
+// the backward composes the same products and a column sum.
 #include "seisoku/linear.hpp"
 
 #include <cmath>
+#include <tuple>
 
 #include "check.hpp"
+#include "kernels.hpp"
 #include "kernels_nn.hpp"
 #include "nn_math.hpp"
 #include "seisoku/blas.hpp"
@@ -65,6 +68,21 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
   SEISOKU_DISPATCH(y, bias_act_dropout_backward, grad_out, y, grad_z, e);
 }
 
+namespace {
+
+// c = op(a) @ op(b) + beta * c (beta 0 or 1). On the CPU, where op(a) is mostly zeros (a
+// ReLU or dropout output, or a gradient behind one), only its nonzero entries are multiplied:
+// a NaN or Inf in op(b) then reaches only the outputs of nonzero entries, as in any sparse
+// product.
+void product(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, bool trans_a, bool trans_b,
+             double beta) {
+  detail::check_gemm(op, a, b, c, trans_a, trans_b, 1.0, beta);
+  if (!c.is_cuda() && cpu::sparse_gemm(a, b, c, trans_a, trans_b, beta != 0.0)) return;
+  gemm(a, b, c, trans_a, trans_b, 1.0, beta);
+}
+
+}  // namespace
+
 void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Epilogue& e) {
   const char* op = "linear";
   check_epilogue(op, e);
@@ -82,7 +100,7 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
                          "), got " + shape_str(out.shape()));
   check_bias(op, "bias", bias, x, weight.shape()[0]);
   if (x.shape()[0] == 0) detail::fail(op, "empty batch: x has shape " + shape_str(x.shape()));
-  gemm(x, weight, out, false, true, 1.0, 0.0);
+  product(op, x, weight, out, false, true, 0.0);
   const bool trivial = e.activation == Activation::identity && !detail::drops(e.dropout_p);
   if (bias.defined() || !trivial) SEISOKU_DISPATCH(out, bias_act_dropout, out, bias, out, e);
 }
@@ -96,9 +114,20 @@ void linear_backward(const Tensor& grad_z, const Tensor& x, const Tensor& weight
   if (grad_z.shape()[0] != x.shape()[0] || grad_z.shape()[1] != weight.shape()[0] || x.shape()[1] != weight.shape()[1])
     detail::fail(op, "shapes do not match: grad_z " + shape_str(grad_z.shape()) + ", x " + shape_str(x.shape()) +
                          ", weight " + shape_str(weight.shape()));
+  detail::check_same_dtype(op, "grad_z", grad_z, "x", x);
+  detail::check_same_dtype(op, "grad_z", grad_z, "weight", weight);
+  detail::check_same_device(op, "grad_z", grad_z, "x", x);
+  detail::check_same_device(op, "grad_z", grad_z, "weight", weight);
+  for (const auto& [name, t, like] : {std::tuple<const char*, const Tensor*, const Tensor*>{"grad_x", &grad_x, &x},
+                                      {"grad_weight", &grad_weight, &weight}}) {
+    if (!t->defined()) continue;
+    detail::check_same_dtype(op, name, *t, "grad_z", grad_z);
+    detail::check_same_device(op, name, *t, "grad_z", grad_z);
+    detail::check_shape(op, name, *t, like->shape());
+  }
   const double beta = accumulate ? 1.0 : 0.0;
-  if (grad_x.defined()) gemm(grad_z, weight, grad_x, false, false, 1.0, 0.0);
-  if (grad_weight.defined()) gemm(grad_z, x, grad_weight, true, false, 1.0, beta);
+  if (grad_x.defined()) product(op, grad_z, weight, grad_x, false, false, 0.0);
+  if (grad_weight.defined()) product(op, grad_z, x, grad_weight, true, false, beta);
   if (grad_bias.defined()) column_sum(grad_z, grad_bias, accumulate);
 }
 

@@ -700,6 +700,139 @@ def test_linear_tiny_dropout_p_keeps_everything():
     np.testing.assert_array_equal(nnf.linear(x, w, b, dropout_p=1e-17, dropout_scale=1.0), plain)
 
 
+# ---- linear with sparse operands (CPU) ---------------------------------------------------
+
+
+def sparse_rand(shape, density, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * (rng.random(shape) < density)).astype(dtype)
+
+
+def assert_product(actual, a, b, dtype, add=None):
+    """actual == a @ b (+ add) within the dot-product tolerance, a and b in float64."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    ref = a64 @ b64 + (0 if add is None else add)
+    scale = np.abs(a64) @ np.abs(b64) + (0 if add is None else np.abs(add))
+    err = np.abs(np.asarray(actual, np.float64) - ref)
+    assert np.all(err <= gemm_tolerance(dtype, a.shape[1]) * scale + 1e-300)
+
+
+SPARSE_CASES = [
+    (128, 800, 784, 0.25),
+    (64, 130, 200, 0.1),
+    (37, 203, 331, 0.39),
+    (300, 70, 129, 0.02),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(("n", "f", "k", "density"), SPARSE_CASES)
+def test_linear_sparse_operands_match_numpy(dtype, n, f, k, density):
+    """Forward with a sparse x, backward with a sparse grad_z (both products, accumulate on
+    and off), against float64 products; the shapes leave partial column blocks and tails."""
+    x = sparse_rand((n, k), density, dtype, seed=n + k)
+    w = rand((f, k), dtype, seed=f)
+    assert_product(nnf.linear(x, w), x, w.T, dtype)
+    grad_z = sparse_rand((n, f), density, dtype, seed=n + f)
+    x_dense = rand((n, k), dtype, seed=k)
+    grad_w = rand((f, k), dtype, seed=7)
+    start = grad_w.astype(np.float64)
+    grad_x = nnf.linear_backward(grad_z, x_dense, w, grad_weight=grad_w, accumulate=True)
+    assert_product(grad_x, grad_z, w, dtype)
+    assert_product(grad_w, grad_z.T, x_dense, dtype, add=start)
+    nnf.linear_backward(grad_z, x_dense, w, need_grad_x=False, grad_weight=grad_w)
+    assert_product(grad_w, grad_z.T, x_dense, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_linear_sparse_operand_with_dense_and_empty_rows(dtype):
+    """Rows of every density in one sparse operand: all nonzero (the packing reaches the
+    row's end), all zero, and a lone nonzero in the last column."""
+    x = sparse_rand((96, 203), 0.1, dtype, seed=20)
+    x[:10] = rand((10, 203), dtype, seed=21) + 3.0
+    x[10:20] = 0.0
+    x[20, :] = 0.0
+    x[20, -1] = 2.0
+    w = rand((150, 203), dtype, seed=22)
+    y = nnf.linear(x, w)
+    assert_product(y, x, w.T, dtype)
+    assert not y[10:20].any()
+
+
+def test_linear_sparse_path_skips_zero_terms_and_dense_path_does_not():
+    """Observable difference of the two paths: an Inf weight that meets only zeros. At 25%
+    nonzeros the zeros' terms are left out (finite outputs, equal to the product without that
+    column); at 60% the dense product runs and Inf * 0 gives NaN."""
+    n, f, k = 128, 96, 256
+    w = rand((f, k), np.float64, seed=3)
+    w[:, 5] = np.inf
+    for density, sparse in ((0.25, True), (0.6, False)):
+        x = sparse_rand((n, k), density, np.float64, seed=4)
+        x[:, 5] = 0.0
+        y = nnf.linear(x, w)
+        if sparse:
+            keep = np.arange(k) != 5
+            assert_product(y, x[:, keep], w[:, keep].T, np.float64)
+        else:
+            assert np.isnan(y).all()
+    # backward: grad_x = grad_z @ w (an Inf row of w met by a zero column of grad_z) and
+    # grad_w = grad_z.T @ x (an Inf row of x met by a zero row of grad_z)
+    grad_z = sparse_rand((n, k), 0.25, np.float64, seed=5)
+    grad_z[:, 9] = 0.0
+    grad_z[11, :] = 0.0
+    w2 = rand((k, f), np.float64, seed=6)
+    w2[9, :] = np.inf
+    x2 = rand((n, f), np.float64, seed=7)
+    x2[11, :] = np.inf
+    grad_w = np.empty((k, f))
+    grad_x = nnf.linear_backward(grad_z, x2, w2, grad_weight=grad_w)
+    rows = np.arange(k) != 9
+    assert_product(grad_x, grad_z[:, rows], w2[rows], np.float64)
+    samples = np.arange(n) != 11
+    assert_product(grad_w, grad_z[samples].T, x2[samples], np.float64)
+
+
+def test_linear_sparse_path_keeps_nan_inputs():
+    x = sparse_rand((128, 256), 0.2, np.float32, seed=8)
+    x[3, 10] = np.nan
+    y = nnf.linear(x, rand((64, 256), np.float32, seed=9))
+    assert np.isnan(y[3]).all() and np.isfinite(np.delete(y, 3, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_linear_sparse_bits_do_not_depend_on_threads_or_the_batch(dtype):
+    x = sparse_rand((200, 300), 0.25, dtype, seed=10)
+    w = rand((500, 300), dtype, seed=11)
+    grad_z = sparse_rand((200, 500), 0.25, dtype, seed=12)
+    runs = []
+    for threads in (1, 2, 3):
+        with num_threads(threads):
+            grad_w = np.empty_like(w)
+            grad_x = nnf.linear_backward(grad_z, x, w, grad_weight=grad_w)
+            runs.append((nnf.linear(x, w), grad_x, grad_w))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+    # a sample's outputs are the same bits in a batch of 200 and in a batch of 60
+    np.testing.assert_array_equal(nnf.linear(x[100:160], w), runs[0][0][100:160])
+
+
+def test_linear_sparse_rejects_mismatched_dtypes_before_reading():
+    x = sparse_rand((128, 300), 0.2, np.float32, seed=13)
+    with pytest.raises(ValueError, match=r"\[linear\] x and weight must have the same dtype"):
+        nnf.linear(x, rand((64, 300), np.float64, seed=14), out=np.empty((128, 64), np.float32))
+    bad = r"\[linear_backward\] grad_z and x must have the same dtype"
+    with pytest.raises(ValueError, match=bad):
+        nnf.linear_backward(x, rand((128, 64)), rand((300, 64)), grad_x=np.empty((128, 64)))
+    with pytest.raises(ValueError, match=r"\[linear_backward\] grad_weight and grad_z must have"):
+        grad_z = sparse_rand((128, 300), 0.2, np.float64, seed=15)
+        nnf.linear_backward(
+            grad_z, rand((128, 64)), rand((300, 64)), grad_weight=np.empty((300, 64), np.float32)
+        )
+    with pytest.raises(ValueError, match=r"\[linear_backward\] grad_x must have shape \(128, 64\)"):
+        nnf.linear_backward(grad_z, rand((128, 64)), rand((300, 64)), grad_x=np.empty((64, 128)))
+
+
 # ---- axpy_sign ----
 
 

@@ -136,6 +136,8 @@ def linear(
     """dropout(act(x @ weight.T + bias)) with the epilogue fused into one pass.
 
     weight has shape (out_features, in_features). dropout_scale defaults to 1 / (1 - p).
+    On the CPU, an x of at most 40% nonzeros is multiplied over its nonzeros only (see
+    seisoku.nn.Linear).
     """
     require_array(x, "x", "linear")
     require_array(weight, "weight", "linear")
@@ -203,7 +205,8 @@ def linear_backward(
 ) -> Array | None:
     """Given grad_z (before the epilogue): returns grad_x (or None) and fills grad_weight and
     grad_bias when given (added to their contents when accumulate). grad_x: optional
-    preallocated result of x's shape and dtype (used when need_grad_x)."""
+    preallocated result of x's shape and dtype (used when need_grad_x). On the CPU, a grad_z
+    of at most 40% nonzeros is multiplied over its nonzeros only (see seisoku.nn.Linear)."""
     require_array(grad_z, "grad_z", "linear_backward")
     if not need_grad_x:
         grad_x = None

@@ -57,6 +57,10 @@ def _dropout_scales(p: float, mode: str, training: bool) -> tuple[float, float, 
 class Linear(Module):
     """y = dropout(act(x @ W.T + b)), the epilogue fused into one pass over the output.
 
+    On the CPU, a product whose left operand is at most 40% nonzeros (the input in forward;
+    the gradient behind the epilogue in backward, as after ReLU and dropout) multiplies its
+    nonzero entries only; zeros then contribute nothing even where a weight is Inf or NaN.
+
     Args:
         in_features, out_features: sizes; weight shape (out_features, in_features).
         bias: learn a bias (default True; biases are exempt from norm penalties).
