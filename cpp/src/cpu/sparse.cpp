@@ -4,11 +4,17 @@
 // multiply through here when op(A) is sparse enough and through the dense GEMM otherwise.
 //
 // op(A) is first compacted, row by row, into its nonzero values and their column indices in
-// ascending order (a row's list starts at row * k). Each task then takes a block of rows and
-// of kBlockVectors vectors of C's columns: per row, the accumulators run one fused multiply-
-// add per nonzero, in ascending column order, over the matching rows of op(B) (read in place,
-// or for op(B) = B^T packed block by block). Every element of C is one such chain,
-// whatever the tasks, so results are the same bits for any thread count.
+// ascending order (a row's list starts at row * k; float rows 8 values at a time by AVX2
+// left-packing; with op(A) = A^T, chunks of A's columns are transposed into rows first). Each
+// task then takes a block of rows and of kBlockVectors vectors of C's columns: per row, the
+// accumulators run one fused multiply-add per nonzero, in ascending column order, over the
+// matching rows of op(B) (read in place, or for op(B) = B^T packed block by block). Every
+// element of C is one such chain, whatever the tasks and the other rows, so results are the
+// same bits for any thread count and a row of C does not depend on op(A)'s other rows.
+//
+// Each nonzero costs one load of op(B) per multiply-add (a dense product reuses each load
+// across a tile of rows), so this pays below about 40% nonzeros: at 25% it runs about 1.5x
+// faster than the dense GEMM here (2-core AMD EPYC, AVX2).
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -75,50 +81,6 @@ inline std::int64_t left_pack(const float* row, std::int64_t k, std::int32_t* ix
 }
 #endif
 
-// Row r of op(A) (m x k) into idx / val from r * k on, count[r] entries; returns the total.
-template <class T>
-std::int64_t compact(const T* a, std::int64_t lda, bool trans_a, std::int64_t m, std::int64_t k, std::int32_t* idx,
-                     T* val, std::int64_t* count) {
-  const std::int64_t chunks = (m + kCompactChunk - 1) / kCompactChunk;
-  parallel_tasks(chunks, kCompactChunk * k, [&](std::int64_t t) {
-    const std::int64_t r0 = t * kCompactChunk, r1 = std::min(m, r0 + kCompactChunk);
-    if (!trans_a) {  // op(A) row r is a's row r
-      for (std::int64_t r = r0; r < r1; ++r) {
-        const T* row = a + r * lda;
-        std::int32_t* ix = idx + r * k;
-        T* vv = val + r * k;
-        std::int64_t n = 0, j = 0;
-#if defined(__AVX2__)
-        if constexpr (std::is_same_v<T, float>) n = left_pack(row, k, ix, vv, &j);
-#endif
-        for (; j < k; ++j) {  // written always, kept when nonzero: no branch
-          const T v = row[j];
-          ix[n] = static_cast<std::int32_t>(j);
-          vv[n] = v;
-          n += v != T(0);
-        }
-        count[r] = n;
-      }
-    } else {  // op(A) row r is a's column r: a's rows in order, each appending to its columns
-      std::int64_t n[kCompactChunk] = {};
-      for (std::int64_t j = 0; j < k; ++j) {
-        const T* row = a + j * lda;
-        for (std::int64_t r = r0; r < r1; ++r) {
-          const T v = row[r];
-          std::int64_t& nr = n[r - r0];
-          idx[r * k + nr] = static_cast<std::int32_t>(j);
-          val[r * k + nr] = v;
-          nr += v != T(0);
-        }
-      }
-      for (std::int64_t r = r0; r < r1; ++r) count[r] = n[r - r0];
-    }
-  });
-  std::int64_t total = 0;
-  for (std::int64_t r = 0; r < m; ++r) total += count[r];
-  return total;
-}
-
 #if defined(__AVX__)
 // The 8 x 8 (float) or 4 x 4 (double) block at in (row stride ld) transposed to out (stride ldo).
 inline void transpose_block(const float* in, std::int64_t ld, float* out, std::int64_t ldo) {
@@ -171,13 +133,53 @@ void pack_columns(const T* b, std::int64_t ldb, std::int64_t cols, std::int64_t 
     for (std::int64_t j = j0; j < cols; ++j) out[d * ldo + j] = b[j * ldb + d];
 }
 
-// A thread's scratch (slot 0: a block of op(B); 1: partial sums), grown on demand and kept.
+// A thread's scratch (slot 0: a block of op(B); 1: partial sums; 2: rows of op(A) to
+// compact), grown on demand and kept.
 template <class T>
 T* scratch(int slot, std::int64_t n) {
-  thread_local std::vector<T> buffers[2];
+  thread_local std::vector<T> buffers[3];
   auto& v = buffers[slot];
   if (static_cast<std::int64_t>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
   return v.data();
+}
+
+// The nonzeros of row[0, k) and their indices into ix / vv; returns how many.
+template <class T>
+std::int64_t compact_row(const T* row, std::int64_t k, std::int32_t* ix, T* vv) {
+  std::int64_t n = 0, j = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) n = left_pack(row, k, ix, vv, &j);
+#endif
+  for (; j < k; ++j) {  // written always, kept when nonzero: no branch
+    const T v = row[j];
+    ix[n] = static_cast<std::int32_t>(j);
+    vv[n] = v;
+    n += v != T(0);
+  }
+  return n;
+}
+
+// Row r of op(A) (m x k) into idx / val from r * k on, count[r] entries; returns the total.
+// With op(A) = a^T, a chunk of op(A)'s rows (a's columns) is transposed into scratch first.
+template <class T>
+std::int64_t compact(const T* a, std::int64_t lda, bool trans_a, std::int64_t m, std::int64_t k, std::int32_t* idx,
+                     T* val, std::int64_t* count) {
+  const std::int64_t chunks = (m + kCompactChunk - 1) / kCompactChunk;
+  parallel_tasks(chunks, kCompactChunk * k, [&](std::int64_t t) {
+    const std::int64_t r0 = t * kCompactChunk, r1 = std::min(m, r0 + kCompactChunk);
+    const T* rows = a + r0 * lda;
+    std::int64_t ld = lda;
+    if (trans_a) {
+      T* tr = scratch<T>(2, (r1 - r0) * k);
+      pack_columns(a + r0, lda, k, r1 - r0, tr, k);
+      rows = tr;
+      ld = k;
+    }
+    for (std::int64_t r = r0; r < r1; ++r) count[r] = compact_row(rows + (r - r0) * ld, k, idx + r * k, val + r * k);
+  });
+  std::int64_t total = 0;
+  for (std::int64_t r = 0; r < m; ++r) total += count[r];
+  return total;
 }
 
 // Rows [r0, r1) (at most kRowChunk) of C's column block at c (row stride ldc), NV vectors
