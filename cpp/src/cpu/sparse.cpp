@@ -133,14 +133,24 @@ void pack_columns(const T* b, std::int64_t ldb, std::int64_t cols, std::int64_t 
     for (std::int64_t j = j0; j < cols; ++j) out[d * ldo + j] = b[j * ldb + d];
 }
 
+// Sizes v for n elements: grown on demand and kept for the next product, but given back
+// when it holds over 4x what is needed and more than kKeptBytes, so that one large product
+// does not hold its memory for the life of the thread.
+constexpr std::size_t kKeptBytes = std::size_t{16} << 20;
+template <class E>
+E* fit(std::vector<E>& v, std::int64_t n) {
+  const auto need = static_cast<std::size_t>(n);
+  if (v.size() > 4 * need && v.size() * sizeof(E) > kKeptBytes) std::vector<E>().swap(v);
+  if (v.size() < need) v.resize(need);
+  return v.data();
+}
+
 // A thread's scratch (slot 0: a block of op(B); 1: partial sums; 2: rows of op(A) to
-// compact), grown on demand and kept.
+// compact).
 template <class T>
 T* scratch(int slot, std::int64_t n) {
   thread_local std::vector<T> buffers[3];
-  auto& v = buffers[slot];
-  if (static_cast<std::int64_t>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
-  return v.data();
+  return fit(buffers[slot], n);
 }
 
 // The nonzeros of row[0, k) and their indices into ix / vv; returns how many.
@@ -254,13 +264,14 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
   if (m * n * k < kMinWork || k > std::numeric_limits<std::int32_t>::max()) return false;
   // A strided sample of a's entries is a sample of op(A)'s, transposed or not.
   if (probe_density(a, m * k) > 1.25 * kMaxDensity) return false;
-  thread_local std::vector<std::int32_t> idx;
-  thread_local std::vector<T> val;
-  thread_local std::vector<std::int64_t> count;
-  idx.resize(static_cast<std::size_t>(m * k));
-  val.resize(static_cast<std::size_t>(m * k));
-  count.resize(static_cast<std::size_t>(m));
-  const std::int64_t nonzero = compact(a, lda, trans_a, m, k, idx.data(), val.data(), count.data());
+  // The lists live in this thread's buffers; the tasks get pointers, not the thread_local names.
+  thread_local std::vector<std::int32_t> idx_buffer;
+  thread_local std::vector<T> val_buffer;
+  thread_local std::vector<std::int64_t> count_buffer;
+  std::int32_t* const ix = fit(idx_buffer, m * k);
+  T* const iv = fit(val_buffer, m * k);
+  std::int64_t* const cn = fit(count_buffer, m);
+  const std::int64_t nonzero = compact(a, lda, trans_a, m, k, ix, iv, cn);
   if (static_cast<double>(nonzero) > kMaxDensity * static_cast<double>(m * k)) return false;
   using V = typename Simd<T>::V;
   constexpr std::int64_t W = sizeof(V) / sizeof(T);
@@ -270,10 +281,6 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
   const std::int64_t task_rows = trans_b ? kPackedTaskRows : kRowChunk;
   const std::int64_t row_chunks = (m + task_rows - 1) / task_rows;
   const std::int64_t per_task = std::max<std::int64_t>(1, nonzero / row_chunks) * block;
-  // The lists are this thread's thread_local buffers: the tasks get pointers, not the names.
-  const std::int32_t* ix = idx.data();
-  const T* iv = val.data();
-  const std::int64_t* cn = count.data();
   // Task: a block of C's columns x task_rows of its rows, kRowChunk rows at a time
   // (their partial sums and a depth chunk of the block share L1; the block stays in L2). With
   // op(B) = B^T the block of op(B) is packed first (B's rows are its columns), else read in
