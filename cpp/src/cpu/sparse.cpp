@@ -17,7 +17,6 @@
 // faster than the dense GEMM here (2-core AMD EPYC, AVX2).
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -37,6 +36,7 @@ constexpr std::int64_t kRowChunk = 32;                  // rows of C per pass ov
 constexpr std::int64_t kPackedTaskRows = 128;           // rows of C per task that packs its block
 constexpr std::int64_t kCompactChunk = 32;              // rows of op(A) per compaction task
 constexpr std::int64_t kDepthChunk = 64;                // rows of op(B) per pass: 16 KiB of a block, in L1
+constexpr std::int64_t kMaxDepth = std::int64_t{1} << 18;  // longer k: the per-thread block buffer would be large
 
 // Nonzero share of an evenly strided sample of op(A)'s entries (all of them when few).
 template <class T>
@@ -63,7 +63,8 @@ constexpr PackTable kPackTable;
 
 // The nonzeros of row[0, k) and their indices, 8 values at a time packed left with one lane
 // permutation; returns how many, and in *done where it stopped (a multiple of 8; the caller
-// finishes the row). The stores write 8 lanes, so they stay within k.
+// finishes the row). Every store writes 8 lanes, so it stops before they would pass the
+// row's k slots.
 inline std::int64_t left_pack(const float* row, std::int64_t k, std::int32_t* ix, float* vv, std::int64_t* done) {
   std::int64_t n = 0, j = 0;
   const __m256i step = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -261,7 +262,7 @@ void row_pass_n(int nv, std::int64_t r0, std::int64_t r1, std::int64_t k, const 
 template <class T>
 bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std::int64_t ldb, bool trans_b, T* c,
                     std::int64_t m, std::int64_t n, std::int64_t k, bool add) {
-  if (m * n * k < kMinWork || k > std::numeric_limits<std::int32_t>::max()) return false;
+  if (m * n * k < kMinWork || k > kMaxDepth) return false;
   // A strided sample of a's entries is a sample of op(A)'s, transposed or not.
   if (probe_density(a, m * k) > 1.25 * kMaxDensity) return false;
   // The lists live in this thread's buffers; the tasks get pointers, not the thread_local names.
