@@ -1,4 +1,4 @@
-// Front-ends of the linear layer: GEMM through seisoku::gemm (OpenBLAS or cuBLAS), or on the
+// Front-ends of the linear layer: GEMM (OpenBLAS or cuBLAS, after gemm's checks), or on the
 // CPU a sparse product when the left operand is mostly zeros, then the fused epilogue kernel;
 // the backward composes the same products and a column sum.
 #include "seisoku/linear.hpp"
@@ -10,7 +10,6 @@
 #include "kernels.hpp"
 #include "kernels_nn.hpp"
 #include "nn_math.hpp"
-#include "seisoku/blas.hpp"
 #include "seisoku/reduce.hpp"
 
 namespace seisoku {
@@ -78,7 +77,7 @@ void product(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, 
              double beta) {
   detail::check_gemm(op, a, b, c, trans_a, trans_b, 1.0, beta);
   if (!c.is_cuda() && cpu::sparse_gemm(a, b, c, trans_a, trans_b, beta != 0.0)) return;
-  gemm(a, b, c, trans_a, trans_b, 1.0, beta);
+  SEISOKU_DISPATCH(c, gemm, a, b, c, trans_a, trans_b, 1.0, beta);
 }
 
 }  // namespace

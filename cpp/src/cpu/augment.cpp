@@ -19,6 +19,7 @@
 #include "parallel.hpp"
 #include "normal_lanes.hpp"
 #include "philox_lanes.hpp"
+#include "simd.hpp"
 
 #if defined(__SSE__)
 #include <immintrin.h>
@@ -889,20 +890,11 @@ void smooth_rows(float* d, std::int64_t rows, std::int64_t m, const SmoothCoef& 
   }
 }
 
-// dst (cols x rows) = transpose of src (rows x cols).
-void transpose(const float* __restrict src, float* __restrict dst, std::int64_t rows, std::int64_t cols) {
-  constexpr std::int64_t kTile = 32;
-  for (std::int64_t r0 = 0; r0 < rows; r0 += kTile)
-    for (std::int64_t c0 = 0; c0 < cols; c0 += kTile)
-      for (std::int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
-        for (std::int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) dst[c * rows + r] = src[r * cols + c];
-}
-
 // Smooths plane ft (W x H, the transpose of the image plane) into f (H x W).
 void smooth_transposed(float* ft, float* f, std::int64_t h, std::int64_t w, const SmoothCoef& c) {
   float* tmp = scratch_floats(scratch().rows, std::max(h, w));
   smooth_rows(ft, w, h, c, tmp);
-  transpose(ft, f, w, h);
+  transpose(ft, h, w, h, f, w);
   smooth_rows(f, h, w, c, tmp);
 }
 
@@ -1122,7 +1114,7 @@ void gaussian_smooth(const Tensor& x, const Tensor& out, const SmoothCoef& coef)
   float* os = out.data_as<float>();
   parallel_tasks(planes, h * w * 16, [&](std::int64_t p) {
     float* ft = scratch_floats(scratch().field_t, h * w);
-    transpose(xs + p * h * w, ft, h, w);
+    transpose(xs + p * h * w, w, h, w, ft, h);
     smooth_transposed(ft, os + p * h * w, h, w, coef);
   });
 }

@@ -1,12 +1,13 @@
 #pragma once
-// One SIMD register of the build's widest vector unit (GCC/Clang vector extensions) and the
-// operations on it that the CPU product kernels share (conv.cpp, sparse.cpp).
+// One SIMD register of the build's widest vector unit (GCC/Clang vector extensions), the
+// operations on it that the CPU product kernels share (conv.cpp, sparse.cpp), and a blocked
+// transpose (sparse.cpp, augment.cpp).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
-#if defined(__FMA__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -75,6 +76,58 @@ inline T sfma(T a, T b, T c) {
 #else
   return a * b + c;
 #endif
+}
+
+#if defined(__AVX__)
+// The 8 x 8 (float) or 4 x 4 (double) block at in (row stride ld) transposed to out (stride ldo).
+inline void transpose_block(const float* in, std::int64_t ld, float* out, std::int64_t ldo) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + i * ld);
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(out + i * ldo, _mm256_permute2f128_ps(u[i], u[4 + i], 0x20));
+    _mm256_storeu_ps(out + (4 + i) * ldo, _mm256_permute2f128_ps(u[i], u[4 + i], 0x31));
+  }
+}
+
+inline void transpose_block(const double* in, std::int64_t ld, double* out, std::int64_t ldo) {
+  __m256d r[4];
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(in + i * ld);
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  _mm256_storeu_pd(out + 0 * ldo, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(out + 1 * ldo, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(out + 2 * ldo, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(out + 3 * ldo, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#endif
+
+// dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, c < cols: src's rows become dst's
+// columns; whole 8 x 8 (4 x 4) blocks with AVX shuffles where the build has AVX.
+template <class T>
+void transpose(const T* src, std::int64_t ld_src, std::int64_t rows, std::int64_t cols, T* dst,
+               std::int64_t ld_dst) {
+  std::int64_t r0 = 0;
+#if defined(__AVX__)
+  constexpr std::int64_t L = 32 / sizeof(T);
+  const std::int64_t cb = cols / L * L;
+  for (; r0 + L <= rows; r0 += L) {
+    for (std::int64_t c = 0; c < cb; c += L) transpose_block(src + r0 * ld_src + c, ld_src, dst + c * ld_dst + r0, ld_dst);
+    for (std::int64_t c = cb; c < cols; ++c)
+      for (std::int64_t r = r0; r < r0 + L; ++r) dst[c * ld_dst + r] = src[r * ld_src + c];
+  }
+#endif
+  for (std::int64_t c = 0; c < cols; ++c)
+    for (std::int64_t r = r0; r < rows; ++r) dst[c * ld_dst + r] = src[r * ld_src + c];
 }
 
 }  // namespace seisoku::cpu

@@ -82,58 +82,6 @@ inline std::int64_t left_pack(const float* row, std::int64_t k, std::int32_t* ix
 }
 #endif
 
-#if defined(__AVX__)
-// The 8 x 8 (float) or 4 x 4 (double) block at in (row stride ld) transposed to out (stride ldo).
-inline void transpose_block(const float* in, std::int64_t ld, float* out, std::int64_t ldo) {
-  __m256 r[8], t[8], u[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + i * ld);
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int h = 0; h < 2; ++h) {
-    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0x44);
-    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0xEE);
-    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(out + i * ldo, _mm256_permute2f128_ps(u[i], u[4 + i], 0x20));
-    _mm256_storeu_ps(out + (4 + i) * ldo, _mm256_permute2f128_ps(u[i], u[4 + i], 0x31));
-  }
-}
-
-inline void transpose_block(const double* in, std::int64_t ld, double* out, std::int64_t ldo) {
-  __m256d r[4];
-  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(in + i * ld);
-  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-  _mm256_storeu_pd(out + 0 * ldo, _mm256_permute2f128_pd(t0, t2, 0x20));
-  _mm256_storeu_pd(out + 1 * ldo, _mm256_permute2f128_pd(t1, t3, 0x20));
-  _mm256_storeu_pd(out + 2 * ldo, _mm256_permute2f128_pd(t0, t2, 0x31));
-  _mm256_storeu_pd(out + 3 * ldo, _mm256_permute2f128_pd(t1, t3, 0x31));
-}
-#endif
-
-// out[d * ldo + j] = b[j * ldb + d] for j < cols, d < k: `cols` rows of b (each k long)
-// transposed into a block of op(B) = b^T; whole 8 x 8 (4 x 4) blocks with AVX shuffles where
-// the build has AVX.
-template <class T>
-void pack_columns(const T* b, std::int64_t ldb, std::int64_t cols, std::int64_t k, T* out, std::int64_t ldo) {
-  std::int64_t j0 = 0;
-#if defined(__AVX__)
-  constexpr std::int64_t L = 32 / sizeof(T);
-  const std::int64_t kb = k / L * L;
-  for (; j0 + L <= cols; j0 += L) {
-    for (std::int64_t d = 0; d < kb; d += L) transpose_block(b + j0 * ldb + d, ldb, out + d * ldo + j0, ldo);
-    for (std::int64_t d = kb; d < k; ++d)
-      for (std::int64_t j = j0; j < j0 + L; ++j) out[d * ldo + j] = b[j * ldb + d];
-  }
-#endif
-  for (std::int64_t d = 0; d < k; ++d)
-    for (std::int64_t j = j0; j < cols; ++j) out[d * ldo + j] = b[j * ldb + d];
-}
-
 // Sizes v for n elements: grown on demand and kept for the next product, but given back
 // when it holds over 4x what is needed and more than kKeptBytes, so that one large product
 // does not hold its memory for the life of the thread.
@@ -182,7 +130,7 @@ std::int64_t compact(const T* a, std::int64_t lda, bool trans_a, std::int64_t m,
     std::int64_t ld = lda;
     if (trans_a) {
       T* tr = scratch<T>(2, (r1 - r0) * k);
-      pack_columns(a + r0, lda, k, r1 - r0, tr, k);
+      transpose(a + r0, lda, k, r1 - r0, tr, k);
       rows = tr;
       ld = k;
     }
@@ -294,7 +242,7 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
     std::int64_t ldbb = ldb;
     if (trans_b) {
       T* packed = scratch<T>(0, k * block);
-      pack_columns(b + c0 * ldb, ldb, cols, k, packed, block);
+      transpose(b + c0 * ldb, ldb, cols, k, packed, block);
       bb = packed;
       ldbb = block;
     }

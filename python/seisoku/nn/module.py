@@ -87,17 +87,23 @@ def writing_grads(*params: Parameter | None) -> Iterator[bool]:
 
     Yields accumulate: False when every one of them is marked zero by zero_grad(), so that
     the backward overwrites them and no pass clears them first; True otherwise, the marked
-    ones cleared now. When the body returns, the gradients count as written; when it raises,
-    those marked zero stay marked.
+    ones cleared now. Inside, the gradients count as written; when the body raises, those
+    that were marked zero are marked again.
     """
     ps = [p for p in params if p is not None]
     overwrite = bool(ps) and all(p._zero_pending for p in ps)
-    if not overwrite:
-        for p in ps:
-            p.grad  # noqa: B018 -- clears a gradient marked zero
-    yield not overwrite
     for p in ps:
-        p._zero_pending = False
+        if overwrite:
+            p._zero_pending = False
+        else:
+            p.grad  # noqa: B018 -- clears a gradient marked zero
+    try:
+        yield not overwrite
+    except BaseException:
+        if overwrite:
+            for p in ps:
+                p._zero_pending = True
+        raise
 
 
 class Module:
