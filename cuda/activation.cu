@@ -3,9 +3,9 @@
 #include <cstdint>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_nn.hpp"
-#include "nn_math.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/nn.hpp"
+#include "kernels/nn_math.hpp"
 
 namespace seisoku::gpu {
 namespace {

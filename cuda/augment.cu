@@ -2,7 +2,7 @@
 // every sample's parameters, cpp/src/augment.cpp) is copied to the device once per call;
 // then each stage runs over the whole batch:
 //   geometric, elastic resampling: one thread per output pixel (all channels), through the
-//     per-pixel code of kernels_augment.hpp the CPU runs too;
+//     per-pixel code of kernels/augment.hpp the CPU runs too;
 //   fill (cutout, erasing): one thread per pixel, after a copy of the batch when the stage
 //     does not work in place; noise: one thread per Philox block of 4 values;
 //   elastic fields: one thread per Philox block to draw them (in the transposed layout the
@@ -14,8 +14,8 @@
 #include <cstring>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_augment.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/augment.hpp"
 
 namespace seisoku::gpu {
 namespace {

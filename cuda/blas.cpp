@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #include "cuda_util.hpp"
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 namespace {

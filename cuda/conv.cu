@@ -15,8 +15,8 @@
 #include <cstdint>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_conv.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/conv.hpp"
 #include "seisoku/blas.hpp"
 
 namespace seisoku::gpu {

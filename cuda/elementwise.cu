@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku::gpu {
 namespace {

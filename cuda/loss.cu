@@ -14,8 +14,8 @@
 #include <type_traits>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_loss.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/loss.hpp"
 
 namespace seisoku::gpu {
 namespace {

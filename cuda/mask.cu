@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_nn.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/nn.hpp"
 #include "seisoku/philox.hpp"
 
 namespace seisoku::gpu {

@@ -2,7 +2,7 @@
 // needs a GPU raises a clear error (ops reach it through SEISOKU_DISPATCH).
 #include <stdexcept>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/runtime.hpp"
 
 namespace seisoku {

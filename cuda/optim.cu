@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_optim.hpp"
-#include "optim_math.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/optim.hpp"
+#include "kernels/optim_math.hpp"
 
 namespace seisoku::gpu {
 namespace {

@@ -1,6 +1,6 @@
 // CUDA twins of max_pool2d, avg_pool2d and their backward ops (cpp/src/cpu/pool.cpp).
 //   forward, avg backward: grid-stride loops, one output (input, for the backward gather)
-//     element per iteration, through the window helpers of kernels_pool.hpp that the CPU
+//     element per iteration, through the window helpers of kernels/pool.hpp that the CPU
 //     shares, so both devices give the same bits.
 //   max backward: one warp per (n, c) plane. The warp zeroes the plane, then walks grad_out
 //     in row-major chunks of 32; lanes aiming at the same input pixel find each other with
@@ -12,8 +12,8 @@
 #include <cstdint>
 
 #include "cuda_util.hpp"
-#include "dispatch.hpp"
-#include "kernels_pool.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/pool.hpp"
 
 namespace seisoku::gpu {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "cuda_util.hpp"
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/philox.hpp"
 
 namespace seisoku::gpu {

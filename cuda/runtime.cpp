@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_util.hpp"
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 namespace {

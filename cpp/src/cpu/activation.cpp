@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <limits>
 
-#include "dispatch.hpp"
-#include "kernels_nn.hpp"
-#include "nn_math.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/nn.hpp"
+#include "kernels/nn_math.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {

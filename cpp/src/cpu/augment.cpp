@@ -1,7 +1,7 @@
 // CPU kernels of the augmentation family. One task per sample (parallel_tasks over the
 // batch): the sample runs its stages in order through two thread-local scratch images, so a
 // sample's result depends only on its own plan. The per-pixel arithmetic is the shared code
-// of kernels_augment.hpp that the CUDA twin runs too; the CPU adds two layouts of the same
+// of kernels/augment.hpp that the CUDA twin runs too; the CPU adds two layouts of the same
 // computation: integer axis-aligned maps (flips, crops) as row copies, and the Gaussian
 // smoothing of the elastic fields as recursive passes over whole rows at once (vectorized
 // across the row, same operations per value as smooth_line).
@@ -14,8 +14,8 @@
 #include <cstring>
 #include <vector>
 
-#include "dispatch.hpp"
-#include "kernels_augment.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/augment.hpp"
 #include "parallel.hpp"
 #include "normal_lanes.hpp"
 #include "philox_lanes.hpp"

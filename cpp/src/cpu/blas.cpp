@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 #include "parallel.hpp"
 #include "seisoku/elementwise.hpp"
 

@@ -28,8 +28,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "dispatch.hpp"
-#include "kernels_conv.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/conv.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
 

@@ -2,8 +2,8 @@
 // vectorizes, split across OpenMP threads above kParallelGrain elements.
 #include <cstdint>
 
-#include "dispatch.hpp"
-#include "kernels.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/core.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {

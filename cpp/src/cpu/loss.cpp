@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "dispatch.hpp"
-#include "kernels_loss.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/loss.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {

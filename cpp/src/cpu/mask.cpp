@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "dispatch.hpp"
-#include "kernels_nn.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/nn.hpp"
 #include "masked.hpp"
-#include "nn_math.hpp"
+#include "kernels/nn_math.hpp"
 #include "normal_lanes.hpp"
 #include "seisoku/philox.hpp"
 

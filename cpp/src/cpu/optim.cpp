@@ -17,9 +17,9 @@
 #include <limits>
 #include <vector>
 
-#include "dispatch.hpp"
-#include "kernels_optim.hpp"
-#include "optim_math.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/optim.hpp"
+#include "kernels/optim_math.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {

@@ -1,5 +1,5 @@
 // CPU kernels of max_pool2d, avg_pool2d and their backward ops. Forward: one task per output
-// row (n, c, oh), each window scanned in row-major order (avg: the helper of kernels_pool.hpp
+// row (n, c, oh), each window scanned in row-major order (avg: the helper of kernels/pool.hpp
 // that the CUDA twin shares; max: all outputs of the row at once, same semantics). Backward: one task per (n, c) plane, which zeroes its grad_x
 // plane and adds into it output by output in row-major order (avg: grad / divisor over the
 // window; max: grad at the index), so each input pixel sums its contributions in a fixed
@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "dispatch.hpp"
-#include "kernels_pool.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/pool.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {

@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "dispatch.hpp"
-#include "kernels.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/core.hpp"
 #include "masked.hpp"
-#include "nn_math.hpp"
+#include "kernels/nn_math.hpp"
 #include "normal_lanes.hpp"
 #include "parallel.hpp"
 #include "seisoku/philox.hpp"

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "dispatch.hpp"
-#include "kernels.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/core.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {

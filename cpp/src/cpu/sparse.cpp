@@ -20,8 +20,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "dispatch.hpp"
-#include "kernels.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/core.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels_optim.hpp"
+#include "kernels/optim.hpp"
 #include "seisoku/export.hpp"
 
 namespace seisoku::detail {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <unordered_set>
 
-#include "check.hpp"
+#include "core/check.hpp"
 #include "seisoku/blas.hpp"
 #include "seisoku/conv.hpp"
 #include "seisoku/elementwise.hpp"

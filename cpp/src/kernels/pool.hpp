@@ -4,7 +4,7 @@
 // same order. Arguments are validated by cpp/src/pool.cpp.
 #include <cstdint>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 

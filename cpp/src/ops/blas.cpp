@@ -4,8 +4,8 @@
 #include <cmath>
 #include <limits>
 
-#include "check.hpp"
-#include "kernels.hpp"
+#include "core/check.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "check.hpp"
+#include "core/check.hpp"
 #include "seisoku/elementwise.hpp"
 #include "seisoku/reduce.hpp"
 

@@ -3,9 +3,9 @@
 
 #include <cmath>
 
-#include "check.hpp"
-#include "kernels_nn.hpp"
-#include "nn_math.hpp"
+#include "core/check.hpp"
+#include "kernels/nn.hpp"
+#include "kernels/nn_math.hpp"
 #include "seisoku/elementwise.hpp"
 
 namespace seisoku {

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "check.hpp"
-#include "kernels.hpp"
+#include "core/check.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 namespace {

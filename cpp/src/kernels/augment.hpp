@@ -15,7 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/augment.hpp"
 #include "seisoku/philox.hpp"
 

@@ -7,8 +7,8 @@
 #include <sstream>
 #include <string>
 
-#include "check.hpp"
-#include "kernels_augment.hpp"
+#include "core/check.hpp"
+#include "kernels/augment.hpp"
 
 namespace seisoku {
 

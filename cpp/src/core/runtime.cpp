@@ -10,7 +10,7 @@
 #endif
 
 #include "build_config.hpp"
-#include "check.hpp"
+#include "core/check.hpp"
 #include "cpu/parallel.hpp"
 
 namespace seisoku {

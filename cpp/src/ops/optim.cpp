@@ -9,8 +9,8 @@
 #include <string>
 #include <unordered_set>
 
-#include "check.hpp"
-#include "kernels_optim.hpp"
+#include "core/check.hpp"
+#include "kernels/optim.hpp"
 #include "seisoku/elementwise.hpp"
 
 namespace seisoku {

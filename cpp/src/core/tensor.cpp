@@ -4,8 +4,8 @@
 #include <cstring>
 #include <limits>
 
-#include "check.hpp"
-#include "kernels.hpp"
+#include "core/check.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/elementwise.hpp"
 
 namespace seisoku {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/optim.hpp"
 
 namespace seisoku {

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "check.hpp"
-#include "kernels_nn.hpp"
+#include "core/check.hpp"
+#include "kernels/nn.hpp"
 
 namespace seisoku {
 namespace {

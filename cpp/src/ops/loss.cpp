@@ -7,9 +7,9 @@
 #include <sstream>
 #include <string>
 
-#include "check.hpp"
-#include "dispatch.hpp"
-#include "kernels_loss.hpp"
+#include "core/check.hpp"
+#include "core/dispatch.hpp"
+#include "kernels/loss.hpp"
 
 namespace seisoku {
 namespace {

@@ -1,8 +1,8 @@
 #pragma once
-// Kernel entry points of the activation, mask and linear-epilogue families (see kernels.hpp).
+// Kernel entry points of the activation, mask and linear-epilogue families (see kernels/core.hpp).
 #include <cstdint>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/activation.hpp"
 #include "seisoku/linear.hpp"
 

@@ -3,7 +3,7 @@
 // geometry they share. Arguments are validated by cpp/src/conv.cpp.
 #include <cstdint>
 
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 

@@ -3,7 +3,7 @@
 // validated by cpp/src/loss.cpp; an optional Tensor (weight, grad, per_sample) is absent when
 // it has no elements. cross_entropy receives the smoothed target as two probabilities:
 // q_true for the labelled class and q_other for every other class.
-#include "kernels.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "check.hpp"
-#include "kernels_conv.hpp"
+#include "core/check.hpp"
+#include "kernels/conv.hpp"
 
 namespace seisoku {
 namespace {

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <tuple>
 
-#include "check.hpp"
-#include "kernels.hpp"
-#include "kernels_nn.hpp"
-#include "nn_math.hpp"
+#include "core/check.hpp"
+#include "kernels/core.hpp"
+#include "kernels/nn.hpp"
+#include "kernels/nn_math.hpp"
 #include "seisoku/reduce.hpp"
 
 namespace seisoku {

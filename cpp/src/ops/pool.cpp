@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "check.hpp"
-#include "kernels_pool.hpp"
+#include "core/check.hpp"
+#include "kernels/pool.hpp"
 
 namespace seisoku {
 namespace {

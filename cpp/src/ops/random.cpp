@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "check.hpp"
-#include "kernels.hpp"
+#include "core/check.hpp"
+#include "kernels/core.hpp"
 #include "seisoku/philox.hpp"
 
 namespace seisoku {
