@@ -53,7 +53,7 @@ from _timing import (
     time_fn,
     time_pair,
 )
-from seisoku.nn import _conv
+from seisoku.nn import functional as F  # noqa: N812
 
 # (C_in, H, W, C_out, k, padding) of the LeNet-5 convolutions.
 LENET_CONVS = ((1, 28, 28, 6, 5, 2), (6, 14, 14, 16, 5, 0))
@@ -94,8 +94,8 @@ def conv2d_lenet(quick: bool) -> Figure:
     def ours() -> list[Any]:
         results = []
         for x, wt, b, g, p in layers:
-            y = _conv.conv2d(x, wt, b, padding=p)
-            results.append((y, *_conv.conv2d_backward(g, x, wt, padding=p)))
+            y = F.conv2d(x, wt, b, padding=p)
+            results.append((y, *F.conv2d_backward(g, x, wt, padding=p)))
         return results
 
     def torch_step(

@@ -47,6 +47,13 @@ def axpy(alpha: float, x: Array, y: Array) -> Array:
     return y
 
 
+def axpy_sign(alpha: float, x: Array, y: Array) -> Array:
+    """In place y += alpha * sign(x) (sign(0) = 0, NaN stays NaN; float32 or float64: the
+    L1 subgradient); returns y."""
+    _core.axpy_sign(float(alpha), x, y)
+    return y
+
+
 def scale(alpha: float, x: Array, out: Array | None = None) -> Array:
     """alpha * x (float32 or float64); returns out."""
     require_array(x, "x", "scale")
@@ -133,6 +140,16 @@ def row_norm(x: Array, ord: float = 2) -> Array:
         raise ValueError(f"[row_norm] x must have at least 1 dimension, got shape {x.shape}")
     out = array_module(x).empty((x.shape[0],), dtype=x.dtype)
     _core.row_norm(x, _check_ord(ord, "row_norm"), out)
+    return out
+
+
+def column_sum(x: Array, out: Array | None = None, accumulate: bool = False) -> Array:
+    """Sums of the columns of x (N, F) as an (F,) array, rows added in order (the gradient of
+    a bias); with accumulate (default False) added into out. Returns out."""
+    require_array(x, "x", "column_sum")
+    if out is None:
+        out = array_module(x).empty(x.shape[-1:] if x.ndim else (0,), dtype=x.dtype)
+    _core.column_sum(x, out, bool(accumulate))
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import seisoku as sei
 from conftest import requires_cuda, to_device, to_host
-from seisoku.nn import _conv
+from seisoku.nn import functional as F  # noqa: N812
 from tolerance import gemm_tolerance
 
 FLOATS = [np.float32, np.float64]
@@ -88,7 +88,7 @@ def _check(actual, ref, mag, dtype, length):
 def test_forward_backward_match_torch(device, shape, dtype, with_bias):
     x, w, b, stride, padding = _case(shape, dtype)
     b = b if with_bias else None
-    y = _conv.conv2d(
+    y = F.conv2d(
         to_device(x, device),
         to_device(w, device),
         None if b is None else to_device(b, device),
@@ -100,7 +100,7 @@ def test_forward_backward_match_torch(device, shape, dtype, with_bias):
     n, c, _, _, o, kh, kw = shape[:7]
     pixels = n * g.shape[2] * g.shape[3]
     _check(y, ref["y"], mag["y"], dtype, c * kh * kw + 1)
-    gx, gw, gb = _conv.conv2d_backward(
+    gx, gw, gb = F.conv2d_backward(
         to_device(g, device),
         to_device(x, device),
         to_device(w, device),
@@ -140,13 +140,13 @@ def _numeric_grad(f, arr, eps=1e-6):
 )
 def test_backward_matches_finite_differences(device, shape):
     x, w, b, stride, padding = _case(shape, np.float64, seed=3)
-    y = _conv.conv2d(x, w, b, stride=stride, padding=padding)
+    y = F.conv2d(x, w, b, stride=stride, padding=padding)
     g = _rand(y.shape, np.float64, 11)
 
     def loss():
-        return float(np.sum(_conv.conv2d(x, w, b, stride=stride, padding=padding) * g))
+        return float(np.sum(F.conv2d(x, w, b, stride=stride, padding=padding) * g))
 
-    gx, gw, gb = _conv.conv2d_backward(
+    gx, gw, gb = F.conv2d_backward(
         to_device(g, device),
         to_device(x, device),
         to_device(w, device),
@@ -163,14 +163,14 @@ def test_backward_matches_finite_differences(device, shape):
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_accumulate_adds_into_existing_gradients(device, dtype, stride):
     x, w, _, _, padding = _case((3, 2, 7, 6, 4, 3, 3, stride, 1), dtype, seed=5)
-    y = _conv.conv2d(x, w, stride=stride, padding=padding)
+    y = F.conv2d(x, w, stride=stride, padding=padding)
     g = _rand(y.shape, dtype, 6)
     args = (to_device(g, device), to_device(x, device), to_device(w, device))
     kw = {"stride": stride, "padding": padding}
-    _, fresh_w, fresh_b = _conv.conv2d_backward(*args, **kw)
+    _, fresh_w, fresh_b = F.conv2d_backward(*args, **kw)
     start_w, start_b = _rand(w.shape, dtype, 8), _rand((4,), dtype, 9)
     gw, gb = to_device(start_w.copy(), device), to_device(start_b.copy(), device)
-    gx, out_w, out_b = _conv.conv2d_backward(
+    gx, out_w, out_b = F.conv2d_backward(
         *args, **kw, need_grad_x=False, grad_weight=gw, grad_bias=gb, accumulate=True
     )
     assert gx is None and out_w is gw and out_b is gb
@@ -181,7 +181,7 @@ def test_accumulate_adds_into_existing_gradients(device, dtype, stride):
     np.testing.assert_allclose(to_host(gw), start_w + to_host(fresh_w), **tol)
     np.testing.assert_allclose(to_host(gb), start_b + to_host(fresh_b), **tol)
     # Without accumulate the given arrays are overwritten.
-    _conv.conv2d_backward(*args, **kw, need_grad_x=False, grad_weight=gw, grad_bias=gb)
+    F.conv2d_backward(*args, **kw, need_grad_x=False, grad_weight=gw, grad_bias=gb)
     np.testing.assert_array_equal(to_host(gw), to_host(fresh_w))
     np.testing.assert_array_equal(to_host(gb), to_host(fresh_b))
 
@@ -189,22 +189,22 @@ def test_accumulate_adds_into_existing_gradients(device, dtype, stride):
 def test_accumulate_into_new_arrays_starts_at_zero():
     x, w, _, _, padding = _case((2, 2, 5, 5, 3, 3, 3, 1, 1), np.float64)
     g = _rand((2, 3, 5, 5), np.float64, 1)
-    _, gw, gb = _conv.conv2d_backward(g, x, w, padding=padding, accumulate=True)
-    _, ref_w, ref_b = _conv.conv2d_backward(g, x, w, padding=padding)
+    _, gw, gb = F.conv2d_backward(g, x, w, padding=padding, accumulate=True)
+    _, ref_w, ref_b = F.conv2d_backward(g, x, w, padding=padding)
     np.testing.assert_array_equal(gw, ref_w)
     np.testing.assert_array_equal(gb, ref_b)
 
 
 def _all_results(x, w, b, g, stride, padding):
-    y = _conv.conv2d(x, w, b, stride=stride, padding=padding)
-    gx, gw, gb = _conv.conv2d_backward(g, x, w, stride=stride, padding=padding)
+    y = F.conv2d(x, w, b, stride=stride, padding=padding)
+    gx, gw, gb = F.conv2d_backward(g, x, w, stride=stride, padding=padding)
     return [to_host(a).copy() for a in (y, gx, gw, gb)]
 
 
 @pytest.mark.parametrize("shape", [(64, 6, 14, 14, 16, 5, 5, 1, 0), (37, 3, 11, 9, 5, 3, 3, 2, 1)])
 def test_deterministic_across_runs_and_thread_counts(shape):
     x, w, b, stride, padding = _case(shape, np.float32, seed=21)
-    y = _conv.conv2d(x, w, b, stride=stride, padding=padding)
+    y = F.conv2d(x, w, b, stride=stride, padding=padding)
     g = _rand(y.shape, np.float32, 22)
     before = sei.get_num_threads()
     try:
@@ -224,7 +224,7 @@ def test_deterministic_across_runs_and_thread_counts(shape):
 def test_cuda_runs_are_bitwise_reproducible():
     device = "cuda"
     x, w, b, stride, padding = _case((16, 6, 14, 14, 16, 5, 5, 1, 2), np.float32, seed=4)
-    y = _conv.conv2d(x, w, b, stride=stride, padding=padding)
+    y = F.conv2d(x, w, b, stride=stride, padding=padding)
     g = _rand(y.shape, np.float32, 5)
     args = [to_device(a, device) for a in (x, w, b, g)]
     first = _all_results(*args, stride, padding)
@@ -241,21 +241,21 @@ def test_non_finite_input_and_weight_match_torch(device, stride):
     x[17, 0, 2, 3] = np.inf
     w_nan = w.copy()
     w_nan[1, 1, 0, 2] = np.nan
-    y = _conv.conv2d(x, w, b, stride=stride, padding=padding)
+    y = F.conv2d(x, w, b, stride=stride, padding=padding)
     g = _rand(y.shape, np.float64, 9)
     for xv, wv in ((x, w), (np.nan_to_num(x, posinf=0.0), w_nan)):
         tx = torch.tensor(xv, requires_grad=True)
         tw = torch.tensor(wv, requires_grad=True)
         ty = torch.nn.functional.conv2d(tx, tw, torch.tensor(b), stride=stride, padding=padding)
         ty.backward(torch.tensor(g))
-        ours_y = _conv.conv2d(
+        ours_y = F.conv2d(
             to_device(xv, device),
             to_device(wv, device),
             to_device(b, device),
             stride=stride,
             padding=padding,
         )
-        gx, gw, _ = _conv.conv2d_backward(
+        gx, gw, _ = F.conv2d_backward(
             to_device(g, device),
             to_device(xv, device),
             to_device(wv, device),
@@ -273,9 +273,9 @@ def test_non_finite_input_and_weight_match_torch(device, stride):
 def test_outputs_shapes_dtypes_and_none_returns():
     x = _rand((2, 3, 9, 8), np.float32, 0)
     w = _rand((5, 3, 3, 2), np.float32, 1)
-    y = _conv.conv2d(x, w, stride=(2, 3), padding=(1, 0))
+    y = F.conv2d(x, w, stride=(2, 3), padding=(1, 0))
     assert y.shape == (2, 5, 5, 3) and y.dtype == np.float32
-    gx, gw, gb = _conv.conv2d_backward(
+    gx, gw, gb = F.conv2d_backward(
         np.ones_like(y),
         x,
         w,
@@ -297,29 +297,29 @@ def test_bad_input_raises_value_error():
     w = _rand((4, 3, 3, 3), np.float32, 1)
     out = np.empty((2, 4, 6, 6), np.float32)
     core = sei._core
-    _bad(r"\[conv2d\] x must be 4-D", _conv.conv2d, x[0], w)
-    _bad(r"\[conv2d\].*input channel", _conv.conv2d, x, w[:, :2].copy())
+    _bad(r"\[conv2d\] x must be 4-D", F.conv2d, x[0], w)
+    _bad(r"\[conv2d\].*input channel", F.conv2d, x, w[:, :2].copy())
     _bad(
         r"\[conv2d\].*larger than the padded input",
-        _conv.conv2d,
+        F.conv2d,
         x,
         _rand((4, 3, 9, 3), np.float32, 2),
     )
-    _bad(r"\[conv2d\] stride must be >= 1, got 0", _conv.conv2d, x, w, stride=0)
-    _bad(r"\[conv2d\] padding must be >= 0", _conv.conv2d, x, w, padding=(0, -1))
+    _bad(r"\[conv2d\] stride must be >= 1, got 0", F.conv2d, x, w, stride=0)
+    _bad(r"\[conv2d\] padding must be >= 0", F.conv2d, x, w, padding=(0, -1))
     _bad(
         r"\[conv2d\] stride must be an int or an \(h, w\) pair",
-        _conv.conv2d,
+        F.conv2d,
         x,
         w,
         stride=(1, 1, 1),
     )
-    _bad(r"\[conv2d\] padding must be an int", _conv.conv2d, x, w, padding=1.5)
-    _bad(r"\[conv2d\] stride must be an int", _conv.conv2d, x, w, stride=True)
-    _bad(r"\[conv2d\].*same dtype", _conv.conv2d, x, w.astype(np.float64))
-    _bad(r"\[conv2d\].*dtype", _conv.conv2d, x.astype(np.int32), w.astype(np.int32))
-    _bad(r"\[conv2d\].*empty batch", _conv.conv2d, x[:0], w)
-    _bad(r"\[conv2d\] bias must have shape \(4,\)", _conv.conv2d, x, w, np.zeros(3, np.float32))
+    _bad(r"\[conv2d\] padding must be an int", F.conv2d, x, w, padding=1.5)
+    _bad(r"\[conv2d\] stride must be an int", F.conv2d, x, w, stride=True)
+    _bad(r"\[conv2d\].*same dtype", F.conv2d, x, w.astype(np.float64))
+    _bad(r"\[conv2d\].*dtype", F.conv2d, x.astype(np.int32), w.astype(np.int32))
+    _bad(r"\[conv2d\].*empty batch", F.conv2d, x[:0], w)
+    _bad(r"\[conv2d\] bias must have shape \(4,\)", F.conv2d, x, w, np.zeros(3, np.float32))
     _bad(
         r"\[conv2d\] out must have shape", core.conv2d, x, w, None, out[:, :, :5].copy(), 1, 1, 0, 0
     )
@@ -338,19 +338,19 @@ def test_bad_input_raises_value_error():
         0,
         0,
     )
-    _bad(r"must be a NumPy or CuPy array", _conv.conv2d, x.tolist(), w)
-    _bad(r"C-contiguous", _conv.conv2d, np.asfortranarray(x), w)
-    y = _conv.conv2d(x, w)
+    _bad(r"must be a NumPy or CuPy array", F.conv2d, x.tolist(), w)
+    _bad(r"C-contiguous", F.conv2d, np.asfortranarray(x), w)
+    y = F.conv2d(x, w)
     _bad(
         r"\[conv2d_backward\] grad_out must have shape",
-        _conv.conv2d_backward,
+        F.conv2d_backward,
         y[:, :, :5].copy(),
         x,
         w,
     )
     _bad(
         r"\[conv2d_backward\] grad_weight must have shape",
-        _conv.conv2d_backward,
+        F.conv2d_backward,
         y,
         x,
         w,
@@ -358,13 +358,13 @@ def test_bad_input_raises_value_error():
     )
     _bad(
         r"\[conv2d_backward\].*same dtype",
-        _conv.conv2d_backward,
+        F.conv2d_backward,
         y,
         x,
         w,
         grad_bias=np.zeros(4, np.float64),
     )
-    _bad(r"\[conv2d_backward\].*empty batch", _conv.conv2d_backward, y[:0], x[:0], w)
+    _bad(r"\[conv2d_backward\].*empty batch", F.conv2d_backward, y[:0], x[:0], w)
     _bad(
         r"\[conv2d_backward\] grad_weight and grad_bias must not overlap",
         core.conv2d_backward,

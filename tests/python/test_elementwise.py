@@ -7,13 +7,10 @@ import pytest
 
 import seisoku as sei
 from conftest import to_device, to_host
+from reference import assert_twin, rand, snap
 
 FLOATS = [np.float32, np.float64]
 SIZES = [(0,), (1,), (7,), (3, 5), (100_003,), (257, 129)]
-
-
-def rand(shape, dtype, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -80,3 +77,59 @@ def test_describe_reports_what_the_core_sees():
     import ml_dtypes
 
     assert sei._core.describe(np.zeros(4, ml_dtypes.bfloat16)) == "bfloat16(4,) cpu"
+
+
+# ---- axpy_sign ----
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("alpha", [0.5, -2.0, 0.0])
+def test_axpy_sign(alpha, dtype):
+    x = rand(1000, dtype, seed=100)
+    x[:4] = [0.0, -0.0, 1e-300 if dtype == np.float64 else 1e-40, -np.inf]
+    y = rand(1000, dtype, seed=101)
+    expected = y + dtype(alpha) * np.sign(x).astype(dtype)
+    sei.axpy_sign(alpha, x, y)
+    np.testing.assert_array_equal(y, expected)
+    assert y[0] == expected[0] and y[1] == expected[1]  # sign(+-0) = 0
+
+
+def test_axpy_sign_bad_arguments():
+    with pytest.raises(ValueError, match=r"\[axpy_sign\]"):
+        sei.axpy_sign(1.0, np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match=r"\[axpy_sign\]"):
+        sei.axpy_sign(float("nan"), np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"\[axpy_sign\]"):
+        sei.axpy_sign(1.0, np.ones(3, np.float32), np.ones(3))
+
+
+# ---- CUDA twins (the CPU result is the oracle) ----
+
+
+def _cases():
+    """name -> fn(dev) returning [(result on host, exact?)]; dev moves a host array."""
+    x = rand((300, 257), np.float32, seed=140, scale=3.0)
+    x64 = x.astype(np.float64)
+    cases = {}
+
+    def axpy_sign(d):
+        out = []
+        for xv in (x, x64):
+            xv = xv.copy()
+            xv[0, :2] = [0.0, -0.0]
+            y = d(rand(xv.shape, xv.dtype, seed=147))
+            sei.axpy_sign(-0.25, d(xv), y)
+            out.append((snap(y), True))
+        return out
+
+    cases.update(axpy_sign=axpy_sign)
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_device_matches_cpu(device, case):
+    fn = CASES[case]
+    assert_twin(fn(lambda a: to_device(a, device)), fn(lambda a: a))

@@ -8,7 +8,7 @@ import pytest
 import seisoku as sei
 from conftest import requires_cuda, to_device, to_host
 from seisoku import _core
-from seisoku.nn._loss import (
+from seisoku.nn.functional import (
     LossResult,
     bce_with_logits,
     cross_entropy,

@@ -7,6 +7,8 @@ import pytest
 
 import seisoku as sei
 from conftest import to_device, to_host
+from reference import assert_twin, num_threads, rand, snap
+from tolerance import assert_close
 
 FLOATS = [np.float32, np.float64]
 
@@ -111,3 +113,71 @@ def test_bad_ord(ord):
 def test_reductions_reject_integer_input():
     with pytest.raises(ValueError, match=r"\[sum\] x must have dtype float32, float64, got int32"):
         sei.sum(np.ones(3, np.int32))
+
+
+# ---- column_sum ----
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (300, 513), (2, 3000)])
+def test_column_sum(shape, dtype):
+    x = rand(shape, dtype, seed=110)
+    out = np.full(shape[1], np.nan, dtype)
+    sei.column_sum(x, out, False)
+    ref = x.astype(np.float64).sum(axis=0)
+    assert_close(out, ref, dtype, ops=2, atol=16 * float(np.finfo(dtype).eps) * shape[0])
+    start = rand(shape[1], dtype, seed=111)
+    acc = start.copy()
+    sei.column_sum(x, acc, True)
+    assert_close(acc, ref + start, dtype, ops=2, atol=16 * float(np.finfo(dtype).eps) * shape[0])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_column_sum_bits_identical_for_one_and_two_threads(dtype):
+    x = rand((400, 3001), dtype, seed=112, scale=100.0)
+    outs = []
+    for threads in (1, 2):
+        with num_threads(threads):
+            out = rand(3001, dtype, seed=113)
+            sei.column_sum(x, out, True)
+            outs.append(out)
+    np.testing.assert_array_equal(outs[0].view(np.uint8), outs[1].view(np.uint8))
+
+
+def test_column_sum_bad_arguments():
+    with pytest.raises(ValueError, match=r"\[column_sum\] x must be 2-D"):
+        sei.column_sum(np.ones(3), np.empty(3), False)
+    with pytest.raises(ValueError, match=r"\[column_sum\]"):
+        sei.column_sum(np.ones((2, 3)), np.empty(2))
+
+
+# ---- CUDA twins (the CPU result is the oracle) ----
+
+
+def _cases():
+    """name -> fn(dev) returning [(result on host, exact?)]; dev moves a host array."""
+    x = rand((300, 257), np.float32, seed=140, scale=3.0)
+    x64 = x.astype(np.float64)
+    cases = {}
+
+    def column_sum(d):
+        out = []
+        for xv in (x, x64):
+            o = d(rand(xv.shape[1], xv.dtype, seed=148))
+            sei.column_sum(d(xv), o, False)
+            out.append((snap(o), False))
+            sei.column_sum(d(xv), o, True)
+            out.append((snap(o), False))
+        return out
+
+    cases.update(column_sum=column_sum)
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_device_matches_cpu(device, case):
+    fn = CASES[case]
+    assert_twin(fn(lambda a: to_device(a, device)), fn(lambda a: a))

@@ -1,4 +1,5 @@
-"""Functional forms of the layers: each call runs one native op on NumPy or CuPy arrays.
+"""Functional forms of the layers, pooling, convolution and losses: each call runs one
+native op on NumPy or CuPy arrays.
 
 Outputs are allocated on the inputs' device unless given. Stochastic ops take the Philox
 stream (seed, offset) explicitly, so a backward pass can draw the same mask again.
@@ -11,6 +12,9 @@ from typing import Any
 from .. import _core
 from .._array import array_module, require_array
 from ..random import _check_u64
+from ._conv import conv2d, conv2d_backward, conv2d_shape
+from ._loss import LossResult, bce_with_logits, cross_entropy, kl_div_softened, mse_loss
+from ._pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, pool2d_shape
 
 Array = Any
 
@@ -233,3 +237,35 @@ def tying_penalty(a: Array, b: Array, lam: float, grad_a: Array, grad_b: Array) 
     value = array_module(a).empty((), dtype=a.dtype)
     _core.tying_penalty(a, b, float(lam), grad_a, grad_b, value)
     return value
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "LossResult",
+    "activation",
+    "activation_backward",
+    "activity_penalty",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "bce_with_logits",
+    "bias_act_dropout",
+    "bias_act_dropout_backward",
+    "check_activation",
+    "check_probability",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_shape",
+    "cross_entropy",
+    "dropout",
+    "gaussian_noise",
+    "kl_div_softened",
+    "linear",
+    "linear_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "mse_loss",
+    "pool2d_shape",
+    "softmax",
+    "softmax_backward",
+    "tying_penalty",
+]

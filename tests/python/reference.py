@@ -1,0 +1,126 @@
+"""Shared references of the op tests: NumPy forms of the activations, finite differences,
+the documented dropout mask, and the comparison of a CUDA twin with its CPU oracle."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import seisoku as sei
+from conftest import to_host
+
+FLOATS = [np.float32, np.float64]
+ACTS = [
+    ("identity", 0.01),
+    ("relu", 0.01),
+    ("leaky_relu", 0.1),
+    ("leaky_relu", 0.0),
+    ("tanh", 0.01),
+    ("sigmoid", 0.01),
+]
+ACT_IDS = [f"{a}-{s}" if a == "leaky_relu" else a for a, s in ACTS]
+
+
+def rand(shape, dtype=np.float64, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def away_from_zero(shape, dtype=np.float64, seed=0, margin=0.1):
+    """Normal values pushed at least `margin` away from 0 (away from the kinks of relu)."""
+    x = rand(shape, np.float64, seed)
+    return (x + np.where(x >= 0, margin, -margin)).astype(dtype)
+
+
+def grad_tol(dtype) -> float:
+    """Tolerance of a gradient against a float64 finite difference."""
+    return 2e-5 if np.dtype(dtype) == np.float32 else 1e-7
+
+
+def fd_grad(f, x, h=1e-6):
+    """Central finite differences of the scalar f at x, in float64."""
+    x = np.array(x, dtype=np.float64)
+    g = np.empty_like(x)
+    xf, gf = x.reshape(-1), g.reshape(-1)
+    for i in range(xf.size):
+        old = xf[i]
+        xf[i] = old + h
+        up = f(x)
+        xf[i] = old - h
+        down = f(x)
+        xf[i] = old
+        gf[i] = (up - down) / (2 * h)
+    return g
+
+
+def assert_grad(actual, expected, dtype):
+    t = grad_tol(dtype)
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=t, atol=t * scale)
+
+
+@contextlib.contextmanager
+def num_threads(n: int):
+    old = sei.get_num_threads()
+    sei.set_num_threads(n)
+    try:
+        yield
+    finally:
+        sei.set_num_threads(old)
+
+
+def keep_mask(n: int, p: float, seed: int, offset: int) -> np.ndarray:
+    """The documented dropout mask: bernoulli(1 - p) of the stream (seed, offset)."""
+    return sei.Generator(seed, offset=offset).bernoulli(n, p=1.0 - p, dtype="uint8").astype(bool)
+
+
+def act_ref(x, name, slope=0.01):
+    """NumPy activation in float64 (sigmoid in its overflow-free form)."""
+    x = np.asarray(x, np.float64)
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "leaky_relu":
+        return np.where(x > 0, x, x * slope)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "sigmoid":
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return x.copy()
+
+
+def torch_act(torch, name, slope):
+    fn = torch.nn.functional
+    return {
+        "identity": lambda t: t,
+        "relu": fn.relu,
+        "leaky_relu": lambda t: fn.leaky_relu(t, negative_slope=slope),
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+    }[name]
+
+
+def softmax_ref(x):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def snap(a) -> np.ndarray:
+    """A host copy of a (to_host alone returns a NumPy array itself, which a later in-place
+    op would change)."""
+    return np.array(to_host(a))
+
+
+def assert_twin(got, ref) -> None:
+    """A CUDA twin's [(result, exact?)] against its CPU oracle's: bit for bit where exact,
+    else within 64 ulps of the largest magnitude."""
+    assert len(got) == len(ref)
+    for (a, exact), (r, _) in zip(got, ref):
+        assert a.dtype == r.dtype and a.shape == r.shape
+        if exact:
+            np.testing.assert_array_equal(a.view(np.uint8), r.view(np.uint8))
+        else:
+            t = 64 * float(np.finfo(r.dtype).eps)
+            scale = max(1.0, float(np.abs(r).max()))
+            np.testing.assert_allclose(a, r, rtol=t, atol=t * scale)
