@@ -1,5 +1,6 @@
-// CUDA twin of the fused linear epilogue: one thread per Philox block of 4 consecutive
-// elements of z (N, F), bias column = index % F; the backward draws the same mask.
+// CUDA twin of the fused linear epilogue: one thread per Philox block of 8 consecutive
+// elements of z (N, F) (16-bit mask draws, detail::mask_draw, as the dropout op), bias column =
+// index % F; the backward draws the same mask.
 #include <cstdint>
 
 #include "cuda_util.hpp"
@@ -13,32 +14,32 @@ namespace {
 
 template <class T>
 __global__ void epilogue_kernel(const T* z, const T* bias, T* out, std::int64_t n, std::int64_t cols, Activation act,
-                                T slope, bool drop, std::uint32_t thr, std::uint64_t seed, std::uint64_t offset,
+                                T slope, bool drop, std::uint32_t bound, std::uint64_t seed, std::uint64_t offset,
                                 T scale) {
-  const std::int64_t blocks = (n + 3) / 4;
+  const std::int64_t blocks = (n + 7) / 8;
   for (std::int64_t b = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; b < blocks; b += std::int64_t{gridDim.x} * blockDim.x) {
     philox::Block r{{0u, 0u, 0u, 0u}};
     if (drop) r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
-    for (int k = 0; k < 4 && b * 4 + k < n; ++k) {
-      const std::int64_t i = b * 4 + k;
+    for (int k = 0; k < 8 && b * 8 + k < n; ++k) {
+      const std::int64_t i = b * 8 + k;
       const T v = detail::act_forward(bias ? z[i] + bias[i % cols] : z[i], act, slope);
-      out[i] = drop ? (r.v[k] < thr ? v * scale : T(0)) : v;
+      out[i] = drop ? (detail::mask_draw(r, k) < bound ? v * scale : T(0)) : v;
     }
   }
 }
 
 template <class T>
 __global__ void epilogue_backward_kernel(const T* g, const T* y, T* gz, std::int64_t n, Activation act, T slope,
-                                         bool drop, std::uint32_t thr, std::uint64_t seed, std::uint64_t offset,
+                                         bool drop, std::uint32_t bound, std::uint64_t seed, std::uint64_t offset,
                                          T scale, T inv_scale) {
-  const std::int64_t blocks = (n + 3) / 4;
+  const std::int64_t blocks = (n + 7) / 8;
   for (std::int64_t b = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; b < blocks; b += std::int64_t{gridDim.x} * blockDim.x) {
     philox::Block r{{0u, 0u, 0u, 0u}};
     if (drop) r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
-    for (int k = 0; k < 4 && b * 4 + k < n; ++k) {
-      const std::int64_t i = b * 4 + k;
+    for (int k = 0; k < 8 && b * 8 + k < n; ++k) {
+      const std::int64_t i = b * 8 + k;
       if (drop) {
-        gz[i] = r.v[k] < thr ? g[i] * scale * detail::act_derivative(y[i] * inv_scale, act, slope) : T(0);
+        gz[i] = detail::mask_draw(r, k) < bound ? g[i] * scale * detail::act_derivative(y[i] * inv_scale, act, slope) : T(0);
       } else {
         gz[i] = g[i] * detail::act_derivative(y[i], act, slope);
       }
@@ -53,12 +54,12 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
   if (n == 0) return;
   DeviceGuard guard(z.device_index());
   const bool drop = detail::drops(e.dropout_p);
-  const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
+  const std::uint32_t bound = drop ? detail::keep_bound(e.dropout_p) : 0u;
   detail::dispatch_float(z.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    epilogue_kernel<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(
+    epilogue_kernel<<<grid_for((n + 7) / 8), kThreads, 0, stream()>>>(
         z.data_as<T>(), bias.defined() && bias.numel() > 0 ? bias.data_as<T>() : nullptr, out.data_as<T>(), n, z.shape()[1], e.activation,
-        static_cast<T>(e.slope), drop, thr, e.seed, e.offset, static_cast<T>(e.dropout_scale));
+        static_cast<T>(e.slope), drop, bound, e.seed, e.offset, static_cast<T>(e.dropout_scale));
   });
   check_launch();
 }
@@ -68,11 +69,11 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
   if (n == 0) return;
   DeviceGuard guard(y.device_index());
   const bool drop = detail::drops(e.dropout_p);
-  const std::uint32_t thr = drop ? detail::keep_threshold(e.dropout_p) : 0u;
+  const std::uint32_t bound = drop ? detail::keep_bound(e.dropout_p) : 0u;
   detail::dispatch_float(y.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    epilogue_backward_kernel<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(
-        grad_out.data_as<T>(), y.data_as<T>(), grad_z.data_as<T>(), n, e.activation, static_cast<T>(e.slope), drop, thr,
+    epilogue_backward_kernel<<<grid_for((n + 7) / 8), kThreads, 0, stream()>>>(
+        grad_out.data_as<T>(), y.data_as<T>(), grad_z.data_as<T>(), n, e.activation, static_cast<T>(e.slope), drop, bound,
         e.seed, e.offset, static_cast<T>(e.dropout_scale), static_cast<T>(1.0 / e.dropout_scale));
   });
   check_launch();

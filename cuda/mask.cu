@@ -1,24 +1,26 @@
-// CUDA twins of dropout and Gaussian noise: one thread per Philox block of 4 elements, the
-// same words and arithmetic as the CPU kernels, so the outputs are bit-identical.
+// CUDA twins of dropout and Gaussian noise, the same draws and arithmetic as the CPU kernels, so
+// the outputs are bit-identical. dropout: one thread per Philox block of 8 elements (16-bit mask
+// draws, detail::mask_draw); gaussian_noise: one thread per block of 4 float32 (2 float64) values.
 #include <cstdint>
 
 #include "cuda_util.hpp"
 #include "core/dispatch.hpp"
 #include "kernels/nn.hpp"
+#include "kernels/nn_math.hpp"
 #include "seisoku/philox.hpp"
 
 namespace seisoku::gpu {
 namespace {
 
 template <class T>
-__global__ void dropout_kernel(const T* x, T* out, std::int64_t n, std::uint32_t thr, std::uint64_t seed,
+__global__ void dropout_kernel(const T* x, T* out, std::int64_t n, std::uint32_t bound, std::uint64_t seed,
                                std::uint64_t offset, T scale) {
-  const std::int64_t blocks = (n + 3) / 4;
+  const std::int64_t blocks = (n + 7) / 8;
   for (std::int64_t b = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; b < blocks; b += std::int64_t{gridDim.x} * blockDim.x) {
     const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
-    for (int k = 0; k < 4 && b * 4 + k < n; ++k) {
-      const std::int64_t i = b * 4 + k;
-      out[i] = x[i] * (r.v[k] < thr ? scale : T(0));  // as the CPU kernel: a dropped NaN stays NaN
+    for (int k = 0; k < 8 && b * 8 + k < n; ++k) {
+      const std::int64_t i = b * 8 + k;
+      out[i] = x[i] * (detail::mask_draw(r, k) < bound ? scale : T(0));  // as the CPU kernel: a dropped NaN stays NaN
     }
   }
 }
@@ -46,14 +48,14 @@ __global__ void noise_f64(const double* x, double* out, std::int64_t n, double s
 
 }  // namespace
 
-void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_threshold, std::uint64_t seed, std::uint64_t offset,
+void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::uint64_t seed, std::uint64_t offset,
              double scale) {
   const std::int64_t n = x.numel();
   if (n == 0) return;
   DeviceGuard guard(x.device_index());
   detail::dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    dropout_kernel<<<grid_for((n + 3) / 4), kThreads, 0, stream()>>>(x.data_as<T>(), out.data_as<T>(), n, keep_threshold,
+    dropout_kernel<<<grid_for((n + 7) / 8), kThreads, 0, stream()>>>(x.data_as<T>(), out.data_as<T>(), n, keep_bound,
                                                                        seed, offset, static_cast<T>(scale));
   });
   check_launch();

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_mask import dropout_keep_mask as keep_mask
 
 from conftest import to_device
 from reference import (
@@ -16,7 +17,6 @@ from reference import (
     assert_grad,
     assert_twin,
     fd_grad,
-    keep_mask,
     num_threads,
     rand,
     snap,
@@ -44,7 +44,7 @@ def linear_case(dtype, n=6, k=5, f=4, seed=0, bias=True, margin=0.05):
 
 
 def linear_ref(x, w, b, name, slope, p, seed, offset, scale=None):
-    """dropout(act(x @ w.T + b)) in float64 with the Generator's mask; also the bound of the
+    """dropout(act(x @ w.T + b)) in float64 with the documented dropout mask; also the bound of the
     rounding error of each output (|x| @ |w|.T + |b|, times the scale)."""
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     z = x64 @ w64.T
@@ -204,6 +204,26 @@ def test_bias_act_dropout_backward_uses_the_same_mask():
     )
     kept = keep_mask(y.size, 0.5, 3, 7).reshape(y.shape)
     np.testing.assert_array_equal(grad_z, np.where(kept, 2.0, 0.0))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(3, 5), (33, 70), (700, 301)])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_epilogue_and_dropout_op_draw_the_same_mask(shape, p, dtype):
+    """For the same (seed, offset, element index) the fused epilogue (forward and backward)
+    drops exactly what the standalone dropout op drops, for 1 and 2 threads."""
+    z = np.abs(rand(shape, dtype, seed=81)) + dtype(0.5)
+    g = np.ones(shape, dtype)
+    kw = {"dropout_p": p, "seed": 21, "offset": 2**40 + 9}
+    for threads in (1, 2):
+        with num_threads(threads):
+            fused = nnf.bias_act_dropout(z, activation="relu", **kw)
+            back = nnf.bias_act_dropout_backward(g, fused, activation="relu", **kw)
+            plain = nnf.dropout(z, p, 21, 2**40 + 9)
+        np.testing.assert_array_equal(fused != 0, plain != 0)
+        np.testing.assert_array_equal(back != 0, plain != 0)
+        expected = keep_mask(z.size, p, 21, 2**40 + 9).reshape(shape)
+        np.testing.assert_array_equal(fused != 0, expected)
 
 
 def test_linear_bad_arguments():

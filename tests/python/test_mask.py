@@ -1,6 +1,7 @@
 """Dropout and Gaussian noise (seisoku.nn.functional): masks and noise are the Philox stream
 of seisoku.Generator, the same bits for any thread count; the CPU result is the oracle of the
-CUDA twins."""
+CUDA twins. The dropout mask is checked against an independent NumPy Philox4x32-10 and the
+documented 16-bit draw (seisoku/mask.hpp)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from reference import (
     assert_twin,
     away_from_zero,
     fd_grad,
-    keep_mask,
     num_threads,
     rand,
     snap,
@@ -24,17 +24,82 @@ from seisoku import _core
 from seisoku.nn import functional as nnf
 from seisoku.random import philox4x32_10
 
+# ---- an independent Philox4x32-10 and the documented dropout mask ----
+
+_U32 = np.uint64(0xFFFFFFFF)
+
+
+def numpy_philox(seed: int, offset: int, blocks) -> np.ndarray:
+    """Philox4x32-10 (Salmon et al., SC 2011) in NumPy: the (len(blocks), 4) uint32 words of
+    the blocks of the stream (seed, offset); counter (block lo, block hi, offset lo, offset hi),
+    key (seed lo, seed hi)."""
+    b = np.asarray(blocks, dtype=np.uint64)
+    c0, c1 = b & _U32, b >> np.uint64(32)
+    c2 = np.full_like(b, offset & 0xFFFFFFFF)
+    c3 = np.full_like(b, offset >> 32)
+    k0, k1 = seed & 0xFFFFFFFF, seed >> 32
+    for _ in range(10):
+        p0 = np.uint64(0xD2511F53) * c0  # 32 x 32 -> 64 bits: exact in uint64
+        p1 = np.uint64(0xCD9E8D57) * c2
+        c0, c1, c2, c3 = (
+            (p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0),
+            p1 & _U32,
+            (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1),
+            p0 & _U32,
+        )
+        k0 = (k0 + 0x9E3779B9) & 0xFFFFFFFF
+        k1 = (k1 + 0xBB67AE85) & 0xFFFFFFFF
+    return np.stack([c0, c1, c2, c3], axis=-1).astype(np.uint32)
+
+
+def keep_bound(p: float) -> int:
+    """K = 65536 - round(65536 p), halves rounded up (seisoku/mask.hpp)."""
+    x = p * 65536.0
+    d = int(np.floor(x))
+    return 65536 - (d + 1 if x - d >= 0.5 else d)
+
+
+def dropout_keep_mask(n: int, p: float, seed: int, offset: int) -> np.ndarray:
+    """The documented dropout mask: element i takes uint16 number i of the stream's words read
+    as little-endian uint16 pairs (8 per block) and is kept iff it is below keep_bound(p)."""
+    words = numpy_philox(seed, offset, np.arange((n + 7) // 8)).reshape(-1)
+    halves = np.stack([words & 0xFFFF, words >> 16], axis=-1).reshape(-1)[:n]
+    return halves < keep_bound(p)
+
+
+def test_numpy_philox_known_answers():
+    """Random123's known-answer vectors of philox4x32_10, and seisoku's own generator."""
+    kat = [
+        ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+        ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            (0xA4093822, 0x299F31D0),
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+        ),
+    ]
+    for ctr, key, expected in kat:
+        seed = key[0] | key[1] << 32
+        block, offset = ctr[0] | ctr[1] << 32, ctr[2] | ctr[3] << 32
+        assert tuple(int(v) for v in numpy_philox(seed, offset, [block])[0]) == expected
+    seed, offset = 2**64 - 3, 2**63 + 7
+    blocks = [0, 1, 2**32 + 5, 2**64 - 1]
+    ours = numpy_philox(seed, offset, blocks)
+    for b, row in zip(blocks, ours):
+        assert tuple(int(v) for v in row) == philox4x32_10(seed, offset, b)
+
+
 # ---- dropout ----
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
-@pytest.mark.parametrize("n", [1, 3, 5, 1003])
-def test_dropout_mask_is_bernoulli_of_the_stream(n, p, dtype):
+@pytest.mark.parametrize("n", [1, 3, 5, 8, 9, 255, 256, 257, 1003, 70_001])
+def test_dropout_mask_is_the_documented_16_bit_draw(n, p, dtype):
     seed, offset = 1234, 56
     x = away_from_zero(n, dtype, seed=12)
     out = nnf.dropout(x, p, seed, offset, scale=1.7)
-    kept = keep_mask(n, p, seed, offset)
+    kept = dropout_keep_mask(n, p, seed, offset)
     np.testing.assert_array_equal(out != 0, kept)
     np.testing.assert_array_equal(out[kept], x[kept] * dtype(1.7))
     assert np.all(out[~kept] == 0)
@@ -42,13 +107,40 @@ def test_dropout_mask_is_bernoulli_of_the_stream(n, p, dtype):
 
 
 @pytest.mark.parametrize("p", [0.25, 0.6])
-def test_dropout_mask_is_the_raw_philox_word_test(p):
-    """Element i kept iff word i % 4 of block i / 4 of the stream is < (1 - p) * 2**32."""
+def test_dropout_mask_element_by_element(p):
+    """Element i kept iff half i % 2 of word (i // 2) % 4 of block i // 8 of the stream is
+    < 65536 - round(65536 p), with the words of seisoku.random.philox4x32_10."""
     seed, offset, n = 77, 9, 41
     out = nnf.dropout(np.ones(n), p, seed, offset, scale=1.0)
-    threshold = (1.0 - p) * 2.0**32
-    words = [w for b in range((n + 3) // 4) for w in philox4x32_10(seed, offset, b)][:n]
-    np.testing.assert_array_equal(out, [1.0 if w < threshold else 0.0 for w in words])
+    bound = 65536 - round(65536 * p)
+    expected = []
+    for i in range(n):
+        word = philox4x32_10(seed, offset, i // 8)[(i // 2) % 4]
+        expected.append(1.0 if (word >> (16 * (i % 2))) & 0xFFFF < bound else 0.0)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_dropout_p_resolution_is_two_to_the_minus_16():
+    """p is rounded to a multiple of 2**-16 (halves up): p values that round alike give the
+    same mask, the next multiple a different one; p < 2**-17 drops nothing, p >= 1 - 2**-17
+    everything."""
+    n, seed, offset = 1 << 20, 3, 4
+    x = np.ones(n, np.float32)
+
+    def kept(p):
+        return nnf.dropout(x, p, seed, offset, scale=1.0) != 0
+
+    d = 6554  # 0.1 * 65536 = 6553.6
+    base = kept(d / 65536)
+    np.testing.assert_array_equal(base, dropout_keep_mask(n, d / 65536, seed, offset))
+    for p in (0.1, (d - 0.5) / 65536, (d + 0.49) / 65536):
+        np.testing.assert_array_equal(kept(p), base)
+    above = kept((d + 0.5) / 65536)
+    assert np.count_nonzero(base & ~above) > 0 and not np.any(above & ~base)
+    assert kept(2.0**-17 * 0.999).all()
+    assert not kept(2.0**-17).all()  # about 16 of the 2**20 draws are 65535
+    assert not kept(1.0 - 2.0**-17).any()
+    assert kept(1.0 - 2.0**-16).any()
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -56,7 +148,7 @@ def test_dropout_mask_is_the_raw_philox_word_test(p):
 def test_dropout_default_is_inverted(p, dtype):
     x = rand(999, dtype, seed=13)
     out = nnf.dropout(x, p, 5, 6)
-    kept = keep_mask(x.size, p, 5, 6)
+    kept = dropout_keep_mask(x.size, p, 5, 6)
     np.testing.assert_array_equal(out[kept], x[kept] * dtype(1.0 / (1.0 - p)))
     assert np.all(out[~kept] == 0)
     np.testing.assert_array_equal(nnf.dropout(x, p, 5, 6, scale=1.0 / (1.0 - p)), out)
@@ -69,7 +161,7 @@ def test_dropout_seed_and_offset_select_the_stream():
     assert not np.array_equal(nnf.dropout(x, 0.5, 2, 0), base)
     assert not np.array_equal(nnf.dropout(x, 0.5, 1, 1), base)
     big = nnf.dropout(x, 0.5, 2**64 - 1, 2**64 - 1)
-    np.testing.assert_array_equal(big != 0, keep_mask(x.size, 0.5, 2**64 - 1, 2**64 - 1))
+    np.testing.assert_array_equal(big != 0, dropout_keep_mask(x.size, 0.5, 2**64 - 1, 2**64 - 1))
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.8])
@@ -79,8 +171,9 @@ def test_dropout_keep_rate_and_mean(p):
     q = 1.0 - p
     rate = np.count_nonzero(out) / n
     assert abs(rate - q) < 5 * np.sqrt(p * q / n)
-    # inverted scaling: each element is 1/q w.p. q, else 0 -> mean 1, variance p / q
-    assert abs(float(out.astype(np.float64).mean()) - 1.0) < 5 * np.sqrt(p / q / n)
+    # inverted scaling: each element is 1/q w.p. about q, else 0 -> mean 1 (within the 2**-17
+    # resolution of p), variance p / q
+    assert abs(float(out.astype(np.float64).mean()) - 1.0) < 5 * np.sqrt(p / q / n) + 2.0**-17 / q
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -137,13 +230,13 @@ def test_dropout_bits_identical_for_one_and_two_threads(dtype):
         assert sei.get_num_threads() == 2
         two = nnf.dropout(x, 0.35, 11, 12)
     np.testing.assert_array_equal(one.view(np.uint8), two.view(np.uint8))
-    np.testing.assert_array_equal(one != 0, keep_mask(x.size, 0.35, 11, 12))
+    np.testing.assert_array_equal(one != 0, dropout_keep_mask(x.size, 0.35, 11, 12))
 
 
-@pytest.mark.parametrize("p", [2.0**-54, 1e-17, 1e-300])
+@pytest.mark.parametrize("p", [2.0**-54, 1e-17, 1e-300, 2.0**-18])
 def test_dropout_tiny_p_keeps_everything(p):
     x = rand(64, np.float64, seed=19)
-    np.testing.assert_array_equal(keep_mask(x.size, p, 1, 2), np.ones(x.size, bool))
+    np.testing.assert_array_equal(dropout_keep_mask(x.size, p, 1, 2), np.ones(x.size, bool))
     np.testing.assert_array_equal(nnf.dropout(x, p, 1, 2, scale=1.0), x)
 
 
@@ -256,11 +349,30 @@ def test_device_matches_cpu(device, case):
     assert_twin(fn(lambda a: to_device(a, device)), fn(lambda a: a))
 
 
-def test_dropout_large_float32_output_matches_the_stream():
-    # 2**21 + 5 elements: large enough for the streaming-store path, with a ragged tail.
-    n = (1 << 21) + 5
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n", [(1 << 21) + 5, (1 << 21) + 64 * 3])
+def test_dropout_large_float32_output_matches_the_stream(n, threads):
+    # Large enough for the streaming-store path, with a ragged tail.
     x = np.random.default_rng(4).random(n, dtype=np.float32) + 0.5
-    y = nnf.dropout(x, 0.3, 5, 7)
-    kept = sei.Generator(5, offset=7).bernoulli(n, p=0.7, dtype="uint8").astype(bool)
+    with num_threads(threads):
+        y = nnf.dropout(x, 0.3, 5, 7)
+        unaligned = np.empty(n + 1, np.float32)[1:]  # not 32-byte aligned: no streaming
+        nnf.dropout(x, 0.3, 5, 7, out=unaligned)
+    kept = dropout_keep_mask(n, 0.3, 5, 7)
     np.testing.assert_array_equal(y != 0, kept)
     np.testing.assert_array_equal(y[kept], x[kept] * np.float32(1 / 0.7))
+    np.testing.assert_array_equal(unaligned, y)
+
+
+def test_dropout_nan_and_inf_inputs():
+    """A kept NaN/Inf is scaled, a dropped one gives NaN (x * 0), on every path."""
+    n = (1 << 20) + 37
+    x = np.ones(n, np.float32)
+    x[::7] = np.nan
+    x[3::7] = np.inf
+    kept = dropout_keep_mask(n, 0.5, 1, 2)
+    for out in (nnf.dropout(x, 0.5, 1, 2), nnf.dropout(x[:300].copy(), 0.5, 1, 2)):
+        m = out.size
+        special = ~np.isfinite(x[:m])
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(x[:m]) | (special & ~kept[:m]))
+        np.testing.assert_array_equal(np.isinf(out), np.isinf(x[:m]) & kept[:m])

@@ -1,6 +1,8 @@
 // CPU kernel of the fused linear epilogue: one pass over z (N, F) adding the bias, applying
-// the activation and the dropout mask (drawn, never stored). The backward pass draws the
-// same mask and differentiates the activation from the stored output.
+// the activation and the dropout mask (drawn, never stored: the 16-bit mask draws of
+// for_mask_groups, the same mask as the dropout op for the same seed, offset and element
+// index). The backward pass draws the same mask and differentiates the activation from the
+// stored output.
 #include <algorithm>
 #include <cstdint>
 
@@ -15,7 +17,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
   const std::int64_t cols = z.shape()[1];
   const bool has_bias = bias.defined() && bias.numel() > 0;
   const bool drop = detail::drops(e.dropout_p);
-  const std::int32_t bound = detail::biased(drop ? detail::keep_threshold(e.dropout_p) : 0u);
+  const std::int32_t bound = static_cast<std::int32_t>(drop ? detail::keep_bound(e.dropout_p) : 0u);
   detail::dispatch_float(z.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* zs = z.data_as<T>();
@@ -26,7 +28,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
       constexpr Activation act = decltype(a)::value;
       // Elements [first, first + count) row piece by row piece, so that the bias index is the
       // column and each piece is one loop the compiler vectorizes.
-      auto run = [=](std::int64_t first, std::int64_t count, const std::uint32_t* words) {
+      auto run = [=](std::int64_t first, std::int64_t count, const std::uint16_t* draws) {
         // Locals, not the closure's members: stores through T* could alias those, which would
         // force a reload per element and keep the loops scalar.
         const T sl = slope, sc = scale;
@@ -36,17 +38,17 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
           const T* zi = zs + i;
           T* oi = o + i;
           const T* bi = has_bias ? b + col : nullptr;
-          if (words != nullptr) {
-            const std::uint32_t* wi = words + (i - first);
+          if (draws != nullptr) {
+            const std::uint16_t* hi = draws + (i - first);
             if (has_bias) {
               for (std::int64_t k = 0; k < len; ++k) {
                 const T v = detail::act_forward(zi[k] + bi[k], act, sl) * sc;  // formed, then selected
-                oi[k] = detail::keeps(wi[k], bd) ? v : T(0);
+                oi[k] = static_cast<std::int32_t>(hi[k]) < bd ? v : T(0);
               }
             } else {
               for (std::int64_t k = 0; k < len; ++k) {
                 const T v = detail::act_forward(zi[k], act, sl) * sc;
-                oi[k] = detail::keeps(wi[k], bd) ? v : T(0);
+                oi[k] = static_cast<std::int32_t>(hi[k]) < bd ? v : T(0);
               }
             }
           } else if (has_bias) {
@@ -58,7 +60,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
         }
       };
       if (drop) {
-        for_word_groups(z.numel(), e.seed, e.offset, run);
+        for_mask_groups(z.numel(), e.seed, e.offset, run);
       } else {
         parallel_for(z.numel(), [=](std::int64_t i0, std::int64_t i1) { run(i0, i1 - i0, nullptr); });
       }
@@ -68,7 +70,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
 
 void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_z, const Epilogue& e) {
   const bool drop = detail::drops(e.dropout_p);
-  const std::int32_t bound = detail::biased(drop ? detail::keep_threshold(e.dropout_p) : 0u);
+  const std::int32_t bound = static_cast<std::int32_t>(drop ? detail::keep_bound(e.dropout_p) : 0u);
   detail::dispatch_float(y.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* g = grad_out.data_as<T>();
@@ -79,7 +81,7 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
     detail::dispatch_activation(e.activation, [&](auto a) {
       constexpr Activation act = decltype(a)::value;
       if (drop) {
-        for_word_groups(y.numel(), e.seed, e.offset, [=](std::int64_t first, std::int64_t count, const std::uint32_t* w) {
+        for_mask_groups(y.numel(), e.seed, e.offset, [=](std::int64_t first, std::int64_t count, const std::uint16_t* h) {
           const T* gi = g + first;
           const T* yi = ys + first;
           T* out = gz + first;
@@ -87,7 +89,7 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
           const std::int32_t bd = bound;
           for (std::int64_t k = 0; k < count; ++k) {
             const T v = gi[k] * sc * detail::act_derivative(yi[k] * inv, act, sl);
-            out[k] = detail::keeps(w[k], bd) ? v : T(0);
+            out[k] = static_cast<std::int32_t>(h[k]) < bd ? v : T(0);
           }
         });
       } else {

@@ -68,19 +68,33 @@ void dispatch_activation(Activation act, F&& f) {
   }
 }
 
-// Whether a 32-bit Philox word keeps its element (word < threshold), as a signed compare of
+// Whether a 32-bit Philox word is below a threshold (Bernoulli draws), as a signed compare of
 // biased values so that loops vectorize (AVX2 has no unsigned compare).
 inline bool keeps(std::uint32_t word, std::int32_t biased_threshold) {
   return static_cast<std::int32_t>(word ^ 0x80000000u) < biased_threshold;
 }
 inline std::int32_t biased(std::uint32_t threshold) { return static_cast<std::int32_t>(threshold ^ 0x80000000u); }
 
-// Whether dropout with probability p drops anything (1 - p rounds to 1 for p <= 2^-54).
-inline bool drops(double p) { return p > 0.0 && 1.0 - p < 1.0; }
+// Dropout masks (see seisoku/mask.hpp): element i of a tensor takes the 16-bit draw
+// mask_draw(block i / 8, i % 8) of the stream and is kept when the draw is below
+// keep_bound(p) = 65536 - round(65536 p).
+constexpr std::uint32_t kMaskRange = 65536;
 
-// Keep threshold of a dropout mask: element kept when its word < threshold; needs drops(p).
-inline std::uint32_t keep_threshold(double p) {
-  return static_cast<std::uint32_t>(philox::bernoulli_threshold(1.0 - p));
+// The 16-bit draw of element e (0..7) of a Philox block: half e % 2 (0: low bits, 1: high bits)
+// of word e / 2.
+SEISOKU_HD std::uint32_t mask_draw(const philox::Block& r, int e) {
+  return (r.v[e >> 1] >> (16 * (e & 1))) & 0xFFFFu;
 }
+
+// Number of the 65536 draw values that keep an element: 65536 - round(65536 p) (halves round up).
+inline std::uint32_t keep_bound(double p) {
+  const double x = p * 65536.0;  // exact (a power-of-two scaling)
+  double dropped = std::floor(x);
+  if (x - dropped >= 0.5) dropped += 1.0;  // x - floor(x) is exact
+  return kMaskRange - static_cast<std::uint32_t>(dropped);
+}
+
+// Whether dropout with probability p drops anything: p >= 2^-17, which rounds to 1 / 65536 or more.
+inline bool drops(double p) { return keep_bound(p) < kMaskRange; }
 
 }  // namespace seisoku::detail

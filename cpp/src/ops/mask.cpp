@@ -32,7 +32,7 @@ void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, s
     scale == 1.0 ? copy(x, out) : seisoku::scale(scale, x, out);
     return;
   }
-  SEISOKU_DISPATCH(x, dropout, x, out, detail::keep_threshold(p), seed, offset, scale);
+  SEISOKU_DISPATCH(x, dropout, x, out, detail::keep_bound(p), seed, offset, scale);
 }
 
 void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint64_t seed, std::uint64_t offset) {
