@@ -2,8 +2,11 @@
 //
 // optim_step: one launch per group for every tensor of it. The host builds a chunk table (tensor
 // index, element range) and uploads it with the tensor table (pointers and coefficients) to a
-// per-device workspace in one copy; block b takes chunk b. Elementwise chunks hold kChunk elements,
-// strided over the block's threads. Max-norm chunks hold whole rows: each warp takes one row at a
+// per-device workspace in one copy; block b takes chunk b. Elementwise chunks hold kOptimChunk
+// elements, strided over the block's threads. With the fused non-finite check, a block first
+// scans its chunk's gradient (__syncthreads_or) and, when it holds NaN or Inf, adds the count to
+// its tensor's counter and leaves the chunk unchanged; the counters come back to the host (a
+// device-to-host sync) for the front-end to raise. Max-norm chunks hold whole rows: each warp takes one row at a
 // time, updates it, sums the squares of the new row in its lanes (lane l: elements l, l + 32, ...),
 // folds them with a shuffle-down tree (the CPU folds in the same order) and rescales the row while
 // it is in L1. The per-element math is optim_element, shared with the CPU.
@@ -36,7 +39,6 @@ using detail::OptimPlan;
 using detail::OptimScalars;
 using detail::OptimTensor;
 
-constexpr std::int64_t kChunk = 16384;
 constexpr int kWarps = kThreads / 32;
 
 struct Chunk {
@@ -90,13 +92,27 @@ __device__ A warp_fold(A v) {
   return v;
 }
 
+template <class T>
+__device__ bool nonfinite_value(T v) {
+  return !((v < T(0) ? -v : v) <= std::numeric_limits<T>::max());
+}
+
 template <class V, class T>
-__global__ void optim_step_kernel(const OptimTensor* tensors, const Chunk* chunks, OptimScalars scalars) {
+__global__ void optim_step_kernel(const OptimTensor* tensors, const Chunk* chunks, OptimScalars scalars,
+                                  unsigned long long* nonfinite) {
   const Chunk ch = chunks[blockIdx.x];
   const OptimTensor t = tensors[ch.tensor];
   const detail::OptimConst<T> c = detail::optim_const<T>(scalars, t);
   T* w = static_cast<T*>(t.w);
   const T* g = static_cast<const T*>(t.g);
+  if (nonfinite != nullptr) {
+    unsigned long long count = 0;
+    for (std::int64_t i = ch.begin + threadIdx.x; i < ch.end; i += blockDim.x) count += nonfinite_value(g[i]);
+    if (__syncthreads_or(count != 0)) {  // the same answer in every thread: the whole block leaves
+      if (count != 0) atomicAdd(nonfinite + ch.tensor, count);
+      return;
+    }
+  }
   T* s0 = static_cast<T*>(t.s0);
   T* s1 = static_cast<T*>(t.s1);
   T* s2 = static_cast<T*>(t.s2);
@@ -215,32 +231,42 @@ unsigned warps_grid(std::int64_t count) { return static_cast<unsigned>((count + 
 
 }  // namespace
 
-void optim_step(const OptimPlan& plan) {
+void optim_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   std::vector<Chunk> chunks;
   for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
     const OptimTensor& t = plan.tensors[i];
-    const std::int64_t step = t.row > 0 ? std::max<std::int64_t>(1, kChunk / t.row) * t.row : kChunk;
+    const std::int64_t step = detail::optim_chunk(t.row);
     for (std::int64_t b = 0; b < t.numel; b += step)
       chunks.push_back({static_cast<std::int32_t>(i), b, std::min(t.numel, b + step)});
   }
   if (chunks.empty()) return;
   DeviceGuard guard(plan.device_index);
-  const std::size_t tbytes = align8(plan.tensors.size() * sizeof(OptimTensor));
-  std::vector<unsigned char> host(tbytes + chunks.size() * sizeof(Chunk));
-  std::memcpy(host.data(), plan.tensors.data(), plan.tensors.size() * sizeof(OptimTensor));
+  const std::size_t n = plan.tensors.size();
+  const std::size_t tbytes = align8(n * sizeof(OptimTensor));
+  const std::size_t cbytes = align8(chunks.size() * sizeof(Chunk));
+  const std::size_t nbytes = nonfinite != nullptr ? n * sizeof(unsigned long long) : 0;
+  std::vector<unsigned char> host(tbytes + cbytes + nbytes, 0);  // the counters start at zero
+  std::memcpy(host.data(), plan.tensors.data(), n * sizeof(OptimTensor));
   std::memcpy(host.data() + tbytes, chunks.data(), chunks.size() * sizeof(Chunk));
   std::unique_lock<std::mutex> lock;
   auto* dev = static_cast<unsigned char*>(upload(plan.device_index, host.data(), host.size(), 0, lock));
   const auto* dt = reinterpret_cast<const OptimTensor*>(dev);
   const auto* dc = reinterpret_cast<const Chunk*>(dev + tbytes);
+  auto* dn = nonfinite != nullptr ? reinterpret_cast<unsigned long long*>(dev + tbytes + cbytes) : nullptr;
   detail::dispatch_float(plan.dtype, [&](auto tag) {
     using T = decltype(tag);
     detail::dispatch_optim_variant(plan, [&](auto variant) {
       optim_step_kernel<decltype(variant), T>
-          <<<static_cast<unsigned>(chunks.size()), kThreads, 0, stream()>>>(dt, dc, plan.s);
+          <<<static_cast<unsigned>(chunks.size()), kThreads, 0, stream()>>>(dt, dc, plan.s, dn);
     });
   });
   check_launch();
+  if (dn != nullptr) {
+    std::vector<unsigned long long> counts(n);
+    SEISOKU_CUDA_CHECK(cudaMemcpyAsync(counts.data(), dn, nbytes, cudaMemcpyDeviceToHost, stream()));
+    SEISOKU_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    for (std::size_t i = 0; i < n; ++i) nonfinite[i] += static_cast<std::int64_t>(counts[i]);
+  }
 }
 
 void optim_grad_check(const std::vector<Tensor>& grads, bool /*need_sumsq: always formed, the GPU is memory bound*/,

@@ -599,13 +599,14 @@ def test_mismatched_gradient_shape_or_dtype(device: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_nonfinite_gradient_raises_before_changing_anything(device: str, bad) -> None:
+def test_nonfinite_gradient_with_clipping_raises_before_changing_anything(device: str, bad) -> None:
+    """With clip_grad_norm the norm pass reads every gradient first: all or nothing."""
     ps = make_params(device)
     opt = optim.Adam(ps, lr=0.1, clip_grad_norm=1.0)
     set_grads(ps, grads_for(0), device)
     opt.step()
     before = [to_host(p.value).copy() for p in ps]
-    state_before = opt.state_dict()
+    state_before = opt.state_dict()["state"]
     gs = grads_for(1)
     gs[3][5, 7] = bad
     set_grads(ps, gs, device)
@@ -613,12 +614,75 @@ def test_nonfinite_gradient_raises_before_changing_anything(device: str, bad) ->
         opt.step()
     for p, w in zip(ps, before):
         np.testing.assert_array_equal(to_host(p.value), w)
-    after = opt.state_dict()
-    for i in state_before["state"]:
-        assert after["state"][i]["step"] == state_before["state"][i]["step"]
-        np.testing.assert_array_equal(
-            after["state"][i]["exp_avg"], state_before["state"][i]["exp_avg"]
+    for i, entry in opt.state_dict()["state"].items():
+        assert entry["step"] == state_before[i]["step"]
+        np.testing.assert_array_equal(entry["exp_avg"], state_before[i]["exp_avg"])
+
+
+CHUNK = 16384  # elements per chunk of the fused check (seisoku/optim.hpp)
+ROWS = CHUNK // 257 * 257  # a chunk of max-norm rows of 257: 63 rows
+# p0..p2 finite; p3 (one chunk) and p4 (chunks [0, 16384), [16384, 32768), [32768, 40000)) get
+# a non-finite value, p4 in its middle chunk only; p5 (max-norm rows) in row 100 (rows 63..125).
+RAISE_SHAPES = [(7, 5), (3, 4, 2, 2), (6,), (33, 70), (40000,), (300, 257)]
+ALL = [slice(None)]
+STEPPED_UNCHANGED = {  # flat slices stepped as from finite gradients, and left as they were
+    "p3": ([], ALL),
+    "p4": ([slice(0, CHUNK), slice(2 * CHUNK, None)], [slice(CHUNK, 2 * CHUNK)]),
+    "p5": ([slice(0, ROWS), slice(2 * ROWS, None)], [slice(ROWS, 2 * ROWS)]),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name,kw", [("Adam", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9})])
+def test_nonfinite_gradient_raise_steps_every_finite_chunk(device, name, kw, bad, threads) -> None:
+    """nonfinite="raise" without clipping checks each chunk just before stepping it: every chunk
+    with a finite gradient is stepped (as by a step from finite gradients), a chunk holding NaN
+    or Inf keeps its values and state, the tensors holding one keep their step counts, and the
+    error names the first of them; the outcome is the same for any thread count."""
+    ps, ref = make_params(device, shapes=RAISE_SHAPES), make_params("cpu", shapes=RAISE_SHAPES)
+    opts = [
+        getattr(optim, name)(
+            [{"params": q[:5]}, {"params": q[5:], "max_norm": 3.0, "regularize": True}], **kw
         )
+        for q in (ps, ref)
+    ]
+    n0 = seisoku.get_num_threads()
+    try:
+        seisoku.set_num_threads(threads)
+        for q, opt, dev in ((ps, opts[0], device), (ref, opts[1], "cpu")):
+            set_grads(q, grads_for(0, shapes=RAISE_SHAPES), dev)
+            opt.step()  # state built up before the bad step
+        before = [to_host(p.value).copy() for p in ps]
+        state_before = opts[0].state_dict()["state"]
+        gs = grads_for(1, shapes=RAISE_SHAPES)
+        set_grads(ref, gs)
+        opts[1].step()  # the reference: the same step from finite gradients
+        gs[3][5, 7] = gs[4][CHUNK + 5] = gs[5][100, 3] = bad
+        gs[4][CHUNK + 6] = np.nan
+        set_grads(ps, gs, device)
+        with pytest.raises(
+            ValueError,
+            match=r"\[optim_step\] the gradient of 'p3' .* holds 1 non-finite value\(s\) "
+            r"\(NaN or Inf\) \(2 more tensor\(s\) too\)",
+        ):
+            opts[0].step()
+    finally:
+        seisoku.set_num_threads(n0)
+    state, ref_state = opts[0].state_dict()["state"], opts[1].state_dict()["state"]
+    for i, (p, q, w) in enumerate(zip(ps, ref, before)):
+        stepped, unchanged = STEPPED_UNCHANGED.get(p.name, (ALL, []))
+        got = to_host(p.value).ravel()
+        assert np.isfinite(got).all() and state[i]["step"] == (1 if unchanged else 2), p.name
+        for sl, want, want_state in [(sl, q.value, ref_state) for sl in stepped] + [
+            (sl, w, state_before) for sl in unchanged
+        ]:
+            np.testing.assert_array_equal(got[sl], want.ravel()[sl], err_msg=p.name)
+            for k in (k for k in state[i] if k != "step"):
+                np.testing.assert_array_equal(state[i][k].ravel()[sl], want_state[i][k].ravel()[sl])
+    set_grads(ps, grads_for(2, shapes=RAISE_SHAPES), device)
+    opts[0].step()  # the next step with finite gradients goes on from there
+    assert [e["step"] for e in opts[0].state_dict()["state"].values()] == [3, 3, 3, 2, 2, 2]
 
 
 def test_nonfinite_gradient_skip_and_ignore(device: str) -> None:

@@ -3,9 +3,12 @@
 // optim_step: the tensors of a group are laid end to end and cut into one contiguous range of
 // elements per thread, balanced by element count (not by tensor), inside one OpenMP parallel
 // region; cuts fall on row boundaries of max-norm tensors and on multiples of 16 elements
-// elsewhere. Each piece of a tensor is one flat loop the compiler vectorizes (optim_element,
-// shared with the CUDA twin). A max-norm row is updated, its squared norm summed while the row is
-// still in L1/L2 and, when over the bound, rescaled there: one pass over memory.
+// elsewhere (on check chunk boundaries when the step checks). Each piece of a tensor is one flat
+// loop the compiler vectorizes (optim_element, shared with the CUDA twin). A max-norm row is
+// updated, its squared norm summed while the row is still in L1/L2 and, when over the bound,
+// rescaled there: one pass over memory. With the fused non-finite check, each chunk of
+// kOptimChunk elements of a gradient is scanned (an integer test of the exponent bits, into L2)
+// just before the same thread updates that chunk: no extra pass over memory.
 //
 // Reductions (optim_grad_check, optim_stats, row norms, max_norm_project) use 32 float64 lanes in
 // the order of a CUDA warp (lane l takes elements l, l + 32, ...; lanes folded as a shuffle tree)
@@ -14,7 +17,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.hpp"
@@ -93,10 +98,37 @@ void update_piece(const OptimPlan& plan, const OptimTensor& t, std::int64_t b, s
   }
 }
 
+// Whether x[0 .. n) holds no NaN or Inf: the magnitude bits of each element compared with those
+// of the largest finite value, an integer test that vectorizes.
+template <class T>
+bool all_finite(const T* __restrict x, std::int64_t n) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
+  U top;
+  const T big = std::numeric_limits<T>::max();
+  std::memcpy(&top, &big, sizeof top);
+  U bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (std::int64_t i = 0; i < n; ++i) {
+    U u;
+    std::memcpy(&u, x + i, sizeof u);
+    bad |= static_cast<U>((u & magnitude) > top);
+  }
+  return bad == 0;
+}
+
+template <class T>
+std::int64_t count_nonfinite(const T* x, std::int64_t n) {
+  std::int64_t c = 0;
+  for (std::int64_t i = 0; i < n; ++i) c += !std::isfinite(x[i]);
+  return c;
+}
+
 template <class V, class T>
-void run_step(const OptimPlan& plan) {
+void run_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   const std::vector<OptimTensor>& ts = plan.tensors;
   const std::size_t n = ts.size();
+  const bool check = nonfinite != nullptr;
   std::vector<std::int64_t> start(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) start[i + 1] = start[i] + ts[i].numel;
   const std::int64_t total = start[n];
@@ -108,14 +140,34 @@ void run_step(const OptimPlan& plan) {
   auto snap = [&](std::int64_t x) {
     if (x >= total) return total;
     const std::size_t i = tensor_at(x);
-    const std::int64_t unit = ts[i].row > 0 ? ts[i].row : 16;
+    const std::int64_t unit = check ? detail::optim_chunk(ts[i].row) : ts[i].row > 0 ? ts[i].row : 16;
     return start[i] + (x - start[i]) / unit * unit;
+  };
+  // Elements [b, e) of tensor i (chunk boundaries when checking).
+  auto run_piece = [&](std::size_t i, std::int64_t b, std::int64_t e) {
+    const OptimTensor& t = ts[i];
+    if (!check) {
+      update_piece<V, T>(plan, t, b, e);
+      return;
+    }
+    const T* g = static_cast<const T*>(t.g);
+    const std::int64_t chunk = detail::optim_chunk(t.row);
+    for (std::int64_t c = b; c < e; c += chunk) {
+      const std::int64_t ce = std::min(e, c + chunk);
+      if (all_finite(g + c, ce - c)) {
+        update_piece<V, T>(plan, t, c, ce);
+      } else {
+        const std::int64_t bad = count_nonfinite(g + c, ce - c);
+#pragma omp atomic
+        nonfinite[i] += bad;
+      }
+    }
   };
   auto run_range = [&](std::int64_t b, std::int64_t e) {
     while (b < e) {
       const std::size_t i = tensor_at(b);
       const std::int64_t stop = std::min(e, start[i + 1]);
-      update_piece<V, T>(plan, ts[i], b - start[i], stop - start[i]);
+      run_piece(i, b - start[i], stop - start[i]);
       b = stop;
     }
   };
@@ -167,10 +219,10 @@ void for_blocks(std::size_t count, F&& f) {
 
 }  // namespace
 
-void optim_step(const OptimPlan& plan) {
+void optim_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   detail::dispatch_float(plan.dtype, [&](auto tag) {
     using T = decltype(tag);
-    detail::dispatch_optim_variant(plan, [&](auto variant) { run_step<decltype(variant), T>(plan); });
+    detail::dispatch_optim_variant(plan, [&](auto variant) { run_step<decltype(variant), T>(plan, nonfinite); });
   });
 }
 

@@ -19,6 +19,12 @@ namespace detail {
 constexpr int kOptimLanes = 32;
 constexpr std::int64_t kOptimBlock = 8192;
 
+// The chunks of the fused non-finite check (NonFinite::raise without clip_grad_norm): a tensor
+// is cut into chunks of kOptimChunk elements from its start (a max-norm tensor: into chunks of
+// max(1, kOptimChunk / row) whole rows); each chunk's gradient is checked just before the same
+// pass updates that chunk, and a chunk holding NaN or Inf is not updated (nor its state).
+constexpr std::int64_t kOptimChunk = 16384;
+
 // One tensor of a fused step. State slots by role: SGD s0 = momentum_buffer; Adam s0 = exp_avg,
 // s1 = exp_avg_sq, s2 = max_exp_avg_sq; RMSprop s0 = square_avg, s1 = momentum_buffer,
 // s2 = grad_avg; Adagrad s0 = sum. Unused slots are null.
@@ -51,6 +57,11 @@ struct OptimScalars {
   double clip_value = 0.0;  // +inf: off
 };
 
+// Elements per check chunk of a tensor with max-norm rows of `row` elements (0: none).
+inline std::int64_t optim_chunk(std::int64_t row) {
+  return row > 0 ? (row >= kOptimChunk ? row : kOptimChunk / row * row) : kOptimChunk;
+}
+
 // One group step: the variant the kernels compile, shared constants and the tensors.
 struct OptimPlan {
   OptimKind kind = OptimKind::sgd;
@@ -64,7 +75,9 @@ struct OptimPlan {
 }  // namespace detail
 
 #define SEISOKU_OPTIM_KERNEL_DECLS                                                                            \
-  void optim_step(const detail::OptimPlan& plan);                                                             \
+  /* nonfinite null: no check. Else the fused check by chunks (kOptimChunk): nonfinite[i] += the */          \
+  /* NaN / Inf count of tensor i's gradient; its chunks holding one are left unchanged. */                   \
+  void optim_step(const detail::OptimPlan& plan, std::int64_t* nonfinite);                                    \
   /* Per tensor: count of NaN / Inf elements and, when need_sumsq, the sum of squares (blocks in order). */ \
   void optim_grad_check(const std::vector<Tensor>& grads, bool need_sumsq, std::vector<double>& sumsq,       \
                         std::vector<std::int64_t>& nonfinite);                                                \

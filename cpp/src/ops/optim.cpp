@@ -312,14 +312,18 @@ OptimStepResult optim_step(const std::vector<OptimGroup*>& groups, const OptimSt
   }
   OptimStepResult result;
   double grad_scale = 1.0;
-  if (options.nonfinite != NonFinite::ignore || options.clip_grad_norm > 0.0) {
+  const bool clip = options.clip_grad_norm > 0.0;
+  // raise without clipping: the check rides on the step itself, chunk by chunk (no extra read).
+  // skip, or any policy with clipping: one pass over every gradient first (the norm pass).
+  const bool fused_check = options.nonfinite == NonFinite::raise && !clip;
+  if (clip || options.nonfinite == NonFinite::skip) {
     std::vector<double> group_sumsq;
     for (std::size_t gi = 0; gi < groups.size(); ++gi) {
       const OptimGroup& g = *groups[gi];
       if (g.params.empty()) continue;
       std::vector<double> sumsq(g.params.size(), 0.0);
       std::vector<std::int64_t> bad(g.params.size(), 0);
-      SEISOKU_DISPATCH(g.params[0], optim_grad_check, g.grads, options.clip_grad_norm > 0.0, sumsq, bad);
+      SEISOKU_DISPATCH(g.params[0], optim_grad_check, g.grads, clip, sumsq, bad);
       if (options.nonfinite != NonFinite::ignore) {
         for (std::size_t i = 0; i < bad.size(); ++i) {
           if (bad[i] == 0) continue;
@@ -333,23 +337,48 @@ OptimStepResult optim_step(const std::vector<OptimGroup*>& groups, const OptimSt
       }
       group_sumsq.push_back(ordered_total(sumsq));
     }
-    if (options.clip_grad_norm > 0.0) {
+    if (clip) {
       result.grad_norm = std::sqrt(ordered_total(group_sumsq));
       grad_scale = std::min(1.0, options.clip_grad_norm / (result.grad_norm + 1e-6));
     }
   }
+  // The first tensor (in group and tensor order) whose gradient held NaN or Inf, its count, and
+  // how many tensors did.
+  std::string first_bad;
+  std::int64_t first_count = 0, bad_tensors = 0;
+  std::vector<std::int64_t> nonfinite;
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     OptimGroup& g = *groups[gi];
     if (g.steps.empty()) g.steps.assign(g.params.size(), 0);
     for (std::int64_t& s : g.steps) ++s;
     if (g.params.empty()) continue;
     const detail::OptimPlan plan = make_plan(g, gi, grad_scale);
-    SEISOKU_DISPATCH(g.params[0], optim_step, plan);
+    std::int64_t* counts = nullptr;
+    if (fused_check) {
+      nonfinite.assign(g.params.size(), 0);
+      counts = nonfinite.data();
+    }
+    SEISOKU_DISPATCH(g.params[0], optim_step, plan, counts);
+    for (std::size_t i = 0; counts != nullptr && i < g.params.size(); ++i) {
+      if (counts[i] == 0) continue;
+      --g.steps[i];  // not fully stepped: its step count stays
+      if (bad_tensors++ == 0) {
+        first_bad = tensor_label(g, gi, i);
+        first_count = counts[i];
+      }
+    }
     if (g.hyper.max_norm > 0.0)
       for (std::size_t i = 0; i < g.params.size(); ++i)
-        if (penalized(g, i) && plan.tensors[i].row == 0)
+        if (penalized(g, i) && plan.tensors[i].row == 0 && (counts == nullptr || counts[i] == 0))
           project_strided(g.params[i], g.hyper.max_norm, normalized_axis(g, gi, i));
   }
+  if (bad_tensors > 0)
+    detail::fail(kOp, "the gradient of " + first_bad + " holds " + std::to_string(first_count) +
+                          " non-finite value(s) (NaN or Inf)" +
+                          (bad_tensors > 1 ? " (" + std::to_string(bad_tensors - 1) + " more tensor(s) too)" : "") +
+                          "; the chunks of " + std::to_string(detail::kOptimChunk) +
+                          " elements holding them were not stepped, nor their state, and those tensors' step "
+                          "counts not advanced; every other chunk was stepped (see seisoku/optim.hpp)");
   return result;
 }
 
