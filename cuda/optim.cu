@@ -3,10 +3,10 @@
 // optim_step: one launch per group for every tensor of it. The host builds a chunk table (tensor
 // index, element range) and uploads it with the tensor table (pointers and coefficients) to a
 // per-device workspace in one copy; block b takes chunk b. Elementwise chunks hold kOptimChunk
-// elements, strided over the block's threads. With the fused non-finite check, a block first
-// scans its chunk's gradient (__syncthreads_or) and, when it holds NaN or Inf, adds the count to
-// its tensor's counter and leaves the chunk unchanged; the counters come back to the host (a
-// device-to-host sync) for the front-end to raise. Max-norm chunks hold whole rows: each warp takes one row at a
+// elements, strided over the block's threads. With the fused non-finite check, an element whose
+// gradient is NaN or Inf keeps its value and state (optim_element selects) and a max-norm row
+// holding one is skipped (a warp vote before the row is updated); the counts go to per tensor
+// counters that come back to the host (a device-to-host sync) for the front-end to raise. Max-norm chunks hold whole rows: each warp takes one row at a
 // time, updates it, sums the squares of the new row in its lanes (lane l: elements l, l + 32, ...),
 // folds them with a shuffle-down tree (the CPU folds in the same order) and rescales the row while
 // it is in L1. The per-element math is optim_element, shared with the CPU.
@@ -97,7 +97,7 @@ __device__ bool nonfinite_value(T v) {
   return !((v < T(0) ? -v : v) <= std::numeric_limits<T>::max());
 }
 
-template <class V, class T>
+template <class V, bool CHECK, class T>
 __global__ void optim_step_kernel(const OptimTensor* tensors, const Chunk* chunks, OptimScalars scalars,
                                   unsigned long long* nonfinite) {
   const Chunk ch = chunks[blockIdx.x];
@@ -105,34 +105,36 @@ __global__ void optim_step_kernel(const OptimTensor* tensors, const Chunk* chunk
   const detail::OptimConst<T> c = detail::optim_const<T>(scalars, t);
   T* w = static_cast<T*>(t.w);
   const T* g = static_cast<const T*>(t.g);
-  if (nonfinite != nullptr) {
-    unsigned long long count = 0;
-    for (std::int64_t i = ch.begin + threadIdx.x; i < ch.end; i += blockDim.x) count += nonfinite_value(g[i]);
-    if (__syncthreads_or(count != 0)) {  // the same answer in every thread: the whole block leaves
-      if (count != 0) atomicAdd(nonfinite + ch.tensor, count);
-      return;
-    }
-  }
   T* s0 = static_cast<T*>(t.s0);
   T* s1 = static_cast<T*>(t.s1);
   T* s2 = static_cast<T*>(t.s2);
+  unsigned long long bad = 0;
   if (t.row == 0) {
     if (c.first) {
       for (std::int64_t i = ch.begin + threadIdx.x; i < ch.end; i += blockDim.x)
-        detail::optim_element<V, true>(c, w, g, s0, s1, s2, i);
+        bad += !detail::optim_element<V, true, CHECK>(c, w, g, s0, s1, s2, i);
     } else {
       for (std::int64_t i = ch.begin + threadIdx.x; i < ch.end; i += blockDim.x)
-        detail::optim_element<V, false>(c, w, g, s0, s1, s2, i);
+        bad += !detail::optim_element<V, false, CHECK>(c, w, g, s0, s1, s2, i);
     }
+    if (CHECK && bad != 0) atomicAdd(nonfinite + ch.tensor, bad);
     return;
   }
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
   for (std::int64_t base = ch.begin + warp * t.row; base < ch.end; base += std::int64_t{kWarps} * t.row) {
+    if (CHECK) {  // a row holding a non-finite gradient value is skipped whole
+      unsigned long long row_bad = 0;
+      for (std::int64_t j = base + lane; j < base + t.row; j += 32) row_bad += nonfinite_value(g[j]);
+      if (__any_sync(0xffffffffu, row_bad != 0)) {
+        bad += row_bad;
+        continue;
+      }
+    }
     double acc = 0.0;
     for (std::int64_t j = base + lane; j < base + t.row; j += 32) {
-      if (c.first) detail::optim_element<V, true>(c, w, g, s0, s1, s2, j);
-      else detail::optim_element<V, false>(c, w, g, s0, s1, s2, j);
+      if (c.first) detail::optim_element<V, true, false>(c, w, g, s0, s1, s2, j);
+      else detail::optim_element<V, false, false>(c, w, g, s0, s1, s2, j);
       const double v = static_cast<double>(w[j]);
       acc += v * v;
     }
@@ -143,6 +145,7 @@ __global__ void optim_step_kernel(const OptimTensor* tensors, const Chunk* chunk
       for (std::int64_t j = base + lane; j < base + t.row; j += 32) w[j] = w[j] * s;
     }
   }
+  if (CHECK && bad != 0) atomicAdd(nonfinite + ch.tensor, bad);
 }
 
 // One warp per range: sum of squares and count of non-finite values.
@@ -256,8 +259,9 @@ void optim_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   detail::dispatch_float(plan.dtype, [&](auto tag) {
     using T = decltype(tag);
     detail::dispatch_optim_variant(plan, [&](auto variant) {
-      optim_step_kernel<decltype(variant), T>
-          <<<static_cast<unsigned>(chunks.size()), kThreads, 0, stream()>>>(dt, dc, plan.s, dn);
+      const unsigned grid = static_cast<unsigned>(chunks.size());
+      if (dn != nullptr) optim_step_kernel<decltype(variant), true, T><<<grid, kThreads, 0, stream()>>>(dt, dc, plan.s, dn);
+      else optim_step_kernel<decltype(variant), false, T><<<grid, kThreads, 0, stream()>>>(dt, dc, plan.s, dn);
     });
   });
   check_launch();

@@ -10,6 +10,7 @@ import pytest
 
 import seisoku
 from conftest import to_device, to_host
+from reference import num_threads
 from seisoku import optim
 from seisoku.nn import functional as F  # noqa: N812
 from seisoku.nn import functional as nnf
@@ -411,12 +412,10 @@ def test_replaced_arrays_are_followed() -> None:
 
 
 def test_thread_count_does_not_change_results() -> None:
-    n0 = seisoku.get_num_threads()
     shapes = [(300, 257), (40000,), (129, 3, 3, 3)]
     results = []
-    try:
-        for threads in (1, 3):
-            seisoku.set_num_threads(threads)
+    for threads in (1, 3):
+        with num_threads(threads):
             ps = make_params(shapes=shapes, seed=4)
             opt = optim.Adam(
                 [{"params": ps, "regularize": True}],
@@ -429,8 +428,6 @@ def test_thread_count_does_not_change_results() -> None:
                 set_grads(ps, grads_for(t, shapes=shapes))
                 opt.step()
             results.append(([p.value.copy() for p in ps], opt.penalty(), opt.last_grad_norm))
-    finally:
-        seisoku.set_num_threads(n0)
     for a, b in zip(results[0][0], results[1][0]):
         np.testing.assert_array_equal(a, b)
     assert results[0][1:] == results[1][1:]
@@ -598,48 +595,31 @@ def test_mismatched_gradient_shape_or_dtype(device: str) -> None:
         optim.SGD(ps2).step()
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_nonfinite_gradient_with_clipping_raises_before_changing_anything(device: str, bad) -> None:
-    """With clip_grad_norm the norm pass reads every gradient first: all or nothing."""
-    ps = make_params(device)
-    opt = optim.Adam(ps, lr=0.1, clip_grad_norm=1.0)
-    set_grads(ps, grads_for(0), device)
-    opt.step()
-    before = [to_host(p.value).copy() for p in ps]
-    state_before = opt.state_dict()["state"]
-    gs = grads_for(1)
-    gs[3][5, 7] = bad
-    set_grads(ps, gs, device)
-    with pytest.raises(ValueError, match=r"\[optim_step\] the gradient of 'p3'.*non-finite"):
-        opt.step()
-    for p, w in zip(ps, before):
-        np.testing.assert_array_equal(to_host(p.value), w)
-    for i, entry in opt.state_dict()["state"].items():
-        assert entry["step"] == state_before[i]["step"]
-        np.testing.assert_array_equal(entry["exp_avg"], state_before[i]["exp_avg"])
-
-
-CHUNK = 16384  # elements per chunk of the fused check (seisoku/optim.hpp)
-ROWS = CHUNK // 257 * 257  # a chunk of max-norm rows of 257: 63 rows
-# p0..p2 finite; p3 (one chunk) and p4 (chunks [0, 16384), [16384, 32768), [32768, 40000)) get
-# a non-finite value, p4 in its middle chunk only; p5 (max-norm rows) in row 100 (rows 63..125).
+# p0..p2 finite; p3, p4 (40000: more than one thread's range) and p5 (max-norm rows of 257) get
+# non-finite gradient values; the elements (p5: the row) holding them must stay as they were.
 RAISE_SHAPES = [(7, 5), (3, 4, 2, 2), (6,), (33, 70), (40000,), (300, 257)]
-ALL = [slice(None)]
-STEPPED_UNCHANGED = {  # flat slices stepped as from finite gradients, and left as they were
-    "p3": ([], ALL),
-    "p4": ([slice(0, CHUNK), slice(2 * CHUNK, None)], [slice(CHUNK, 2 * CHUNK)]),
-    "p5": ([slice(0, ROWS), slice(2 * ROWS, None)], [slice(ROWS, 2 * ROWS)]),
-}
+BAD_AT = {3: [5 * 70 + 7], 4: [16390, 16391, 39999], 5: [100 * 257 + 3]}
+UNCHANGED = {3: [5 * 70 + 7], 4: [16390, 16391, 39999], 5: list(range(100 * 257, 101 * 257))}
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("name,kw", [("Adam", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9})])
-def test_nonfinite_gradient_raise_steps_every_finite_chunk(device, name, kw, bad, threads) -> None:
-    """nonfinite="raise" without clipping checks each chunk just before stepping it: every chunk
-    with a finite gradient is stepped (as by a step from finite gradients), a chunk holding NaN
-    or Inf keeps its values and state, the tensors holding one keep their step counts, and the
-    error names the first of them; the outcome is the same for any thread count."""
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("Adam", {"lr": 0.1, "amsgrad": True, "l1": 1e-3}),
+        ("SGD", {"lr": 0.1, "momentum": 0.9}),
+        ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
+        ("Adagrad", {"lr": 0.1}),
+    ],
+)
+def test_nonfinite_gradient_raise_steps_every_finite_element(
+    device, name, kw, bad, threads
+) -> None:
+    """nonfinite="raise" without clipping checks in the step's own pass: every element with a
+    finite gradient is stepped (as by a step from finite gradients), an element with NaN/Inf
+    (under fused max-norm: its row) keeps its value and state, the tensors holding one keep their
+    step counts, and the error names the first of them; the same for any thread count."""
     ps, ref = make_params(device, shapes=RAISE_SHAPES), make_params("cpu", shapes=RAISE_SHAPES)
     opts = [
         getattr(optim, name)(
@@ -647,9 +627,7 @@ def test_nonfinite_gradient_raise_steps_every_finite_chunk(device, name, kw, bad
         )
         for q in (ps, ref)
     ]
-    n0 = seisoku.get_num_threads()
-    try:
-        seisoku.set_num_threads(threads)
+    with num_threads(threads):
         for q, opt, dev in ((ps, opts[0], device), (ref, opts[1], "cpu")):
             set_grads(q, grads_for(0, shapes=RAISE_SHAPES), dev)
             opt.step()  # state built up before the bad step
@@ -658,8 +636,9 @@ def test_nonfinite_gradient_raise_steps_every_finite_chunk(device, name, kw, bad
         gs = grads_for(1, shapes=RAISE_SHAPES)
         set_grads(ref, gs)
         opts[1].step()  # the reference: the same step from finite gradients
-        gs[3][5, 7] = gs[4][CHUNK + 5] = gs[5][100, 3] = bad
-        gs[4][CHUNK + 6] = np.nan
+        for i, at in BAD_AT.items():
+            gs[i].reshape(-1)[at] = bad
+        gs[4].reshape(-1)[16391] = np.nan
         set_grads(ps, gs, device)
         with pytest.raises(
             ValueError,
@@ -667,38 +646,55 @@ def test_nonfinite_gradient_raise_steps_every_finite_chunk(device, name, kw, bad
             r"\(NaN or Inf\) \(2 more tensor\(s\) too\)",
         ):
             opts[0].step()
-    finally:
-        seisoku.set_num_threads(n0)
     state, ref_state = opts[0].state_dict()["state"], opts[1].state_dict()["state"]
     for i, (p, q, w) in enumerate(zip(ps, ref, before)):
-        stepped, unchanged = STEPPED_UNCHANGED.get(p.name, (ALL, []))
+        kept = np.zeros(w.size, bool)
+        kept[UNCHANGED.get(i, [])] = True
         got = to_host(p.value).ravel()
-        assert np.isfinite(got).all() and state[i]["step"] == (1 if unchanged else 2), p.name
-        for sl, want, want_state in [(sl, q.value, ref_state) for sl in stepped] + [
-            (sl, w, state_before) for sl in unchanged
-        ]:
-            np.testing.assert_array_equal(got[sl], want.ravel()[sl], err_msg=p.name)
+        assert np.isfinite(got).all() and state[i]["step"] == (1 if kept.any() else 2), p.name
+        for sel, want, want_state in ((~kept, q.value, ref_state), (kept, w, state_before)):
+            np.testing.assert_array_equal(got[sel], want.ravel()[sel], err_msg=p.name)
             for k in (k for k in state[i] if k != "step"):
-                np.testing.assert_array_equal(state[i][k].ravel()[sl], want_state[i][k].ravel()[sl])
+                np.testing.assert_array_equal(
+                    state[i][k].ravel()[sel], want_state[i][k].ravel()[sel]
+                )
     set_grads(ps, grads_for(2, shapes=RAISE_SHAPES), device)
     opts[0].step()  # the next step with finite gradients goes on from there
     assert [e["step"] for e in opts[0].state_dict()["state"].values()] == [3, 3, 3, 2, 2, 2]
 
 
-def test_nonfinite_gradient_skip_and_ignore(device: str) -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kw", [{"clip_grad_norm": 1.0}, {"nonfinite": "skip"}])
+def test_nonfinite_gradient_all_or_nothing(device: str, kw, bad) -> None:
+    """raise with clip_grad_norm (the norm pass reads every gradient first) and skip change
+    nothing: parameters, state and step counts."""
+    ps = make_params(device)
+    opt = optim.Adam(ps, lr=0.1, **kw)
+    set_grads(ps, grads_for(0), device)
+    opt.step()
+    before = [to_host(p.value).copy() for p in ps] + [opt.state_dict()["state"]]
+    gs = grads_for(1)
+    gs[3][5, 7] = bad
+    set_grads(ps, gs, device)
+    if "clip_grad_norm" in kw:
+        with pytest.raises(ValueError, match=r"\[optim_step\] the gradient of 'p3'.*non-finite"):
+            opt.step()
+    else:
+        opt.step()
+        assert opt.skipped_steps == 1
+    for p, w in zip(ps, before):
+        np.testing.assert_array_equal(to_host(p.value), w)
+    for i, entry in opt.state_dict()["state"].items():
+        for k in ("step", "exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(entry[k], before[-1][i][k])
+
+
+def test_nonfinite_gradient_ignore(device: str) -> None:
     ps = make_params(device)
     gs = grads_for(0)
     gs[0][0, 0] = np.nan
     set_grads(ps, gs, device)
-    before = [to_host(p.value).copy() for p in ps]
-    opt = optim.SGD(ps, lr=0.1, momentum=0.9, nonfinite="skip")
-    opt.step()
-    assert opt.skipped_steps == 1
-    assert opt.state_dict()["state"][0]["step"] == 0
-    for p, w in zip(ps, before):
-        np.testing.assert_array_equal(to_host(p.value), w)
-    opt = optim.SGD(ps, lr=0.1, nonfinite="ignore")
-    opt.step()
+    optim.SGD(ps, lr=0.1, nonfinite="ignore").step()
     w = to_host(ps[0].value)
     assert np.isnan(w[0, 0]) and np.isfinite(np.delete(w.ravel(), 0)).all()
 

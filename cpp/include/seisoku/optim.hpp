@@ -36,19 +36,18 @@ enum class L1Mode { proximal, subgradient };
 // What optim_step does when a gradient holds NaN or Inf. In every policy but ignore, no NaN or
 // Inf of a gradient ever reaches a parameter or its optimizer state.
 //
-// raise (the default): the check rides on the step's own pass, at no extra read of memory. Each
-// tensor is cut into chunks of 16384 elements from its start (a tensor with fused max-norm rows:
-// into chunks of max(1, 16384 / row) whole rows); each chunk of a gradient is checked just
-// before the same pass updates that chunk, and a chunk holding NaN or Inf is not updated: that
-// slice of the parameter and of its state buffers is left exactly as it was. Every other chunk,
-// of every tensor and group, is stepped. Then optim_step throws std::invalid_argument naming the
-// first such tensor (group order, then tensor order) and its count of non-finite values. So after
-// the throw: every tensor with a finite gradient has taken the step (and counts it); a tensor
-// with a non-finite gradient keeps its step count, its chunks holding NaN/Inf are unchanged
-// and its other chunks were stepped (a tensor of at most one chunk is entirely unchanged), and a
+// raise (the default): the check rides on the step's own pass, at no extra read of memory. An
+// element whose gradient is NaN or +-Inf is not updated: its parameter value and state buffer
+// values stay exactly as they were (in a tensor with fused max-norm rows, max_norm_axis 0: the
+// whole row holding it, whose gradient is scanned just before the row is updated). Every other
+// element, of every tensor and group, is stepped. Then optim_step throws std::invalid_argument
+// naming the first such tensor (group order, then tensor order), its count of non-finite values
+// and how many other tensors had some. So after the throw: every tensor with a finite gradient
+// has taken the step (and counts it); a tensor with a non-finite gradient keeps its step count,
+// its elements (rows) with finite gradients were stepped with this step's coefficients, and a
 // max-norm projection along an axis other than 0 is not applied to it. The outcome depends
-// neither on the thread count nor on the device. (A check that stopped at the first non-finite
-// value would leave a state that depends on how the threads reached it.)
+// neither on the thread count nor on the device. (Stopping at the first non-finite value instead
+// would leave a state that depends on how the threads reached it.)
 // raise with clip_grad_norm > 0: the global norm pass reads every gradient before the step
 // anyway and the check rides on it: the throw comes before anything is changed.
 // skip: one more read of every gradient before the step (or the norm pass, with clipping); when

@@ -3,12 +3,13 @@
 // optim_step: the tensors of a group are laid end to end and cut into one contiguous range of
 // elements per thread, balanced by element count (not by tensor), inside one OpenMP parallel
 // region; cuts fall on row boundaries of max-norm tensors and on multiples of 16 elements
-// elsewhere (on check chunk boundaries when the step checks). Each piece of a tensor is one flat
-// loop the compiler vectorizes (optim_element, shared with the CUDA twin). A max-norm row is
-// updated, its squared norm summed while the row is still in L1/L2 and, when over the bound,
-// rescaled there: one pass over memory. With the fused non-finite check, each chunk of
-// kOptimChunk elements of a gradient is scanned (an integer test of the exponent bits, into L2)
-// just before the same thread updates that chunk: no extra pass over memory.
+// elsewhere. Each piece of a tensor is one flat loop the compiler vectorizes (optim_element,
+// shared with the CUDA twin). A max-norm row is updated, its squared norm summed while the row is
+// still in L1/L2 and, when over the bound, rescaled there: one pass over memory. The fused
+// non-finite check costs no pass of its own: the gradient of each block of kCheckBlock elements
+// (a max-norm row) is scanned, an integer test of the magnitude bits, just before the same loop
+// updates the block from L1; a block holding NaN or Inf takes the loop that keeps those elements'
+// values and state (a max-norm row holding one is skipped whole).
 //
 // Reductions (optim_grad_check, optim_stats, row norms, max_norm_project) use 32 float64 lanes in
 // the order of a CUDA warp (lane l takes elements l, l + 32, ...; lanes folded as a shuffle tree)
@@ -60,63 +61,6 @@ double lanes_sumsq(const T* __restrict x, std::int64_t n) {
   return fold_lanes(acc);
 }
 
-template <class V, bool FIRST, class T>
-void update_loop(const OptimConst<T> c, T* __restrict w, const T* __restrict g, T* __restrict s0, T* __restrict s1,
-                 T* __restrict s2, std::int64_t b, std::int64_t e) {
-  for (std::int64_t i = b; i < e; ++i) detail::optim_element<V, FIRST>(c, w, g, s0, s1, s2, i);
-}
-
-template <class V, class T>
-void update_range(const OptimConst<T>& c, T* w, const T* g, T* s0, T* s1, T* s2, std::int64_t b, std::int64_t e) {
-  if (V::kind == OptimKind::sgd && V::momentum && c.first) update_loop<V, true>(c, w, g, s0, s1, s2, b, e);
-  else update_loop<V, false>(c, w, g, s0, s1, s2, b, e);
-}
-
-// Elements [b, e) of one tensor; for a max-norm tensor b and e are row boundaries.
-template <class V, class T>
-void update_piece(const OptimPlan& plan, const OptimTensor& t, std::int64_t b, std::int64_t e) {
-  const OptimConst<T> c = detail::optim_const<T>(plan.s, t);
-  T* w = static_cast<T*>(t.w);
-  const T* g = static_cast<const T*>(t.g);
-  T* s0 = static_cast<T*>(t.s0);
-  T* s1 = static_cast<T*>(t.s1);
-  T* s2 = static_cast<T*>(t.s2);
-  if (t.row == 0) {
-    update_range<V, T>(c, w, g, s0, s1, s2, b, e);
-    return;
-  }
-  for (std::int64_t r = b; r < e; r += t.row) {
-    // One pass over memory: the row is updated, then its squared norm summed (lanes in the GPU's
-    // order) and the row rescaled while it is still in L1/L2.
-    update_range<V, T>(c, w, g, s0, s1, s2, r, r + t.row);
-    const double norm = std::sqrt(lanes_sumsq(w + r, t.row));
-    if (norm > t.max_norm) {
-      const T s = static_cast<T>(t.max_norm / norm);
-      T* __restrict x = w + r;
-      for (std::int64_t i = 0; i < t.row; ++i) x[i] = x[i] * s;
-    }
-  }
-}
-
-// Whether x[0 .. n) holds no NaN or Inf: the magnitude bits of each element compared with those
-// of the largest finite value, an integer test that vectorizes.
-template <class T>
-bool all_finite(const T* __restrict x, std::int64_t n) {
-  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
-  U top;
-  const T big = std::numeric_limits<T>::max();
-  std::memcpy(&top, &big, sizeof top);
-  U bad = 0;
-#pragma omp simd reduction(| : bad)
-  for (std::int64_t i = 0; i < n; ++i) {
-    U u;
-    std::memcpy(&u, x + i, sizeof u);
-    bad |= static_cast<U>((u & magnitude) > top);
-  }
-  return bad == 0;
-}
-
 template <class T>
 std::int64_t count_nonfinite(const T* x, std::int64_t n) {
   std::int64_t c = 0;
@@ -124,11 +68,103 @@ std::int64_t count_nonfinite(const T* x, std::int64_t n) {
   return c;
 }
 
-template <class V, class T>
+// Whether x[0 .. n) holds no NaN or Inf: the largest magnitude bits, compared with those of the
+// largest finite value (integer max and or reductions vectorize; float ones would not).
+template <class T>
+bool all_finite(const T* __restrict x, std::int64_t n) {
+  using S = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+  constexpr S magnitude = std::numeric_limits<S>::max();
+  S top;
+  const T big = std::numeric_limits<T>::max();
+  std::memcpy(&top, &big, sizeof top);
+  S acc = 0;
+#pragma GCC unroll 4
+  for (std::int64_t i = 0; i < n; ++i) {
+    S u;
+    std::memcpy(&u, x + i, sizeof u);
+    if constexpr (sizeof(T) == 4) {
+      u &= magnitude;
+      acc = u > acc ? u : acc;  // vpmaxsd
+    } else {
+      acc |= static_cast<S>((u & magnitude) > top);  // no 64-bit max before AVX-512
+    }
+  }
+  return sizeof(T) == 4 ? acc <= top : acc == 0;
+}
+
+template <class V, bool FIRST, bool CHECK, class T>
+void update_loop(const OptimConst<T> c, T* __restrict w, const T* __restrict g, T* __restrict s0, T* __restrict s1,
+                 T* __restrict s2, std::int64_t b, std::int64_t e) {
+  for (std::int64_t i = b; i < e; ++i) detail::optim_element<V, FIRST, CHECK>(c, w, g, s0, s1, s2, i);
+}
+
+// Elements per block of the fused check: the block's gradient is scanned (into L1) just before
+// the plain update loop runs over it; a block holding NaN or Inf runs the selecting loop instead.
+constexpr std::int64_t kCheckBlock = 2048;
+
+// Elements [b, e): the step. CHECK: elements with a non-finite gradient keep their values and
+// state; returns how many there were.
+template <class V, bool CHECK, class T>
+std::int64_t update_range(const OptimConst<T>& c, T* w, const T* g, T* s0, T* s1, T* s2, std::int64_t b,
+                          std::int64_t e) {
+  const bool first = V::kind == OptimKind::sgd && V::momentum && c.first;
+  auto plain = [&](std::int64_t lo, std::int64_t hi) {
+    if (first) update_loop<V, true, false>(c, w, g, s0, s1, s2, lo, hi);
+    else update_loop<V, false, false>(c, w, g, s0, s1, s2, lo, hi);
+  };
+  if constexpr (!CHECK) {
+    plain(b, e);
+    return 0;
+  } else {
+    std::int64_t bad = 0;
+    for (std::int64_t lo = b; lo < e; lo += kCheckBlock) {
+      const std::int64_t hi = std::min(e, lo + kCheckBlock);
+      if (all_finite(g + lo, hi - lo)) {
+        plain(lo, hi);
+        continue;
+      }
+      if (first) update_loop<V, true, true>(c, w, g, s0, s1, s2, lo, hi);
+      else update_loop<V, false, true>(c, w, g, s0, s1, s2, lo, hi);
+      bad += count_nonfinite(g + lo, hi - lo);
+    }
+    return bad;
+  }
+}
+
+// Elements [b, e) of one tensor; for a max-norm tensor b and e are row boundaries. CHECK: returns
+// the count of non-finite gradient values; their elements (max-norm: their rows) are unchanged.
+template <class V, bool CHECK, class T>
+std::int64_t update_piece(const OptimPlan& plan, const OptimTensor& t, std::int64_t b, std::int64_t e) {
+  const OptimConst<T> c = detail::optim_const<T>(plan.s, t);
+  T* w = static_cast<T*>(t.w);
+  const T* g = static_cast<const T*>(t.g);
+  T* s0 = static_cast<T*>(t.s0);
+  T* s1 = static_cast<T*>(t.s1);
+  T* s2 = static_cast<T*>(t.s2);
+  if (t.row == 0) return update_range<V, CHECK, T>(c, w, g, s0, s1, s2, b, e);
+  std::int64_t bad = 0;
+  for (std::int64_t r = b; r < e; r += t.row) {
+    if (CHECK && !all_finite(g + r, t.row)) {  // the row is then in L1/L2 for the update
+      bad += count_nonfinite(g + r, t.row);
+      continue;
+    }
+    // One pass over memory: the row is updated, then its squared norm summed (lanes in the GPU's
+    // order) and the row rescaled while it is still in L1/L2.
+    update_range<V, false, T>(c, w, g, s0, s1, s2, r, r + t.row);
+    const double norm = std::sqrt(lanes_sumsq(w + r, t.row));
+    if (norm > t.max_norm) {
+      const T s = static_cast<T>(t.max_norm / norm);
+      T* __restrict x = w + r;
+      for (std::int64_t i = 0; i < t.row; ++i) x[i] = x[i] * s;
+    }
+  }
+  return bad;
+}
+
+template <class V, bool CHECK, class T>
 void run_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   const std::vector<OptimTensor>& ts = plan.tensors;
   const std::size_t n = ts.size();
-  const bool check = nonfinite != nullptr;
   std::vector<std::int64_t> start(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) start[i + 1] = start[i] + ts[i].numel;
   const std::int64_t total = start[n];
@@ -140,34 +176,18 @@ void run_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   auto snap = [&](std::int64_t x) {
     if (x >= total) return total;
     const std::size_t i = tensor_at(x);
-    const std::int64_t unit = check ? detail::optim_chunk(ts[i].row) : ts[i].row > 0 ? ts[i].row : 16;
+    const std::int64_t unit = ts[i].row > 0 ? ts[i].row : 16;
     return start[i] + (x - start[i]) / unit * unit;
-  };
-  // Elements [b, e) of tensor i (chunk boundaries when checking).
-  auto run_piece = [&](std::size_t i, std::int64_t b, std::int64_t e) {
-    const OptimTensor& t = ts[i];
-    if (!check) {
-      update_piece<V, T>(plan, t, b, e);
-      return;
-    }
-    const T* g = static_cast<const T*>(t.g);
-    const std::int64_t chunk = detail::optim_chunk(t.row);
-    for (std::int64_t c = b; c < e; c += chunk) {
-      const std::int64_t ce = std::min(e, c + chunk);
-      if (all_finite(g + c, ce - c)) {
-        update_piece<V, T>(plan, t, c, ce);
-      } else {
-        const std::int64_t bad = count_nonfinite(g + c, ce - c);
-#pragma omp atomic
-        nonfinite[i] += bad;
-      }
-    }
   };
   auto run_range = [&](std::int64_t b, std::int64_t e) {
     while (b < e) {
       const std::size_t i = tensor_at(b);
       const std::int64_t stop = std::min(e, start[i + 1]);
-      run_piece(i, b - start[i], stop - start[i]);
+      const std::int64_t bad = update_piece<V, CHECK, T>(plan, ts[i], b - start[i], stop - start[i]);
+      if (CHECK && bad != 0) {
+#pragma omp atomic
+        nonfinite[i] += bad;
+      }
       b = stop;
     }
   };
@@ -222,7 +242,10 @@ void for_blocks(std::size_t count, F&& f) {
 void optim_step(const OptimPlan& plan, std::int64_t* nonfinite) {
   detail::dispatch_float(plan.dtype, [&](auto tag) {
     using T = decltype(tag);
-    detail::dispatch_optim_variant(plan, [&](auto variant) { run_step<decltype(variant), T>(plan, nonfinite); });
+    detail::dispatch_optim_variant(plan, [&](auto variant) {
+      if (nonfinite != nullptr) run_step<decltype(variant), true, T>(plan, nonfinite);
+      else run_step<decltype(variant), false, T>(plan, nullptr);
+    });
   });
 }
 

@@ -19,10 +19,8 @@ namespace detail {
 constexpr int kOptimLanes = 32;
 constexpr std::int64_t kOptimBlock = 8192;
 
-// The chunks of the fused non-finite check (NonFinite::raise without clip_grad_norm): a tensor
-// is cut into chunks of kOptimChunk elements from its start (a max-norm tensor: into chunks of
-// max(1, kOptimChunk / row) whole rows); each chunk's gradient is checked just before the same
-// pass updates that chunk, and a chunk holding NaN or Inf is not updated (nor its state).
+// Elementwise tensors are handed to the CUDA kernel in chunks of kOptimChunk elements, max-norm
+// tensors in chunks of max(1, kOptimChunk / row) whole rows.
 constexpr std::int64_t kOptimChunk = 16384;
 
 // One tensor of a fused step. State slots by role: SGD s0 = momentum_buffer; Adam s0 = exp_avg,
@@ -57,7 +55,7 @@ struct OptimScalars {
   double clip_value = 0.0;  // +inf: off
 };
 
-// Elements per check chunk of a tensor with max-norm rows of `row` elements (0: none).
+// Elements per CUDA chunk of a tensor with max-norm rows of `row` elements (0: none).
 inline std::int64_t optim_chunk(std::int64_t row) {
   return row > 0 ? (row >= kOptimChunk ? row : kOptimChunk / row * row) : kOptimChunk;
 }
@@ -75,8 +73,8 @@ struct OptimPlan {
 }  // namespace detail
 
 #define SEISOKU_OPTIM_KERNEL_DECLS                                                                            \
-  /* nonfinite null: no check. Else the fused check by chunks (kOptimChunk): nonfinite[i] += the */          \
-  /* NaN / Inf count of tensor i's gradient; its chunks holding one are left unchanged. */                   \
+  /* nonfinite null: no check. Else the fused check: nonfinite[i] += the NaN / Inf count of tensor i's */     \
+  /* gradient; those elements (max-norm tensors: those rows) keep their values and state. */                 \
   void optim_step(const detail::OptimPlan& plan, std::int64_t* nonfinite);                                    \
   /* Per tensor: count of NaN / Inf elements and, when need_sumsq, the sum of squares (blocks in order). */ \
   void optim_grad_check(const std::vector<Tensor>& grads, bool need_sumsq, std::vector<double>& sumsq,       \

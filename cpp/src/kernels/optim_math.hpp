@@ -70,13 +70,25 @@ struct OptimVariant {
   static constexpr bool momentum = MOM, nesterov = NEST, amsgrad = AMS, centered = CENT, prox = PROX;
 };
 
+// Stores v at p[i], or (CHECK and not ok) stores back the value `old` read before: a select, not
+// a branch, so that loops vectorize; every element is written either way.
+template <bool CHECK, class T>
+SEISOKU_HD void put(T* p, std::int64_t i, T v, T old, bool ok) {
+  if constexpr (CHECK) p[i] = ok ? v : old;
+  else p[i] = v;
+}
+
 // Updates element i: w, its gradient and its state buffers (s0, s1, s2 by role, see
 // OptimTensor), in place. FIRST: the first SGD momentum step (the buffer becomes the gradient).
-// Written without branches so that the CPU loops vectorize; NaN propagates.
-template <class V, bool FIRST, class T>
-SEISOKU_HD void optim_element(const OptimConst<T>& c, T* w, const T* g, T* s0, T* s1, T* s2, std::int64_t i) {
+// CHECK: an element whose gradient is NaN or Inf keeps its value and state (the result is
+// formed, then not selected); returns whether the gradient was finite (always true without
+// CHECK). Written without branches so that the CPU loops vectorize; NaN propagates.
+template <class V, bool FIRST, bool CHECK, class T>
+SEISOKU_HD bool optim_element(const OptimConst<T>& c, T* w, const T* g, T* s0, T* s1, T* s2, std::int64_t i) {
   const T w0 = w[i];
-  T gr = g[i] * c.gscale;
+  const T g0 = g[i];
+  const bool ok = !CHECK || g0 - g0 == T(0);  // x - x is NaN exactly for NaN and +-Inf
+  T gr = g0 * c.gscale;
   gr = gr < -c.clip ? -c.clip : gr;
   gr = gr > c.clip ? c.clip : gr;
   gr = gr + c.l2 * w0;
@@ -87,47 +99,53 @@ SEISOKU_HD void optim_element(const OptimConst<T>& c, T* w, const T* g, T* s0, T
   if constexpr (V::kind == OptimKind::sgd) {
     T d = gr;
     if constexpr (V::momentum) {
+      const T b0 = s0[i];
       T b;
       if constexpr (FIRST) b = gr;
-      else b = s0[i] * c.mu + c.damp1 * gr;
-      s0[i] = b;
+      else b = b0 * c.mu + c.damp1 * gr;
+      put<CHECK>(s0, i, b, b0, ok);
       if constexpr (V::nesterov) d = gr + c.mu * b;
       else d = b;
     }
     wn = wd + c.neg_lr * d;
   } else if constexpr (V::kind == OptimKind::adam) {
-    const T m = lerp_(s0[i], gr, c.beta1c);
-    s0[i] = m;
-    T v = s1[i] * c.beta2 + (c.beta2c * gr) * gr;
-    s1[i] = v;
+    const T m0 = s0[i], v0 = s1[i];
+    const T m = lerp_(m0, gr, c.beta1c);
+    put<CHECK>(s0, i, m, m0, ok);
+    T v = v0 * c.beta2 + (c.beta2c * gr) * gr;
+    put<CHECK>(s1, i, v, v0, ok);
     if constexpr (V::amsgrad) {
       const T vm = s2[i];
       v = ((vm > v) | (vm != vm)) ? vm : v;
-      s2[i] = v;
+      put<CHECK>(s2, i, v, vm, ok);
     }
     scale = sqrt_(v) / c.bc2_sqrt + c.eps;
     wn = wd + (c.neg_step * m) / scale;
   } else if constexpr (V::kind == OptimKind::rmsprop) {
-    const T v = s0[i] * c.alpha + (c.alphac * gr) * gr;
-    s0[i] = v;
+    const T a0 = s0[i];
+    const T v = a0 * c.alpha + (c.alphac * gr) * gr;
+    put<CHECK>(s0, i, v, a0, ok);
     if constexpr (V::centered) {
-      const T ga = lerp_(s2[i], gr, c.alphac);
-      s2[i] = ga;
+      const T ga0 = s2[i];
+      const T ga = lerp_(ga0, gr, c.alphac);
+      put<CHECK>(s2, i, ga, ga0, ok);
       scale = sqrt_(v + (T(-1) * ga) * ga);
     } else {
       scale = sqrt_(v);
     }
     scale = scale + c.eps;
     if constexpr (V::momentum) {
-      const T b = s1[i] * c.mu + gr / scale;
-      s1[i] = b;
+      const T b0 = s1[i];
+      const T b = b0 * c.mu + gr / scale;
+      put<CHECK>(s1, i, b, b0, ok);
       wn = wd + c.neg_lr * b;
     } else {
       wn = wd + (c.neg_lr * gr) / scale;
     }
   } else {  // adagrad
-    const T s = s0[i] + gr * gr;
-    s0[i] = s;
+    const T s00 = s0[i];
+    const T s = s00 + gr * gr;
+    put<CHECK>(s0, i, s, s00, ok);
     scale = sqrt_(s) + c.eps;
     wn = wd + (c.neg_lr * gr) / scale;
   }
@@ -136,7 +154,8 @@ SEISOKU_HD void optim_element(const OptimConst<T>& c, T* w, const T* g, T* s0, T
     const T a = (wn < T(0) ? -wn : wn) - tau;
     wn = a > T(0) ? (wn < T(0) ? -a : a) : T(0);
   }
-  w[i] = wn;
+  put<CHECK>(w, i, wn, w0, ok);
+  return ok;
 }
 
 // Calls f(V{}) with the variant of the plan.

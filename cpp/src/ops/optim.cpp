@@ -313,7 +313,7 @@ OptimStepResult optim_step(const std::vector<OptimGroup*>& groups, const OptimSt
   OptimStepResult result;
   double grad_scale = 1.0;
   const bool clip = options.clip_grad_norm > 0.0;
-  // raise without clipping: the check rides on the step itself, chunk by chunk (no extra read).
+  // raise without clipping: the check rides on the step's own pass (no extra read).
   // skip, or any policy with clipping: one pass over every gradient first (the norm pass).
   const bool fused_check = options.nonfinite == NonFinite::raise && !clip;
   if (clip || options.nonfinite == NonFinite::skip) {
@@ -376,9 +376,9 @@ OptimStepResult optim_step(const std::vector<OptimGroup*>& groups, const OptimSt
     detail::fail(kOp, "the gradient of " + first_bad + " holds " + std::to_string(first_count) +
                           " non-finite value(s) (NaN or Inf)" +
                           (bad_tensors > 1 ? " (" + std::to_string(bad_tensors - 1) + " more tensor(s) too)" : "") +
-                          "; the chunks of " + std::to_string(detail::kOptimChunk) +
-                          " elements holding them were not stepped, nor their state, and those tensors' step "
-                          "counts not advanced; every other chunk was stepped (see seisoku/optim.hpp)");
+                          "; their elements (rows, under a fused max-norm) were not stepped, nor their state, "
+                          "and those tensors' step counts not advanced; every other element was stepped "
+                          "(see seisoku/optim.hpp)");
   return result;
 }
 
