@@ -97,26 +97,28 @@ TEST(Optim, ProximalL1MaxNormAndExemptBias) {
   EXPECT_NEAR(st.penalty, 0.2 * st.abs_sum[0], 1e-15);
 }
 
-TEST(Optim, NonFiniteGradientChangesNothing) {
+TEST(Optim, NonFiniteGradientRaiseThenSkip) {
   seisoku::OptimHyper h;
   h.lr = 0.1;
   h.momentum = 0.9;
   Tensor w = filled({2, 3}, 0.0, 1.0), g = filled({2, 3}, 1.0, 0.0);
   g.data_as<double>()[4] = std::numeric_limits<double>::quiet_NaN();
-  const std::vector<double> w0 = values(w);
+  std::vector<double> w1 = values(w);
+  for (std::size_t i = 0; i < w1.size(); ++i) w1[i] = i == 4 ? w1[i] : w1[i] + -0.1 * 1.0;
   OptimGroup grp = group_of(h, {w}, {g});
   grp.names = {"fc.weight"};
   try {
-    seisoku::optim_step(grp);
+    seisoku::optim_step(grp);  // raise: the NaN element keeps its value, the others step
     FAIL() << "expected std::invalid_argument";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("'fc.weight'"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(values(w), w0);
+  EXPECT_EQ(values(w), w1);
+  EXPECT_EQ(grp.steps[0], 0);
   seisoku::OptimStepOptions skip;
   skip.nonfinite = seisoku::NonFinite::skip;
-  EXPECT_FALSE(seisoku::optim_step(grp, skip).applied);
-  EXPECT_EQ(values(w), w0);
+  EXPECT_FALSE(seisoku::optim_step(grp, skip).applied);  // skip: nothing changes
+  EXPECT_EQ(values(w), w1);
   EXPECT_EQ(grp.steps[0], 0);
 }
 
@@ -168,6 +170,24 @@ TEST(Optim, BadHyperParametersThrow) {
   Tensor w = filled({2, 2}, 0.0, 1.0), g = filled({3}, 0.0, 1.0);
   OptimGroup grp = group_of(ok, {w}, {g});
   EXPECT_THROW(seisoku::optim_step(grp), std::invalid_argument);  // shape mismatch
+}
+
+TEST(Optim, ParameterInTwoGroupsThrowsBeforeAnyStep) {
+  seisoku::OptimHyper h;
+  h.lr = 0.1;
+  Tensor a = filled({2, 2}, 0.0, 1.0), b = filled({3}, 1.0, 1.0), g = filled({2, 2}, 1.0, 0.0);
+  Tensor gb = filled({3}, 1.0, 0.0);
+  OptimGroup first = group_of(h, {a, b}, {g, gb}), second = group_of(h, {a}, {g});
+  second.names = {"shared"};
+  const std::vector<double> a0 = values(a);
+  try {
+    seisoku::optim_step(std::vector<OptimGroup*>{&first, &second});
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'shared' (group 1, tensor 0) appears twice"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(values(a), a0);
+  EXPECT_EQ(first.steps[0], 0);
 }
 
 // y = X a + c learned by a Linear(3 -> 1) with SGD-momentum, coupled L2 and max-norm.

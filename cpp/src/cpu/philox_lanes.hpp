@@ -116,8 +116,13 @@ inline void philox_blocks(std::uint64_t seed, std::uint64_t offset, std::uint64_
     else detail_avx512::philox_sets<2>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
   }
 #elif defined(__AVX2__)
-  for (int j = 0; j < B; j += 16)
-    detail_avx2::philox_sets<4>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
+  int j = 0;
+  for (; j + 12 <= B; j += 12)
+    detail_avx2::philox_sets<3>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
+  for (; j + 8 <= B; j += 8)
+    detail_avx2::philox_sets<2>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
+  for (; j < B; j += 4)
+    detail_avx2::philox_sets<1>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
 #else
   for (int j0 = 0; j0 < B; j0 += 16) {
     std::uint32_t c0[16], c1[16], c2[16], c3[16];

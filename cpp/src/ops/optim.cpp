@@ -6,8 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
-#include <unordered_set>
+#include <vector>
 
 #include "core/check.hpp"
 #include "kernels/optim.hpp"
@@ -60,7 +61,14 @@ bool penalized(const OptimGroup& g, std::size_t i) {
   return g.penalize.empty() ? g.params[i].dim() >= 2 : g.penalize[i] != 0;
 }
 
-void check_group(const OptimGroup& g, std::size_t gi, std::unordered_set<const void*>& seen) {
+// Appends (data pointer, group, tensor) of each non-empty parameter to `seen`, checked for
+// duplicates once all groups are in (a sort, no allocation per tensor).
+struct Seen {
+  const void* data;
+  std::size_t group, tensor;
+};
+
+void check_group(const OptimGroup& g, std::size_t gi, std::vector<Seen>& seen) {
   optim_check_hyper(g.hyper);
   const std::size_t n = g.params.size();
   const std::string gname = "group " + std::to_string(gi);
@@ -118,9 +126,7 @@ void check_group(const OptimGroup& g, std::size_t gi, std::unordered_set<const v
     }
     if (g.steps.size() == n && g.steps[i] < 0)
       detail::fail(kOp, "step count of " + tensor_label(g, gi, i) + " is negative: " + std::to_string(g.steps[i]));
-    if (p.numel() > 0 && !seen.insert(p.data()).second)
-      detail::fail(kOp, "param " + tensor_label(g, gi, i) +
-                            " appears twice (a parameter may be stepped only once per step)");
+    if (p.numel() > 0) seen.push_back({p.data(), gi, i});
     if (penalized(g, i) && g.hyper.max_norm > 0.0) normalized_axis(g, gi, i);
   }
 }
@@ -170,6 +176,9 @@ detail::OptimPlan make_plan(const OptimGroup& g, std::size_t gi, double grad_sca
   }
   const std::size_t n = g.params.size();
   plan.tensors.resize(n);
+  // Adam's bias corrections of the last step count seen (tensors of a group mostly share it).
+  std::int64_t corrected = -1;
+  double step_size = 0.0, bc2_sqrt = 1.0;
   for (std::size_t i = 0; i < n; ++i) {
     detail::OptimTensor& t = plan.tensors[i];
     const Tensor& p = g.params[i];
@@ -186,8 +195,13 @@ detail::OptimPlan make_plan(const OptimGroup& g, std::size_t gi, double grad_sca
     t.lr = lr;
     t.step_size = lr;
     if (h.kind == OptimKind::adam) {
-      t.step_size = lr / (1.0 - std::pow(h.beta1, step));
-      t.bc2_sqrt = std::sqrt(1.0 - std::pow(h.beta2, step));
+      if (g.steps[i] != corrected) {
+        corrected = g.steps[i];
+        step_size = lr / (1.0 - std::pow(h.beta1, step));
+        bc2_sqrt = std::sqrt(1.0 - std::pow(h.beta2, step));
+      }
+      t.step_size = step_size;
+      t.bc2_sqrt = bc2_sqrt;
     }
     t.first = h.kind == OptimKind::sgd && g.steps[i] == 1;
     if (pen) {
@@ -305,11 +319,20 @@ OptimStepResult optim_step(const std::vector<OptimGroup*>& groups, const OptimSt
   if (options.nonfinite != NonFinite::raise && options.nonfinite != NonFinite::skip &&
       options.nonfinite != NonFinite::ignore)
     detail::fail(kOp, "unknown nonfinite policy");
-  std::unordered_set<const void*> seen;
+  std::vector<Seen> seen;
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
     if (groups[gi] == nullptr) detail::fail(kOp, "group " + std::to_string(gi) + " is null");
+    seen.reserve(seen.size() + groups[gi]->params.size());
     check_group(*groups[gi], gi, seen);
   }
+  std::sort(seen.begin(), seen.end(), [](const Seen& a, const Seen& b) {
+    return std::less<const void*>()(a.data, b.data) ||
+           (a.data == b.data && (a.group < b.group || (a.group == b.group && a.tensor < b.tensor)));
+  });
+  for (std::size_t k = 1; k < seen.size(); ++k)
+    if (seen[k].data == seen[k - 1].data)
+      detail::fail(kOp, "param " + tensor_label(*groups[seen[k].group], seen[k].group, seen[k].tensor) +
+                            " appears twice (a parameter may be stepped only once per step)");
   OptimStepResult result;
   double grad_scale = 1.0;
   const bool clip = options.clip_grad_norm > 0.0;
