@@ -45,7 +45,6 @@ from .train import History, Trainer
 Array = Any
 
 SOLVERS = ("adam", "sgd")
-_CACHES = ("_saved", "_x", "_y", "_indices", "_shape")
 
 
 def _check_params(est: _BaseMLP) -> tuple[int, ...]:
@@ -87,14 +86,6 @@ def _check_params(est: _BaseMLP) -> tuple[int, ...]:
     if est.augment is not None and not callable(est.augment):
         raise ValueError(f"augment must be None or a callable(x_batch, step), got {est.augment!r}")
     return tuple(int(s) for s in sizes)
-
-
-def _drop_caches(model: nn.Module) -> None:
-    """Forget the arrays layers keep from their last forward (smaller pickles)."""
-    for _, m in model.named_modules():
-        for name in _CACHES:
-            if name in m.__dict__:
-                object.__delattr__(m, name)
 
 
 class _BaseMLP(BaseEstimator):
@@ -226,7 +217,7 @@ class _BaseMLP(BaseEstimator):
                 f"{type(self).__name__}: training diverged ({history.stop_reason}); lower "
                 f"learning_rate_init (now {self.learning_rate_init})"
             )
-        _drop_caches(model)
+        model.release_buffers()
         self.model_ = model
         self.history_: History = history
         self.n_iter_ = len(history.epochs)
@@ -277,7 +268,7 @@ class _BaseMLP(BaseEstimator):
         for i in range(0, X.shape[0], 4096):
             out = model.forward(self._to_device(X[i : i + 4096]))
             outs.append(np.array(out.get() if hasattr(out, "get") else out, copy=True))
-        _drop_caches(model)
+        model.release_buffers()
         if not outs:
             return np.zeros((0, self.n_outputs_), dtype=np.float32)
         return np.concatenate(outs)

@@ -38,8 +38,7 @@ from .callbacks import (
     JSONLogger,
     LRSchedule,
 )
-from .nn.loss import CrossEntropyLoss, Loss
-from .nn.module import Module
+from .nn import CrossEntropyLoss, Loss, Module
 from .random import Generator, default_generator
 
 Array = Any

@@ -11,9 +11,8 @@ import pytest
 import seisoku
 from conftest import to_device, to_host
 from seisoku import optim
-from seisoku.nn import functional as F  # noqa: N812
+from seisoku.nn import Parameter
 from seisoku.nn import functional as nnf
-from seisoku.nn.module import Parameter
 
 SHAPES = [(7, 5), (3, 4, 2, 2), (6,), (33, 70)]
 
@@ -577,8 +576,16 @@ def test_bad_groups() -> None:
         opt.step()
 
 
+class PlainParameter:
+    """Any object with .value and .grad arrays can be optimized (its arrays checked each step)."""
+
+    def __init__(self, value, name: str) -> None:
+        self.value, self.name = value, name
+        self.grad = seisoku._array.array_module(value).zeros_like(value)
+
+
 def test_mismatched_gradient_shape_or_dtype(device: str) -> None:
-    ps = make_params(device)
+    ps = [PlainParameter(p.value.copy(), p.name) for p in make_params(device)]
     opt = optim.SGD(ps, lr=0.1)
     xp = seisoku._array.array_module(ps[0].value)
     good = ps[1].grad
@@ -596,6 +603,12 @@ def test_mismatched_gradient_shape_or_dtype(device: str) -> None:
     ps2 = [Parameter(np.zeros((2, 2), np.float32)), Parameter(np.zeros((2, 2), np.float64))]
     with pytest.raises(ValueError, match=r"\[optim_step\].*one dtype"):
         optim.SGD(ps2).step()
+    # A seisoku.nn Parameter refuses a gradient that does not fit its value at once.
+    native = make_params(device)[1]
+    with pytest.raises(ValueError, match=r"\[Parameter\] grad and value must have the same shape"):
+        native.grad = xp.zeros((9,), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"\[Parameter\] grad and value must have the same dtype"):
+        native.grad = xp.zeros(native.shape, dtype=np.float64)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -679,7 +692,7 @@ def test_trains_a_small_mlp(device: str, cls) -> None:
         opt.zero_grad()
         h = nnf.linear(xd, w1.value, b1.value, activation="relu")
         z = nnf.linear(h, w2.value, b2.value)
-        res = F.cross_entropy(z, yd)
+        res = nnf.cross_entropy(z, yd)
         losses.append(float(to_host(res.loss)))
         gh = nnf.linear_backward(res.grad, h, w2.value, grad_weight=w2.grad, grad_bias=b2.grad)
         gz1 = nnf.bias_act_dropout_backward(gh, h, activation="relu")

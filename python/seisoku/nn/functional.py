@@ -220,6 +220,27 @@ def linear_backward(
     return grad_x
 
 
+def dropconnect_gaussian(
+    mean: Array,
+    var: Array,
+    activation: str | None = None,
+    slope: float = 0.01,
+    samples: int = 64,
+    seed: int = 0,
+    offset: int = 0,
+    out: Array | None = None,
+) -> Array:
+    """The Gaussian inference of a DropConnect layer: the mean over `samples` draws of
+    act(mean + sqrt(var) * e), e standard normals from the Philox stream (seed, offset) (element
+    i uses values i * samples ... of the stream). mean and var: the pre-activation's moments, one
+    shape, float32 or float64; var >= 0."""
+    require_array(mean, "mean", "dropconnect_gaussian")
+    seed, offset = _stream(seed, offset, "dropconnect_gaussian")
+    out = _like(mean, out)
+    _core.dropconnect_gaussian(mean, var, out, activation, float(slope), int(samples), seed, offset)
+    return out
+
+
 def activity_penalty(x: Array, lam: float, ord: int, grad: Array) -> Array:
     """Adds the gradient of lam / N * sum|x| (ord 1) or lam / N * sum x**2 (ord 2) to grad
     and returns the penalty as a 0-d array."""
@@ -256,6 +277,7 @@ __all__ = [
     "conv2d_backward",
     "conv2d_shape",
     "cross_entropy",
+    "dropconnect_gaussian",
     "dropout",
     "gaussian_noise",
     "kl_div_softened",
