@@ -54,7 +54,7 @@ int main() {
     model.train();
     model.zero_grad();
     const Tensor logits = model.forward(x);
-    seisoku::cross_entropy(logits, y, Tensor(), loss, grad, Tensor(), 0.05, seisoku::SmoothingConvention::seed);
+    seisoku::cross_entropy(logits, y, Tensor(), loss, grad, Tensor(), 0.05, seisoku::SmoothingConvention::lecture);
     model.backward(grad, /*need_input_grad=*/false);
     seisoku::optim_step(optimizer);
     if (epoch % 200 == 0) std::printf("epoch %4d  loss %.4f\n", epoch, static_cast<double>(*loss.data_as<float>()));
