@@ -96,8 +96,7 @@ def cross_entropy(
     eps = _real(label_smoothing, "label_smoothing", op)
     if not isinstance(convention, str):
         raise ValueError(
-            f"[{op}] argument 'convention' must be one of {', '.join(map(repr, CONVENTIONS))}, "
-            f"got {convention!r}"
+            f"[{op}] argument 'convention' must be 'lecture' or 'uniform', got {convention!r}"
         )
     weight = _weight(sample_weight, op)
     loss, grad, ps = _outputs(logits, need_grad, per_sample)
