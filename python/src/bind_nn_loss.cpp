@@ -27,12 +27,7 @@ class PyLoss : public nn::Loss, public py::trampoline_self_life_support {
 };
 
 SmoothingConvention convention_arg(py::handle v) {
-  if (py::isinstance<py::str>(v)) {
-    const std::string s = v.cast<std::string>();
-    if (s == "lecture") return SmoothingConvention::seed;
-    if (s == "uniform") return SmoothingConvention::uniform;
-  }
-  bad_argument("CrossEntropyLoss", "convention", "'lecture' or 'uniform'", v);
+  return smoothing_convention_from_name("CrossEntropyLoss", str_arg(v, "CrossEntropyLoss", "convention", "'lecture' or 'uniform'"));
 }
 
 const char* convention_name(SmoothingConvention c) { return c == SmoothingConvention::uniform ? "uniform" : "lecture"; }

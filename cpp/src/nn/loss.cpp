@@ -41,7 +41,7 @@ Tensor CrossEntropyLoss::forward(const Tensor& pred, const Tensor& target, const
 
 Tensor MSELoss::forward(const Tensor& pred, const Tensor& target, const Tensor& sample_weight) {
   prepare(pred);
-  mse(pred, target, sample_weight, loss_, grad_, Tensor());
+  mse_loss(pred, target, sample_weight, loss_, grad_, Tensor());
   return loss_;
 }
 

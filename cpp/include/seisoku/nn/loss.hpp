@@ -36,7 +36,7 @@ class SEISOKU_API Loss {
 class SEISOKU_API CrossEntropyLoss : public Loss {
  public:
   explicit CrossEntropyLoss(double label_smoothing = 0.0,
-                            SmoothingConvention convention = SmoothingConvention::seed);
+                            SmoothingConvention convention = SmoothingConvention::lecture);
   Tensor forward(const Tensor& pred, const Tensor& target, const Tensor& sample_weight = Tensor()) override;
   const char* type_name() const override { return "CrossEntropyLoss"; }
   double label_smoothing() const { return smoothing_; }
