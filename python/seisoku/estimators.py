@@ -77,10 +77,15 @@ def _check_params(est: _BaseMLP) -> tuple[int, ...]:
         isinstance(est.validation_fraction, (int, float)) and 0.0 < est.validation_fraction < 1.0
     ):
         raise ValueError(f"validation_fraction must be in (0, 1), got {est.validation_fraction!r}")
-    for name in ("l1", "l2", "max_norm", "tol", "input_noise"):
+    for name in ("l1", "l2", "tol", "input_noise"):
         v = getattr(est, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < np.inf:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    v = est.max_norm
+    if v is not None and (
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < np.inf
+    ):
+        raise ValueError(f"max_norm must be None (off) or a finite number > 0, got {v!r}")
     if not (isinstance(est.learning_rate_init, (int, float)) and est.learning_rate_init > 0):
         raise ValueError(f"learning_rate_init must be > 0, got {est.learning_rate_init!r}")
     if est.augment is not None and not callable(est.augment):
@@ -103,7 +108,7 @@ class _BaseMLP(BaseEstimator):
         input_noise: float = 0.0,
         l1: float = 0.0,
         l2: float = 1e-4,
-        max_norm: float = 0.0,
+        max_norm: float | None = None,
         augment: Callable[[Array, int], Array] | None = None,
         solver: str = "adam",
         learning_rate_init: float = 1e-3,
@@ -229,7 +234,7 @@ class _BaseMLP(BaseEstimator):
     def _optimizer(self, model: nn.Module) -> Any:
         from . import optim
 
-        reg = {"l1": self.l1, "l2": self.l2, "max_norm": self.max_norm or None}
+        reg = {"l1": self.l1, "l2": self.l2, "max_norm": self.max_norm}
         if self.solver == "sgd":
             return optim.SGD(
                 model.parameters(), lr=self.learning_rate_init, momentum=self.momentum, **reg
@@ -285,7 +290,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         input_noise: std of Gaussian noise added to the inputs in training (default 0).
         l1, l2: L1 (proximal) and coupled L2 penalties on the weights (defaults 0, 1e-4;
             biases are not penalized).
-        max_norm: per-unit max-norm bound on the incoming weights (default 0: off).
+        max_norm: per-unit max-norm bound on the incoming weights (default None: off).
         label_smoothing: epsilon of the lecture's convention (true class 1 - eps, others
             eps / (K - 1)); default 0.
         augment: None or a callable(x_batch, step) returning an augmented batch (training).
@@ -321,7 +326,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         input_noise: float = 0.0,
         l1: float = 0.0,
         l2: float = 1e-4,
-        max_norm: float = 0.0,
+        max_norm: float | None = None,
         label_smoothing: float = 0.0,
         augment: Callable[[Array, int], Array] | None = None,
         solver: str = "adam",

@@ -200,10 +200,8 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise ValueError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        # Checkpoints run last so that they save every other callback's update.
-        self.callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)] + [
-            c for c in callbacks if isinstance(c, Checkpoint)
-        ]
+        # By their order attribute (stable): checkpoints after the callbacks they save.
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)
         self.progress = progress
         self.stop_training = False
         self.history = History()

@@ -63,6 +63,20 @@ PARITY = [
         {"lr": 0.05, "momentum": 0.8, "dampening": 0.3},
     ),
     ("Adam", {"lr": 0.01, "l2": 0.01}, "Adam", {"lr": 0.01, "weight_decay": 0.01}),
+    # PyTorch's own names mean what they mean there.
+    (
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+    ),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.01}, "Adam", {"lr": 0.01, "weight_decay": 0.01}),
+    (
+        "Adam",
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        "AdamW",
+        {"lr": 0.01, "weight_decay": 0.1},
+    ),
     (
         "Adam",
         {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "amsgrad": True},
@@ -238,10 +252,36 @@ def test_decoupled_weight_decay(device: str) -> None:
     w0 = [to_host(p.value).copy() for p in ps]
     gs = grads_for(0, dtype=np.float64)
     set_grads(ps, gs, device)
-    optim.SGD(ps, lr=0.1, weight_decay=0.5).step()
+    optim.SGD(ps, lr=0.1, weight_decay=0.5, decoupled_weight_decay=True).step()
     for p, w, g in zip(ps, w0, gs):
         decay = 1 - 0.1 * 0.5 if w.ndim >= 2 else 1.0
         np.testing.assert_allclose(to_host(p.value), w * decay - 0.1 * g, rtol=1e-14)
+    with pytest.raises(ValueError, match="always decoupled"):
+        optim.AdamW(ps, decoupled_weight_decay=False)
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_weight_decay_is_coupled_as_in_torch(cls) -> None:
+    # SGD(weight_decay=x) is SGD(l2=x): the same bits after a few steps, and the same penalty.
+    runs = []
+    for kw in ({"weight_decay": 0.03}, {"l2": 0.03}, {"l2": 0.01, "weight_decay": 0.02}):
+        ps = make_params(dtype=np.float64)
+        opt = getattr(optim, cls)(ps, lr=0.05, **kw)
+        for t in range(3):
+            set_grads(ps, grads_for(t, dtype=np.float64))
+            opt.step()
+        runs.append(([p.value.copy() for p in ps], opt.penalty()))
+    for values, penalty in runs[1:]:
+        for a, b in zip(runs[0][0], values):
+            np.testing.assert_allclose(a, b, rtol=1e-15, atol=0)
+        assert penalty == pytest.approx(runs[0][1], rel=1e-14)
+
+
+def test_max_norm_none_is_off_and_zero_is_an_error() -> None:
+    ps = make_params()
+    with pytest.raises(ValueError, match=r"max_norm must be None \(off\) or > 0, got 0"):
+        optim.SGD(ps, lr=0.1, max_norm=0).step()
+    optim.SGD(ps, lr=0.1, max_norm=None).step()
 
 
 @pytest.mark.parametrize(

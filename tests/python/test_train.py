@@ -276,6 +276,35 @@ def test_callback_hooks_run_in_order():
     ]  # fmt: skip
 
 
+def test_callbacks_run_by_their_order_attribute(tmp_path):
+    log = []
+
+    class Named(Callback):
+        def __init__(self, name, order=0):
+            self.name, self.order = name, order
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            log.append(self.name)
+
+    class LoggedCheckpoint(Checkpoint):
+        def on_epoch_end(self, trainer, epoch, logs):
+            log.append("checkpoint")
+            super().on_epoch_end(trainer, epoch, logs)
+
+    x, y = data.make_blobs(20, seed=0)
+    given = [
+        LoggedCheckpoint(tmp_path / "c.npz"),
+        Named("late", order=200),
+        Named("first"),
+        Named("early", order=-5),
+        Named("second"),
+    ]
+    t = sgd_trainer(given)
+    t.fit(x, y, epochs=1, batch_size=16)
+    assert log == ["early", "first", "second", "checkpoint", "late"]
+    assert [type(c).__name__ for c in t.callbacks][3] == "LoggedCheckpoint"
+
+
 def test_max_steps_stops_mid_epoch():
     x, y = data.make_blobs(100, seed=0)
     t = sgd_trainer()
