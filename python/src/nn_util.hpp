@@ -57,6 +57,45 @@ inline std::pair<std::int64_t, std::int64_t> pair_arg(py::handle v, const char* 
   bad_argument(op, name, "an int >= " + std::to_string(minimum) + " or a pair (h, w) of them", v);
 }
 
+// A Python int in [0, 2**64) (a Philox seed or offset).
+inline std::uint64_t u64_arg(py::handle v, const char* op, const char* name) {
+  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+    const unsigned long long n = PyLong_AsUnsignedLongLong(v.ptr());
+    if (!PyErr_Occurred()) return n;
+    PyErr_Clear();
+  }
+  bad_argument(op, name, "an int in [0, 2**64)", v);
+}
+
+// An output: the array `out` (converted for writing) when given, else a new tensor of `shape` with
+// the dtype and device of `like`; *result is the array to return.
+inline Tensor output(Call& c, py::handle out, const char* name, const Shape& shape, const Tensor& like,
+                     py::object* result) {
+  if (!out.is_none()) {
+    *result = py::reinterpret_borrow<py::object>(out);
+    return c.out(out, name);
+  }
+  Tensor t = Tensor::empty(shape, like.dtype(), like.device(), like.device_index());
+  *result = to_python(t);
+  return t;
+}
+
+// (N, C, H, W) given as a sequence of four ints >= 0.
+inline Shape shape4_arg(py::handle v, const char* op, const char* name) {
+  if ((PyTuple_Check(v.ptr()) || PyList_Check(v.ptr())) && py::len(v) == 4) {
+    Shape s;
+    for (py::handle d : py::reinterpret_borrow<py::sequence>(v)) {
+      if (!PyLong_Check(d.ptr()) || PyBool_Check(d.ptr()) || PyLong_AsLongLong(d.ptr()) < 0) {
+        PyErr_Clear();
+        bad_argument(op, name, "4 ints (N, C, H, W) >= 0", v);
+      }
+      s.push_back(PyLong_AsLongLong(d.ptr()));
+    }
+    return s;
+  }
+  bad_argument(op, name, "4 ints (N, C, H, W) >= 0", v);
+}
+
 // None or an activation name.
 inline Activation activation_arg(py::handle v, const char* op) {
   if (v.is_none()) return Activation::identity;

@@ -27,17 +27,6 @@ void check_window(const char* op, const Window& w, bool pooling) {
                          " kernel");
 }
 
-// (N, channels, Ho, Wo) of a window over x, with the op's own messages for a bad x.
-Shape windowed_shape(const char* op, const Tensor& x, const Window& w, std::int64_t channels) {
-  if (!x.defined()) detail::fail(op, "x is missing");
-  if (x.dim() != 4) detail::fail(op, "x must be 4-D, got shape " + shape_str(x.shape()));
-  const std::int64_t hp = x.shape()[2] + 2 * w.pad_h, wp = x.shape()[3] + 2 * w.pad_w;
-  if (w.kh > hp || w.kw > wp)
-    detail::fail(op, "kernel " + std::to_string(w.kh) + "x" + std::to_string(w.kw) + " is larger than the padded input " +
-                         std::to_string(hp) + "x" + std::to_string(wp));
-  return {x.shape()[0], channels, (hp - w.kh) / w.stride_h + 1, (wp - w.kw) / w.stride_w + 1};
-}
-
 }  // namespace
 
 // ---- Conv2d ----
@@ -69,7 +58,7 @@ void Conv2d::set_bias(ParameterPtr bias) {
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  const Shape shape = windowed_shape("conv2d", x, window_, out_);
+  const Shape shape = conv2d_shape(x, weight_->value(), window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
   Tensor y = buffers_.like(kY, shape, x);
   conv2d(x, weight_->value(), bias_ ? bias_->value() : Tensor(), y, window_.stride_h, window_.stride_w, window_.pad_h,
          window_.pad_w);
@@ -94,7 +83,8 @@ void Conv2d::release_own_buffers() { x_ = Tensor(); }
 MaxPool2d::MaxPool2d(const Window& window) : window_(window) { check_window("MaxPool2d", window, true); }
 
 Tensor MaxPool2d::forward(const Tensor& x) {
-  const Shape shape = windowed_shape("max_pool2d", x, window_, x.dim() == 4 ? x.shape()[1] : 0);
+  const Shape shape =
+      pool2d_shape("max_pool2d", x, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
   Tensor y = buffers_.like(kY, shape, x);
   indices_ = buffers_.get(kIndices, shape, DType::int64, x.device(), x.device_index());
   max_pool2d(x, y, indices_, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
@@ -117,7 +107,8 @@ AvgPool2d::AvgPool2d(const Window& window, bool count_include_pad)
 }
 
 Tensor AvgPool2d::forward(const Tensor& x) {
-  const Shape shape = windowed_shape("avg_pool2d", x, window_, x.dim() == 4 ? x.shape()[1] : 0);
+  const Shape shape =
+      pool2d_shape("avg_pool2d", x, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
   Tensor y = buffers_.like(kY, shape, x);
   avg_pool2d(x, y, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w,
              count_include_pad_);
