@@ -158,8 +158,12 @@ def set_threads(n: int, *libraries: Any) -> Callable[[], None]:
                 raise SystemExit(
                     "setting NumPy's BLAS threads needs threadpoolctl: pip install threadpoolctl"
                 ) from None
-            limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-            undo.append(limiter.restore_original_limits)
+            # NumPy's BLAS only: seisoku's OpenBLAS (a separate copy) stays single-threaded.
+            controller = threadpoolctl.ThreadpoolController()
+            paths = [i["filepath"] for i in controller.info() if _is_numpy_blas(i)]
+            if paths:
+                limiter = controller.select(filepath=paths).limit(limits=n)
+                undo.append(limiter.restore_original_limits)
             continue
         module = importlib.import_module(lib) if isinstance(lib, str) else lib
         before = module.get_num_threads()
@@ -438,14 +442,19 @@ def copy_bandwidth(nbytes: int = 128 << 20, repeats: int = 3) -> float:
     return 2 * src.nbytes / best / 1e9
 
 
+def _is_numpy_blas(lib: Mapping[str, Any]) -> bool:
+    """Whether a threadpoolctl record is NumPy's BLAS (bundled in numpy.libs, OpenBLAS64)."""
+    path = str(lib.get("filepath", ""))
+    return lib.get("user_api") == "blas" and ("numpy" in path or "openblas64" in path)
+
+
 def _numpy_blas_core() -> str | None:
     try:
         import threadpoolctl
     except ImportError:
         return None
     for lib in threadpoolctl.threadpool_info():
-        path = str(lib.get("filepath", ""))
-        if lib.get("user_api") == "blas" and ("numpy" in path or "openblas64" in path):
+        if _is_numpy_blas(lib):
             return str(lib.get("architecture") or lib.get("internal_api"))
     return None
 

@@ -262,7 +262,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     ran = [n for n, b in record["benchmarks"].items() if b["status"] == "ran"]
     failed = [n for n, b in record["benchmarks"].items() if b["status"] == "failed"]
     print(
-        f"seisoku bench: {len(record['rows'])} figures from {len(ran)} benchmarks"
+        f"seisoku bench: {len(record['rows'])} figures from {len(ran)} "
+        + ("benchmark" if len(ran) == 1 else "benchmarks")
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
     return 1 if failed else 0

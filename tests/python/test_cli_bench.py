@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from seisoku import benchmark
@@ -207,3 +208,36 @@ def test_figures_state_their_threads():
     unstated = timing.Figure("op", 1.0, float("nan"), "no peer installed", "img/s")
     assert unstated.as_dict()["peer"] is None and unstated.as_dict()["threads"] is None
     assert timing.thread_counts() == tuple(sorted({1, timing.machine_threads()}))
+
+
+def test_use_threads_sets_and_restores_each_library():
+    import seisoku
+
+    timing = benchmark.load_timing()
+    libraries: list = [seisoku]
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        libraries.append(torch)
+    before = [lib.get_num_threads() for lib in libraries]
+    with timing.use_threads(3, *libraries):
+        assert [lib.get_num_threads() for lib in libraries] == [3] * len(libraries)
+    assert [lib.get_num_threads() for lib in libraries] == before
+    if importlib.util.find_spec("threadpoolctl") is not None:
+        import threadpoolctl
+
+        seisoku.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
+
+        def blas_threads():
+            found = {}
+            for i in threadpoolctl.threadpool_info():
+                if i["user_api"] == "blas":
+                    found["numpy" if "openblas64" in i["filepath"] else "other"] = i["num_threads"]
+            return found
+
+        outside = blas_threads()
+        with timing.use_threads(1, "numpy"):
+            inside = blas_threads()
+            assert inside["numpy"] == 1
+            assert inside.get("other") == outside.get("other")  # seisoku's copy: untouched
+        assert blas_threads() == outside
