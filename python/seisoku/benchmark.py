@@ -202,6 +202,21 @@ def run(
     }
 
 
+def load_record(path: str) -> dict[str, Any]:
+    """The record of an earlier run, read from its JSON; ValueError when it is not one."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            record = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{path} is not JSON: {e}") from None
+    keys = ("machine", "mode", "date", "benchmarks", "rows")
+    if not isinstance(record, dict) or any(k not in record for k in keys):
+        raise ValueError(
+            f"{path} is not the results.json of seisoku bench (needs {', '.join(keys)})"
+        )
+    return record
+
+
 def _threads_text(row: dict[str, Any]) -> str:
     threads, peer = row.get("threads"), row.get("peer_threads")
     if threads is None:
@@ -269,8 +284,8 @@ def _num(x: float | None) -> str:
 
 
 def markdown_table(record: dict[str, Any]) -> str:
-    """The record as Markdown: a caption naming the run and the machine, one table row per
-    figure, then the benchmarks that did not run."""
+    """The record as Markdown: a caption naming the run and the machine (and the record's
+    note, if any), one table row per figure, then the benchmarks that did not run."""
     m = record["machine"]
     features = f" ({', '.join(m['features'])})" if m.get("features") else ""
     caption = (
@@ -281,6 +296,8 @@ def markdown_table(record: dict[str, Any]) -> str:
         f"(one thread, read + write); 1-minute load {m.get('load', '?')} at the start. "
         "Ratio > 1: seisoku is better (faster, or more per second)."
     )
+    if record.get("note"):
+        caption += " " + record["note"]
     lines = [
         caption,
         "",

@@ -230,12 +230,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             return 0
         if args.readme:
             benchmark.check_readme(args.readme)  # before the run, not after minutes of it
-        record = benchmark.run(
-            quick=not args.full, only=only, device=args.device, bench_dir=directory
-        )
+        if args.from_json:
+            record = benchmark.load_record(args.from_json)
+        else:
+            record = benchmark.run(
+                quick=not args.full, only=only, device=args.device, bench_dir=directory
+            )
     except (OSError, ValueError) as e:
         print(f"seisoku bench: {e}", file=sys.stderr)
         return 2
+    if args.note:
+        record["note"] = args.note
     os.makedirs(args.out, exist_ok=True)
     table = benchmark.markdown_table(record)
     written = []
@@ -424,6 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--bench-dir", dest="bench_dir", help="folder of bench_*.py (default: the shipped one)"
     )
     p_bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p_bench.add_argument(
+        "--note",
+        help="a sentence on the run for the table's caption (e.g. how busy the machine was)",
+    )
+    p_bench.add_argument(
+        "--from",
+        dest="from_json",
+        metavar="JSON",
+        help="write the outputs from the results.json of an earlier run instead of running",
+    )
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -115,6 +115,18 @@ def test_readme_table_is_replaced_between_the_markers(fake_dir, tmp_path, capsys
     text = readme.read_text()
     assert "old table" not in text and "| alpha | alpha op | 1 thread |" in text
     assert text.startswith("# x\n\n## Performance\n") and text.endswith("\n## Next\n")
+    # The same table again from the run's JSON, without running anything.
+    readme.write_text(f"{benchmark.README_START}\n{benchmark.README_END}\n")
+    again = ["bench", "--from", str(tmp_path / "o" / "results.json"), "--out", str(tmp_path / "p")]
+    assert main([*again, "--readme", str(readme)]) == 0
+    assert readme.read_text() == (
+        f"{benchmark.README_START}\n{(tmp_path / 'o' / 'results.md').read_text()}"
+        f"{benchmark.README_END}\n"
+    )
+    assert main([*again, "--note", "A busy machine."]) == 0
+    caption = (tmp_path / "p" / "results.md").read_text().splitlines()[0]
+    assert caption.endswith("seisoku is better (faster, or more per second). A busy machine.")
+    assert main(["bench", "--from", str(tmp_path / "o" / "results.md")]) == 2
     bare = tmp_path / "bare.md"
     bare.write_text("# no markers\n")
     capsys.readouterr()
