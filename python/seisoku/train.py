@@ -115,7 +115,10 @@ class History:
 
 class _Interrupt:
     """While active (main thread only), the first SIGINT sets trainer._interrupted so that
-    fit stops at the next step boundary; a second one raises KeyboardInterrupt at once."""
+    fit stops at the next step boundary; a second one raises KeyboardInterrupt at once.
+    The handler in place before (default_int_handler, SIG_IGN, a program's own) is put back
+    on exit; one installed outside Python (getsignal gives None) could not be, so then SIGINT
+    is left alone."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -128,7 +131,8 @@ class _Interrupt:
         self.trainer._interrupted = True
 
     def __enter__(self) -> _Interrupt:
-        if threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not None:
             try:
                 self.previous = signal.signal(signal.SIGINT, self._handler)
                 self.installed = True

@@ -407,15 +407,34 @@ def fit_blobs(trainer, **kw):
     )
 
 
-@pytest.mark.parametrize("stop_at", [5, 8, 23])  # mid-epoch, end of epoch 1, mid-epoch 3
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, stop_at):
+def _own_sigint_handler(signum, frame):
+    raise KeyboardInterrupt
+
+
+# Steps: mid-epoch, end of epoch 1, mid-epoch 3. The SIGINT handler in place before fit is
+# whatever the test runs under (Python's default_int_handler, or SIG_IGN in the background of
+# a non-interactive shell or under nohup), SIG_IGN, or a handler of the program's own: fit
+# stops at the real SIGINT in every case and puts that handler back.
+@pytest.mark.parametrize(
+    ("stop_at", "handler"),
+    [(5, "inherited"), (8, signal.SIG_IGN), (23, _own_sigint_handler)],
+)
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, stop_at, handler):
     full = resumable_trainer(tmp_path / "full.npz")
     h_full = fit_blobs(full)
     ckpt = tmp_path / "run.npz"
     first = resumable_trainer(ckpt, [InterruptAt(stop_at)])
-    with pytest.raises(KeyboardInterrupt):
-        fit_blobs(first)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    outer = signal.getsignal(signal.SIGINT)
+    if handler != "inherited":
+        signal.signal(signal.SIGINT, handler)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit_blobs(first)
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        if handler != "inherited":
+            signal.signal(signal.SIGINT, outer)
     assert first.steps == stop_at
     second = resumable_trainer(ckpt, [InterruptAt(-1)])
     h = fit_blobs(second, resume=ckpt)
