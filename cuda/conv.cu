@@ -1,6 +1,6 @@
 // CUDA twins of conv2d and conv2d_backward (cpp/src/cpu/conv.cpp, the oracle): im2col into
-// a column workspace col[k][s * L + l] for a chunk of samples, then GEMMs through
-// seisoku::gemm (cuBLAS) on the current stream:
+// a column workspace col[k][s * L + l] for a chunk of samples, then GEMMs through the
+// kernel-level gpu::gemm (cuBLAS, 32-bit sizes) on the current stream:
 //   forward:  y (O, S*L) = W (O, K) @ col;  out[n, o, :] = y[o, s*L : (s+1)*L] + bias[o]
 //   backward: g (O, S*L) = grad_out permuted;  grad_W (+)= g @ col^T;  dcol = W^T @ g;
 //             grad_x = col2im(dcol).
@@ -13,11 +13,14 @@
 // Launch shape: kThreads threads per block, grid_for(n) blocks.
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
 
 #include "cuda_util.hpp"
 #include "core/dispatch.hpp"
 #include "kernels/conv.hpp"
-#include "seisoku/blas.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku::gpu {
 namespace {
@@ -30,6 +33,17 @@ constexpr std::int64_t kColBudget = std::int64_t{1} << 26;
 inline std::int64_t conv_chunk(const ConvGeometry& g, std::int64_t budget) {
   const std::int64_t per_sample = std::max<std::int64_t>(1, g.k() * g.l());
   return std::clamp<std::int64_t>(budget / per_sample, 1, g.n);
+}
+
+// cuBLAS takes 32-bit sizes: the GEMMs' O, K and chunk * L (<= 2^26 / K, or L for one
+// sample) must fit. The front-end's checks hold for both devices; this limit is the GPU
+// path's own, so it is checked here, once per call.
+inline void check_gemm_sizes(const char* op, const ConvGeometry& g) {
+  constexpr std::int64_t kMax = std::numeric_limits<int>::max();
+  if (g.o > kMax || g.k() > kMax || g.l() > kMax)
+    throw std::invalid_argument(std::string("[") + op + "] on CUDA, O = " + std::to_string(g.o) +
+                                ", C * kh * kw = " + std::to_string(g.k()) + " and Ho * Wo = " +
+                                std::to_string(g.l()) + " must each be at most 2^31 - 1 (cuBLAS sizes)");
 }
 
 #define SEISOKU_GRID_STRIDE(i, n) \
@@ -126,7 +140,7 @@ void forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Te
     const Tensor yv = Tensor::view(y.data(), {g.o, ns * L}, x.dtype(), Device::cuda, dev);
     im2col_kernel<<<grid_for(K * ns * L), kThreads, 0, stream()>>>(x.data_as<T>(), col.data_as<T>(), g, n0, ns);
     check_launch();
-    seisoku::gemm(w2, colv, yv);
+    gpu::gemm(w2, colv, yv, false, false, 1.0, 0.0);
     epilogue_kernel<<<grid_for(ns * g.o * L), kThreads, 0, stream()>>>(y.data_as<T>(), b, out.data_as<T>(), g.o, L,
                                                                          n0, ns);
     check_launch();
@@ -161,10 +175,10 @@ void backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, con
     if (want_w) {
       im2col_kernel<<<grid_for(K * ns * L), kThreads, 0, stream()>>>(x.data_as<T>(), col.data_as<T>(), g, n0, ns);
       check_launch();
-      seisoku::gemm(gv, colv, gw2, false, true, 1.0, (accumulate || n0 > 0) ? 1.0 : 0.0);
+      gpu::gemm(gv, colv, gw2, false, true, 1.0, (accumulate || n0 > 0) ? 1.0 : 0.0);
     }
     if (want_x) {
-      seisoku::gemm(w2, gv, colv, true, false);
+      gpu::gemm(w2, gv, colv, true, false, 1.0, 0.0);
       col2im_kernel<<<grid_for(ns * g.c * g.h * g.w), kThreads, 0, stream()>>>(col.data_as<T>(),
                                                                                 grad_x.data_as<T>(), g, n0, ns);
       check_launch();
@@ -180,6 +194,7 @@ void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
             std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w) {
   DeviceGuard guard(x.device_index());
   const ConvGeometry g = conv_geometry(x, weight, stride_h, stride_w, pad_h, pad_w);
+  check_gemm_sizes("conv2d", g);
   detail::dispatch_float(x.dtype(), [&](auto tag) { forward<decltype(tag)>(x, weight, bias, out, g); });
 }
 
@@ -188,6 +203,7 @@ void conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weig
                      std::int64_t pad_h, std::int64_t pad_w, bool accumulate) {
   DeviceGuard guard(x.device_index());
   const ConvGeometry g = conv_geometry(x, weight, stride_h, stride_w, pad_h, pad_w);
+  check_gemm_sizes("conv2d_backward", g);
   detail::dispatch_float(x.dtype(), [&](auto tag) {
     backward<decltype(tag)>(grad_out, x, weight, grad_x, grad_weight, grad_bias, g, accumulate);
   });

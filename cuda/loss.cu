@@ -7,8 +7,10 @@
 // sum_i w_i l_i) use a fixed grid of up to 1024 blocks of float64 partials followed by one
 // block that combines them in index order: no atomics, and the result depends only on the
 // shapes. G depends only on the row length. Elementwise math runs in the input dtype, sums in
-// float64. An out-of-range class index makes that row's loss and gradient NaN (so the mean
-// loss is NaN); nothing is read or written out of bounds.
+// float64; the formulas are those of kernels/loss_math.hpp, shared with the CPU kernels. An
+// out-of-range class index makes that row's loss and gradient NaN without any access out of
+// bounds, and lowers a device word to the smallest such row (atomicMin); cross_entropy copies
+// that word back (8 bytes, waiting for the kernels) and returns it to the front-end.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -16,21 +18,15 @@
 #include "cuda_util.hpp"
 #include "core/dispatch.hpp"
 #include "kernels/loss.hpp"
+#include "kernels/loss_math.hpp"
 
 namespace seisoku::gpu {
 namespace {
 
 constexpr int kMaxParts = 1024;
 
-__device__ __forceinline__ float dexp(float x) { return expf(x); }
-__device__ __forceinline__ double dexp(double x) { return exp(x); }
-__device__ __forceinline__ float dlog1p(float x) { return log1pf(x); }
-__device__ __forceinline__ double dlog1p(double x) { return log1p(x); }
-
-template <class V>
-__device__ __forceinline__ V vmax(V a, V b) {
-  return (a > b || a != a) ? a : b;
-}
+using detail::exp_;
+using detail::max_nan;
 
 struct Sum {
   template <class V>
@@ -38,7 +34,7 @@ struct Sum {
 };
 struct Max {
   template <class V>
-  __device__ __forceinline__ V operator()(V a, V b) const { return vmax(a, b); }
+  __device__ __forceinline__ V operator()(V a, V b) const { return max_nan(a, b); }
 };
 
 template <class V, class Op>
@@ -95,43 +91,41 @@ struct RowLoop {
 // The gradient factor w_r / sum(w) of row r.
 template <class T>
 __device__ __forceinline__ double grad_factor(const T* w, const double* wsum, double inv_n, std::int64_t r) {
-  return w == nullptr ? inv_n : static_cast<double>(w[r]) * (1.0 / *wsum);
+  return detail::sample_factor(w, r, w == nullptr ? inv_n : 1.0 / *wsum);
 }
 
 template <int G, class T, class I>
 __global__ void cross_entropy_kernel(const T* logits, const I* target, const T* w, const double* wsum, double inv_n,
-                                     std::int64_t n, std::int64_t k, double q_true, double q_other, T* grad,
-                                     T* per_sample, double* row_loss) {
+                                     std::int64_t n, std::int64_t k, detail::SmoothedTarget q, T* grad,
+                                     T* per_sample, double* row_loss, unsigned long long* bad_row) {
   const RowLoop<G> loop;
   for (std::int64_t r = loop.first; r < n; r += loop.stride) {
     const T* x = logits + r * k;
     const std::int64_t y = static_cast<std::int64_t>(target[r]);
-    const bool bad = y < 0 || y >= k;
+    const bool bad = !detail::is_class(y, k);
     T m = -INFINITY;
-    for (std::int64_t j = loop.lane; j < k; j += G) m = vmax(m, x[j]);
+    for (std::int64_t j = loop.lane; j < k; j += G) m = max_nan(m, x[j]);
     m = group_all<G>(m, Max{});
     double s = 0.0, sz = 0.0;
     for (std::int64_t j = loop.lane; j < k; j += G) {
       const T z = x[j] - m;
-      s += static_cast<double>(dexp(z));
+      s += static_cast<double>(exp_(z));
       sz += static_cast<double>(z);
     }
     s = group_all<G>(s, Sum{});
-    if (q_other != 0.0) sz = group_all<G>(sz, Sum{});
+    if (q.q_other != 0.0) sz = group_all<G>(sz, Sum{});
     if (grad != nullptr) {
       T* g = grad + r * k;
       const double c = grad_factor(w, wsum, inv_n, r), inv_s = 1.0 / s;
-      for (std::int64_t j = loop.lane; j < k; j += G) {
-        const double p = static_cast<double>(dexp(static_cast<T>(x[j] - m))) * inv_s;
-        g[j] = bad ? static_cast<T>(NAN) : static_cast<T>((p - (j == y ? q_true : q_other)) * c);
-      }
+      for (std::int64_t j = loop.lane; j < k; j += G)
+        g[j] = bad ? static_cast<T>(NAN)
+                   : detail::cross_entropy_grad(exp_(static_cast<T>(x[j] - m)), inv_s,
+                                                j == y ? q.q_true : q.q_other, c);
     }
     if (loop.lane == 0) {
       double l = NAN;
-      if (!bad) {
-        const double zy = static_cast<double>(x[y] - m);
-        l = log(s) - (q_true - q_other) * zy - (q_other != 0.0 ? q_other * sz : 0.0);
-      }
+      if (bad) atomicMin(bad_row, static_cast<unsigned long long>(r));
+      else l = detail::cross_entropy_row(s, sz, static_cast<double>(x[y] - m), q);
       row_loss[r] = l;
       if (per_sample != nullptr) per_sample[r] = static_cast<T>(l);
     }
@@ -147,21 +141,18 @@ __global__ void elementwise_loss_kernel(const T* xs, const T* ts, const T* w, co
     const T* x = xs + r * d;
     const T* t = ts + r * d;
     T* g = grad == nullptr ? nullptr : grad + r * d;
-    const double c = (Bce ? 1.0 : 2.0) * inv_d * grad_factor(w, wsum, inv_n, r);
+    const double cr = grad_factor(w, wsum, inv_n, r);
+    const double c = Bce ? detail::bce_with_logits_grad_factor(inv_d, cr) : detail::mse_grad_factor(inv_d, cr);
     double s = 0.0;
     for (std::int64_t j = loop.lane; j < d; j += G) {
       if constexpr (Bce) {
-        const T xv = x[j], tv = t[j];
-        const T e = dexp(-fabs(xv));
-        s += static_cast<double>((xv > T(0) ? xv : T(0)) - xv * tv) + static_cast<double>(dlog1p(e));
-        if (g != nullptr) {
-          const T sig = xv >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-          g[j] = static_cast<T>(c * (static_cast<double>(sig) - static_cast<double>(tv)));
-        }
+        const detail::BceTerm<T> term = detail::bce_with_logits_term(x[j], t[j]);
+        s += term.loss;
+        if (g != nullptr) g[j] = detail::bce_with_logits_grad(term.sigmoid, t[j], c);
       } else {
-        const double e = static_cast<double>(x[j]) - static_cast<double>(t[j]);
+        const double e = detail::mse_error(x[j], t[j]);
         s += e * e;
-        if (g != nullptr) g[j] = static_cast<T>(c * e);
+        if (g != nullptr) g[j] = detail::mse_grad<T>(e, c);
       }
     }
     s = group_all<G>(s, Sum{});
@@ -173,42 +164,41 @@ __global__ void elementwise_loss_kernel(const T* xs, const T* ts, const T* w, co
 }
 
 template <int G, class T>
-__global__ void kl_div_softened_kernel(const T* ss, const T* ts, T inv_t, double loss_factor, double grad_scale,
-                                       const T* w, const double* wsum, double inv_n, std::int64_t n, std::int64_t k,
-                                       T* grad, T* per_sample, double* row_loss) {
+__global__ void kl_div_softened_kernel(const T* ss, const T* ts, T inv_t, detail::SoftenedScale scale, const T* w,
+                                       const double* wsum, double inv_n, std::int64_t n, std::int64_t k, T* grad,
+                                       T* per_sample, double* row_loss) {
   const RowLoop<G> loop;
   for (std::int64_t r = loop.first; r < n; r += loop.stride) {
     const T* s = ss + r * k;
     const T* t = ts + r * k;
     T ma = -INFINITY, mb = -INFINITY;
     for (std::int64_t j = loop.lane; j < k; j += G) {
-      ma = vmax(ma, static_cast<T>(s[j] * inv_t));
-      mb = vmax(mb, static_cast<T>(t[j] * inv_t));
+      ma = max_nan(ma, static_cast<T>(s[j] * inv_t));
+      mb = max_nan(mb, static_cast<T>(t[j] * inv_t));
     }
     ma = group_all<G>(ma, Max{});
     mb = group_all<G>(mb, Max{});
     double sa = 0.0, sb = 0.0;
     for (std::int64_t j = loop.lane; j < k; j += G) {
-      sa += static_cast<double>(dexp(static_cast<T>(s[j] * inv_t - ma)));
-      sb += static_cast<double>(dexp(static_cast<T>(t[j] * inv_t - mb)));
+      sa += static_cast<double>(exp_(static_cast<T>(s[j] * inv_t - ma)));
+      sb += static_cast<double>(exp_(static_cast<T>(t[j] * inv_t - mb)));
     }
     sa = group_all<G>(sa, Sum{});
     sb = group_all<G>(sb, Sum{});
-    const double lsa = log(sa), lsb = log(sb);
-    const double shift = (static_cast<double>(ma) + lsa) - (static_cast<double>(mb) + lsb);
+    const detail::SoftenedRow<T> row = detail::softened_row(ma, mb, sa, sb);
     T* g = grad == nullptr ? nullptr : grad + r * k;
-    const double c = grad_scale * grad_factor(w, wsum, inv_n, r);
+    const double c = scale.grad * grad_factor(w, wsum, inv_n, r);
     double kl = 0.0;
     for (std::int64_t j = loop.lane; j < k; j += G) {
       const T a = s[j] * inv_t, b = t[j] * inv_t;
-      const double pt = exp(static_cast<double>(b - mb) - lsb);
-      if (pt != 0.0) kl += pt * (static_cast<double>(b - a) + shift);
-      if (g != nullptr) g[j] = static_cast<T>(c * (exp(static_cast<double>(a - ma) - lsa) - pt));
+      const double pt = detail::softened_prob(b, mb, row.lsb);
+      kl += detail::kl_term(row, a, b, pt);
+      if (g != nullptr) g[j] = detail::kl_grad(row, a, pt, c);
     }
     kl = group_all<G>(kl, Sum{});
     if (loop.lane == 0) {
-      row_loss[r] = kl * loss_factor;
-      if (per_sample != nullptr) per_sample[r] = static_cast<T>(kl * loss_factor);
+      row_loss[r] = kl * scale.loss;
+      if (per_sample != nullptr) per_sample[r] = static_cast<T>(kl * scale.loss);
     }
   }
 }
@@ -221,8 +211,7 @@ __global__ void partial_kernel(const double* rows, const T* w, std::int64_t n, d
   const std::int64_t stride = std::int64_t{gridDim.x} * kThreads;
   for (std::int64_t i = blockIdx.x * std::int64_t{kThreads} + threadIdx.x; i < n; i += stride) {
     const double wi = w == nullptr ? 1.0 : static_cast<double>(w[i]);
-    if (rows == nullptr) acc += wi;
-    else if (wi != 0.0) acc += wi * rows[i];
+    acc += rows == nullptr ? wi : detail::weighted_loss(wi, rows[i]);
   }
   acc = group_all<kThreads>(acc, Sum{});
   if (threadIdx.x == 0) parts[blockIdx.x] = acc;
@@ -243,19 +232,20 @@ __global__ void finish_kernel(const double* parts, int count, const double* divi
   }
 }
 
-// Stream-ordered float64 scratch memory, freed on the stream when it goes out of scope.
+// Stream-ordered scratch memory of `count` V, freed on the stream when it goes out of scope.
+template <class V = double>
 class Scratch {
  public:
   explicit Scratch(std::size_t count) {
-    SEISOKU_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p_), sizeof(double) * count, stream()));
+    SEISOKU_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p_), sizeof(V) * count, stream()));
   }
   ~Scratch() { cudaFreeAsync(p_, stream()); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
-  double* get() const { return p_; }
+  V* get() const { return p_; }
 
  private:
-  double* p_ = nullptr;
+  V* p_ = nullptr;
 };
 
 // Batch driver: sum(w) when weighted, then launch_rows(w, wsum, inv_n, row_loss) for the
@@ -263,7 +253,7 @@ class Scratch {
 template <class T, class LaunchRows>
 void reduce_rows(std::int64_t n, const Tensor& weight, const Tensor& loss, LaunchRows&& launch_rows) {
   const T* w = weight.numel() != 0 ? weight.data_as<T>() : nullptr;
-  Scratch scratch(static_cast<std::size_t>(n) + kMaxParts + 1);
+  Scratch<> scratch(static_cast<std::size_t>(n) + kMaxParts + 1);
   double* rows = scratch.get();
   double* parts = rows + n;
   double* wsum = w == nullptr ? nullptr : parts + kMaxParts;
@@ -286,18 +276,27 @@ T* opt(const Tensor& t) {
   return t.numel() != 0 ? t.data_as<T>() : nullptr;
 }
 
+// Runs the kernels and returns the smallest row with a target outside [0, k), or -1: the
+// kernel lowers a device word (all ones when no row is bad), copied back at the end.
 template <class T, class I>
-void cross_entropy_impl(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
-                        const Tensor& grad, const Tensor& per_sample, double q_true, double q_other) {
+std::int64_t cross_entropy_impl(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                                const Tensor& loss, const Tensor& grad, const Tensor& per_sample,
+                                const detail::SmoothedTarget& q) {
   const std::int64_t n = logits.shape()[0], k = logits.shape()[1];
+  Scratch<unsigned long long> bad_row(1);
+  SEISOKU_CUDA_CHECK(cudaMemsetAsync(bad_row.get(), 0xff, sizeof(unsigned long long), stream()));
   reduce_rows<T>(n, weight, loss, [&](const T* w, const double* wsum, double inv_n, double* rows) {
     with_group(k, [&](auto group) {
       constexpr int G = decltype(group)::value;
       cross_entropy_kernel<G, T, I><<<row_grid<G>(n), kThreads, 0, stream()>>>(
-          logits.data_as<T>(), target.data_as<I>(), w, wsum, inv_n, n, k, q_true, q_other, opt<T>(grad),
-          opt<T>(per_sample), rows);
+          logits.data_as<T>(), target.data_as<I>(), w, wsum, inv_n, n, k, q, opt<T>(grad), opt<T>(per_sample), rows,
+          bad_row.get());
     });
   });
+  unsigned long long first = ~0ull;
+  SEISOKU_CUDA_CHECK(cudaMemcpyAsync(&first, bad_row.get(), sizeof(first), cudaMemcpyDeviceToHost, stream()));
+  SEISOKU_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  return first < static_cast<unsigned long long>(n) ? static_cast<std::int64_t>(first) : -1;
 }
 
 template <bool Bce>
@@ -319,20 +318,21 @@ void elementwise_loss(const Tensor& x, const Tensor& target, const Tensor& weigh
 
 }  // namespace
 
-void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
-                   const Tensor& grad, const Tensor& per_sample, double q_true, double q_other) {
+std::int64_t cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
+                           const Tensor& grad, const Tensor& per_sample, const detail::SmoothedTarget& q) {
   DeviceGuard guard(logits.device_index());
+  std::int64_t bad = -1;
   detail::dispatch_float(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (target.dtype() == DType::int64)
-      cross_entropy_impl<T, std::int64_t>(logits, target, weight, loss, grad, per_sample, q_true, q_other);
-    else
-      cross_entropy_impl<T, std::int32_t>(logits, target, weight, loss, grad, per_sample, q_true, q_other);
+    bad = target.dtype() == DType::int64
+              ? cross_entropy_impl<T, std::int64_t>(logits, target, weight, loss, grad, per_sample, q)
+              : cross_entropy_impl<T, std::int32_t>(logits, target, weight, loss, grad, per_sample, q);
   });
+  return bad;
 }
 
-void mse(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss, const Tensor& grad,
-         const Tensor& per_sample) {
+void mse_loss(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss,
+              const Tensor& grad, const Tensor& per_sample) {
   elementwise_loss<false>(pred, target, weight, loss, grad, per_sample);
 }
 
@@ -345,8 +345,7 @@ void kl_div_softened(const Tensor& student_logits, const Tensor& teacher_logits,
                      const Tensor& weight, const Tensor& loss, const Tensor& grad, const Tensor& per_sample,
                      bool scale_t2) {
   const std::int64_t n = student_logits.shape()[0], k = student_logits.shape()[1];
-  const double loss_factor = scale_t2 ? temperature * temperature : 1.0;
-  const double grad_scale = scale_t2 ? temperature : 1.0 / temperature;
+  const detail::SoftenedScale scale = detail::softened_scale(temperature, scale_t2);
   DeviceGuard guard(student_logits.device_index());
   detail::dispatch_float(student_logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -354,8 +353,8 @@ void kl_div_softened(const Tensor& student_logits, const Tensor& teacher_logits,
       with_group(k, [&](auto group) {
         constexpr int G = decltype(group)::value;
         kl_div_softened_kernel<G, T><<<row_grid<G>(n), kThreads, 0, stream()>>>(
-            student_logits.data_as<T>(), teacher_logits.data_as<T>(), static_cast<T>(1.0 / temperature), loss_factor,
-            grad_scale, w, wsum, inv_n, n, k, opt<T>(grad), opt<T>(per_sample), rows);
+            student_logits.data_as<T>(), teacher_logits.data_as<T>(), static_cast<T>(1.0 / temperature), scale, w,
+            wsum, inv_n, n, k, opt<T>(grad), opt<T>(per_sample), rows);
       });
     });
   });

@@ -31,7 +31,7 @@ int main() {
   }
 
   // Model: 2 -> 64 -> 64 -> 3, ReLU, dropout 0.1 on hidden units.
-  auto gen = std::make_shared<seisoku::Generator>(0);
+  auto gen = std::make_shared<seisoku::Generator>(0);  // initialisation and dropout masks
   nn::LinearOptions hidden;
   hidden.activation = seisoku::Activation::relu;
   hidden.dropout = 0.1;
@@ -39,8 +39,7 @@ int main() {
                         std::make_shared<nn::Linear>(64, 64, hidden, gen),
                         std::make_shared<nn::Linear>(64, 3, nn::LinearOptions{}, gen)});
 
-  Tensor loss = Tensor::empty({}, DType::float32);
-  Tensor grad = Tensor::empty({kN, kClasses}, DType::float32);
+  nn::CrossEntropyLoss loss(/*label_smoothing=*/0.05);
   // SGD with Nesterov momentum, coupled L2 and a max-norm bound on each unit's incoming weights,
   // fused into one pass per step; biases are exempt from both.
   seisoku::OptimHyper hyper;
@@ -49,15 +48,14 @@ int main() {
   hyper.nesterov = true;
   hyper.l2 = 1e-4;
   hyper.max_norm = 4.0;
-  seisoku::OptimGroup optimizer = nn::optim_group(model, hyper);
+  nn::Optimizer optimizer(model, hyper);
   for (int epoch = 0; epoch < 600; ++epoch) {
     model.train();
-    model.zero_grad();
-    const Tensor logits = model.forward(x);
-    seisoku::cross_entropy(logits, y, Tensor(), loss, grad, Tensor(), 0.05, seisoku::SmoothingConvention::seed);
-    model.backward(grad, /*need_input_grad=*/false);
-    seisoku::optim_step(optimizer);
-    if (epoch % 200 == 0) std::printf("epoch %4d  loss %.4f\n", epoch, static_cast<double>(*loss.data_as<float>()));
+    optimizer.zero_grad();
+    const Tensor value = loss.forward(model.forward(x), y);
+    model.backward(loss.backward(), /*need_input_grad=*/false);
+    optimizer.step();
+    if (epoch % 200 == 0) std::printf("epoch %4d  loss %.4f\n", epoch, static_cast<double>(*value.data_as<float>()));
   }
 
   model.eval();
@@ -75,8 +73,8 @@ int main() {
   // Every weight row (one hidden unit's incoming weights) is inside the max-norm ball.
   for (const auto& [name, p] : model.named_parameters()) {
     if (!p->regularize) continue;
-    const seisoku::Tensor norms = seisoku::Tensor::empty({p->value.shape()[0]}, DType::float32);
-    seisoku::row_norm(p->value, 2.0, norms);
+    const seisoku::Tensor norms = seisoku::Tensor::empty({p->value().shape()[0]}, DType::float32);
+    seisoku::row_norm(p->value(), 2.0, norms);
     for (std::int64_t r = 0; r < norms.numel(); ++r)
       if (norms.data_as<float>()[r] > hyper.max_norm * (1.0 + 1e-5)) {
         std::printf("FAILED: row %lld of %s has norm %g > %g\n", static_cast<long long>(r), name.c_str(),

@@ -82,9 +82,13 @@ __all__ = [
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of CPU threads used by seisoku's kernels and its BLAS (n >= 1).
+    """Set the number of CPU threads seisoku's kernels use, GEMM included (n >= 1).
 
-    Results never depend on the thread count.
+    The count is seisoku's own: it is passed to each of seisoku's OpenMP regions and does not
+    change the OpenMP default that other libraries read, so `torch.set_num_threads` and
+    seisoku's count leave each other alone, though both libraries share one OpenMP runtime
+    (libgomp) and its worker threads. OpenBLAS always runs single-threaded inside seisoku
+    (GEMM tiles go to these threads). Results never depend on the thread count.
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise ValueError(f"[set_num_threads] n must be an int >= 1, got {n!r}")
@@ -92,7 +96,8 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Number of CPU threads seisoku's kernels use."""
+    """Number of CPU threads seisoku's kernels use: the last set_num_threads, else
+    OMP_NUM_THREADS when set, else the cores this process may run on."""
     return int(_core.get_num_threads())
 
 

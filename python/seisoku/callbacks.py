@@ -1,10 +1,11 @@
 """Callbacks of seisoku.train.Trainer: the hook base class, early stopping, checkpoints,
 learning-rate schedules and history logs.
 
-A callback's hooks run in the order the callbacks were given, except that Checkpoint
-callbacks always run after the others, so a checkpoint holds every other callback's update
-of the same epoch or step. A callback that keeps state across epochs (EarlyStopping,
-LRSchedule, ...) returns it from state_dict() so that a resumed run continues exactly.
+Callbacks run in the order of their `order` attribute (default 0), ties in the order given:
+Checkpoint has order 100, so that a checkpoint holds every other callback's update of the
+same epoch or step; a callback of your own that must run after checkpoints takes a larger
+order. A callback that keeps state across epochs (EarlyStopping, LRSchedule, ...) returns it
+from state_dict() so that a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ class Callback:
 
     Hook order in one fit: on_train_begin, then per epoch on_epoch_begin, on_batch_end
     after every optimizer step, on_epoch_end; on_interrupt when Ctrl-C (SIGINT) stops
-    training between two steps; on_train_end last (not after an interrupt).
+    training between two steps; on_train_end last (not after an interrupt). Among callbacks,
+    smaller `order` runs first (default 0; ties keep the order given).
     """
+
+    order: int = 0
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Before the first epoch (also when resuming, before the saved state is loaded)."""
@@ -233,6 +237,8 @@ class EarlyStopping(Callback):
 class Checkpoint(Callback):
     """Save the whole training state (Trainer.save_checkpoint) atomically to `path`.
 
+    Runs after the other callbacks (order 100), so its file holds their updates.
+
     It writes every `every` epochs or steps (unit), when Ctrl-C interrupts training, and
     at the end of training; Trainer.fit(resume=path) continues from it with the same result
     as a run that was never stopped.
@@ -243,6 +249,8 @@ class Checkpoint(Callback):
         unit: 'epoch' (default) or 'step'.
         at_end: also write when training ends (default True).
     """
+
+    order = 100
 
     def __init__(
         self,

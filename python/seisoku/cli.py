@@ -1,4 +1,4 @@
-"""The `seisoku` command: `seisoku info`, `seisoku train`, `seisoku augment`."""
+"""The `seisoku` command: `seisoku info`, `seisoku train`, `seisoku augment`, `seisoku bench`."""
 
 from __future__ import annotations
 
@@ -217,6 +217,63 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import benchmark
+    from ._state_file import atomic_write
+
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    try:
+        directory = benchmark.find_bench_dir(args.bench_dir)
+        if args.list:
+            for name, path in benchmark.list_benchmarks(directory):
+                print(f"{name}  {path}")
+            return 0
+        if args.readme:
+            benchmark.check_readme(args.readme)  # before the run, not after minutes of it
+        if args.from_json:
+            record = benchmark.load_record(args.from_json)
+        else:
+            record = benchmark.run(
+                quick=not args.full, only=only, device=args.device, bench_dir=directory
+            )
+    except (OSError, ValueError) as e:
+        print(f"seisoku bench: {e}", file=sys.stderr)
+        return 2
+    if args.note:
+        record["note"] = args.note
+    os.makedirs(args.out, exist_ok=True)
+    table = benchmark.markdown_table(record)
+    written = []
+    for path, text in [
+        (os.path.join(args.out, "results.json"), json.dumps(record, indent=1) + "\n"),
+        (os.path.join(args.out, "results.md"), table),
+        (args.json, json.dumps(record, indent=1) + "\n"),
+        (args.markdown, table),
+    ]:
+        if path:
+            with atomic_write(path, "w") as f:
+                f.write(text)
+            written.append(path)
+    chart = benchmark.write_chart(record, os.path.join(args.out, "ratios.png"))
+    if chart:
+        written.append(chart)
+    elif record["rows"]:
+        print("no ratios.png: matplotlib is not installed (pip install matplotlib)")
+    if args.readme:
+        benchmark.update_readme(args.readme, table)
+        written.append(args.readme)
+    for p in written:
+        print(f"wrote {p}")
+    ran = [n for n, b in record["benchmarks"].items() if b["status"] == "ran"]
+    failed = [n for n, b in record["benchmarks"].items() if b["status"] == "failed"]
+    print(
+        f"seisoku bench: {len(record['rows'])} figures from {len(ran)} "
+        + ("benchmark" if len(ran) == 1 else "benchmarks")
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seisoku", description="seisoku command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -344,6 +401,45 @@ def build_parser() -> argparse.ArgumentParser:
     p_aug.add_argument("--cutout", type=float, default=0.5, help="cutout probability")
     p_aug.add_argument("--seed", type=int, default=0)
     p_aug.set_defaults(func=_cmd_augment)
+
+    p_bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks against NumPy, PyTorch and others; write JSON and a chart",
+        description="Runs the benchmarks shipped with seisoku (bench/bench_*.py), each in a "
+        "process of its own, and prints the machine they ran on. Each figure is checked "
+        "against a reference before it is timed; a benchmark whose peer is not installed "
+        "(pip install 'seisoku[bench]') is skipped. Writes results.json, results.md and "
+        "ratios.png (ratio > 1: seisoku better) into --out.",
+    )
+    p_bench.add_argument(
+        "--full", action="store_true", help="full sizes and repeats (default: quick, a few minutes)"
+    )
+    p_bench.add_argument("--only", help="comma-separated benchmarks to run, e.g. random,gemm")
+    p_bench.add_argument(
+        "--out", default="seisoku-bench", help="folder for the outputs (default seisoku-bench)"
+    )
+    p_bench.add_argument("--json", help="also write the record as JSON to this path")
+    p_bench.add_argument("--markdown", help="also write the Markdown table to this path")
+    p_bench.add_argument(
+        "--readme",
+        help="replace the table between the seisoku bench markers in this README",
+    )
+    p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p_bench.add_argument(
+        "--bench-dir", dest="bench_dir", help="folder of bench_*.py (default: the shipped one)"
+    )
+    p_bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p_bench.add_argument(
+        "--note",
+        help="a sentence on the run for the table's caption (e.g. how busy the machine was)",
+    )
+    p_bench.add_argument(
+        "--from",
+        dest="from_json",
+        metavar="JSON",
+        help="write the outputs from the results.json of an earlier run instead of running",
+    )
+    p_bench.set_defaults(func=_cmd_bench)
     return parser
 
 

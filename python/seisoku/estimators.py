@@ -45,7 +45,6 @@ from .train import History, Trainer
 Array = Any
 
 SOLVERS = ("adam", "sgd")
-_CACHES = ("_saved", "_x", "_y", "_indices", "_shape")
 
 
 def _check_params(est: _BaseMLP) -> tuple[int, ...]:
@@ -78,23 +77,20 @@ def _check_params(est: _BaseMLP) -> tuple[int, ...]:
         isinstance(est.validation_fraction, (int, float)) and 0.0 < est.validation_fraction < 1.0
     ):
         raise ValueError(f"validation_fraction must be in (0, 1), got {est.validation_fraction!r}")
-    for name in ("l1", "l2", "max_norm", "tol", "input_noise"):
+    for name in ("l1", "l2", "tol", "input_noise"):
         v = getattr(est, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < np.inf:
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    v = est.max_norm
+    if v is not None and (
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < np.inf
+    ):
+        raise ValueError(f"max_norm must be None (off) or a finite number > 0, got {v!r}")
     if not (isinstance(est.learning_rate_init, (int, float)) and est.learning_rate_init > 0):
         raise ValueError(f"learning_rate_init must be > 0, got {est.learning_rate_init!r}")
     if est.augment is not None and not callable(est.augment):
         raise ValueError(f"augment must be None or a callable(x_batch, step), got {est.augment!r}")
     return tuple(int(s) for s in sizes)
-
-
-def _drop_caches(model: nn.Module) -> None:
-    """Forget the arrays layers keep from their last forward (smaller pickles)."""
-    for _, m in model.named_modules():
-        for name in _CACHES:
-            if name in m.__dict__:
-                object.__delattr__(m, name)
 
 
 class _BaseMLP(BaseEstimator):
@@ -112,7 +108,7 @@ class _BaseMLP(BaseEstimator):
         input_noise: float = 0.0,
         l1: float = 0.0,
         l2: float = 1e-4,
-        max_norm: float = 0.0,
+        max_norm: float | None = None,
         augment: Callable[[Array, int], Array] | None = None,
         solver: str = "adam",
         learning_rate_init: float = 1e-3,
@@ -226,7 +222,7 @@ class _BaseMLP(BaseEstimator):
                 f"{type(self).__name__}: training diverged ({history.stop_reason}); lower "
                 f"learning_rate_init (now {self.learning_rate_init})"
             )
-        _drop_caches(model)
+        model.release_buffers()
         self.model_ = model
         self.history_: History = history
         self.n_iter_ = len(history.epochs)
@@ -238,7 +234,7 @@ class _BaseMLP(BaseEstimator):
     def _optimizer(self, model: nn.Module) -> Any:
         from . import optim
 
-        reg = {"l1": self.l1, "l2": self.l2, "max_norm": self.max_norm or None}
+        reg = {"l1": self.l1, "l2": self.l2, "max_norm": self.max_norm}
         if self.solver == "sgd":
             return optim.SGD(
                 model.parameters(), lr=self.learning_rate_init, momentum=self.momentum, **reg
@@ -277,7 +273,7 @@ class _BaseMLP(BaseEstimator):
         for i in range(0, X.shape[0], 4096):
             out = model.forward(self._to_device(X[i : i + 4096]))
             outs.append(np.array(out.get() if hasattr(out, "get") else out, copy=True))
-        _drop_caches(model)
+        model.release_buffers()
         if not outs:
             return np.zeros((0, self.n_outputs_), dtype=np.float32)
         return np.concatenate(outs)
@@ -294,7 +290,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         input_noise: std of Gaussian noise added to the inputs in training (default 0).
         l1, l2: L1 (proximal) and coupled L2 penalties on the weights (defaults 0, 1e-4;
             biases are not penalized).
-        max_norm: per-unit max-norm bound on the incoming weights (default 0: off).
+        max_norm: per-unit max-norm bound on the incoming weights (default None: off).
         label_smoothing: epsilon of the lecture's convention (true class 1 - eps, others
             eps / (K - 1)); default 0.
         augment: None or a callable(x_batch, step) returning an augmented batch (training).
@@ -330,7 +326,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         input_noise: float = 0.0,
         l1: float = 0.0,
         l2: float = 1e-4,
-        max_norm: float = 0.0,
+        max_norm: float | None = None,
         label_smoothing: float = 0.0,
         augment: Callable[[Array, int], Array] | None = None,
         solver: str = "adam",

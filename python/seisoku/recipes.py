@@ -51,7 +51,7 @@ class Recipe:
     l2: float = 1e-4  # coupled L2 penalty (torch's weight_decay)
     weight_decay: float = 0.0  # decoupled weight decay
     l1: float = 0.0
-    max_norm: float = 0.0  # per-unit max-norm bound (0: off)
+    max_norm: float | None = None  # per-unit max-norm bound (None: off)
     shift: int = 1  # random translations of the 8x8 images by up to this many pixels
     rotate: float = 0.0  # random rotations by up to this many degrees (bilinear)
     elastic: float = 0.0  # elastic distortion: alpha in pixels (0: off)
@@ -99,8 +99,10 @@ class Recipe:
             raise ValueError("channels must name at least one convolution for model 'cnn'")
         for name in ("dropout", "input_dropout", "dropconnect", "label_smoothing"):
             _number(self, name, 0.0, 1.0, upper_open=True)
-        for name in ("input_noise", "hidden_noise", "l2", "weight_decay", "l1", "max_norm"):
+        for name in ("input_noise", "hidden_noise", "l2", "weight_decay", "l1"):
             _number(self, name, 0.0, math.inf)
+        if self.max_norm is not None:
+            _number(self, "max_norm", 0.0, math.inf, lower_open=True)
         _number(self, "rotate", 0.0, 180.0)
         _number(self, "elastic", 0.0, math.inf)
         _number(self, "elastic_sigma", 0.0, math.inf, lower_open=True)
@@ -142,7 +144,7 @@ class Recipe:
             l2=0.0,
             weight_decay=0.0,
             l1=0.0,
-            max_norm=0.0,
+            max_norm=None,
             shift=0,
             rotate=0.0,
             elastic=0.0,
@@ -242,16 +244,15 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> Any:
     """The recipe's optimizer with its norm penalties."""
     from . import optim
 
-    reg = {
-        "l2": recipe.l2,
-        "weight_decay": recipe.weight_decay,
-        "l1": recipe.l1,
-        "max_norm": recipe.max_norm or None,
-    }
+    reg = {"l2": recipe.l2, "l1": recipe.l1, "max_norm": recipe.max_norm}
+    if recipe.optimizer == "adamw":
+        return optim.AdamW(
+            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, **reg
+        )
+    reg.update(weight_decay=recipe.weight_decay, decoupled_weight_decay=True)
     if recipe.optimizer == "sgd":
         return optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, **reg)
-    cls = optim.Adam if recipe.optimizer == "adam" else optim.AdamW
-    return cls(model.parameters(), lr=recipe.lr, **reg)
+    return optim.Adam(model.parameters(), lr=recipe.lr, **reg)
 
 
 def _schedule(

@@ -38,8 +38,7 @@ from .callbacks import (
     JSONLogger,
     LRSchedule,
 )
-from .nn.loss import CrossEntropyLoss, Loss
-from .nn.module import Module
+from .nn import CrossEntropyLoss, Loss, Module
 from .random import Generator, default_generator
 
 Array = Any
@@ -116,7 +115,10 @@ class History:
 
 class _Interrupt:
     """While active (main thread only), the first SIGINT sets trainer._interrupted so that
-    fit stops at the next step boundary; a second one raises KeyboardInterrupt at once."""
+    fit stops at the next step boundary; a second one raises KeyboardInterrupt at once.
+    The handler in place before (default_int_handler, SIG_IGN, a program's own) is put back
+    on exit; one installed outside Python (getsignal gives None) could not be, so then SIGINT
+    is left alone."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -129,7 +131,8 @@ class _Interrupt:
         self.trainer._interrupted = True
 
     def __enter__(self) -> _Interrupt:
-        if threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not None:
             try:
                 self.previous = signal.signal(signal.SIGINT, self._handler)
                 self.installed = True
@@ -201,10 +204,8 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise ValueError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        # Checkpoints run last so that they save every other callback's update.
-        self.callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)] + [
-            c for c in callbacks if isinstance(c, Checkpoint)
-        ]
+        # By their order attribute (stable): checkpoints after the callbacks they save.
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)
         self.progress = progress
         self.stop_training = False
         self.history = History()

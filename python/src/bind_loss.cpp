@@ -10,26 +10,27 @@ void bind_loss(py::module_& m) {
   m.def(
       "cross_entropy",
       [](py::handle logits, py::handle target, py::handle weight, py::handle loss, py::handle grad,
-         py::handle per_sample, double smoothing, const std::string& convention) {
+         py::handle per_sample, double label_smoothing, const std::string& convention) {
         const SmoothingConvention conv = smoothing_convention_from_name("cross_entropy", convention);
         Call c("cross_entropy");
         Tensor tx = c.in(logits, "logits"), ty = c.in(target, "target"), tw = c.opt_in(weight, "weight");
         Tensor tl = c.out(loss, "loss"), tg = c.opt_out(grad, "grad");
         Tensor tp = c.opt_out(per_sample, "per_sample");
-        c.run([&] { seisoku::cross_entropy(tx, ty, tw, tl, tg, tp, smoothing, conv); });
+        c.run([&] { seisoku::cross_entropy(tx, ty, tw, tl, tg, tp, label_smoothing, conv); });
       },
       arg("logits"), arg("target"), arg("weight"), arg("loss"), arg("grad"), arg("per_sample"),
-      arg("smoothing") = 0.0, arg("convention") = "seed",
-      "Softmax cross-entropy with label smoothing; writes loss[0], and grad / per_sample unless None");
+      arg("label_smoothing") = 0.0, arg("convention") = "lecture",
+      "Softmax cross-entropy with label smoothing ('lecture' or 'uniform' convention); writes loss[0], and grad / "
+      "per_sample unless None");
   m.def(
-      "mse",
+      "mse_loss",
       [](py::handle pred, py::handle target, py::handle weight, py::handle loss, py::handle grad,
          py::handle per_sample) {
-        Call c("mse");
+        Call c("mse_loss");
         Tensor tx = c.in(pred, "pred"), tt = c.in(target, "target"), tw = c.opt_in(weight, "weight");
         Tensor tl = c.out(loss, "loss"), tg = c.opt_out(grad, "grad");
         Tensor tp = c.opt_out(per_sample, "per_sample");
-        c.run([&] { seisoku::mse(tx, tt, tw, tl, tg, tp); });
+        c.run([&] { seisoku::mse_loss(tx, tt, tw, tl, tg, tp); });
       },
       arg("pred"), arg("target"), arg("weight"), arg("loss"), arg("grad"), arg("per_sample"),
       "Mean squared error; writes loss[0], and grad / per_sample unless None");

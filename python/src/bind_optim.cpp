@@ -1,13 +1,17 @@
 // Bindings of the optim family. A parameter group is converted once into an OptimGroup of
-// cached tensor views (_core.OptimGroup); each step only checks, per parameter, that .value and
-// .grad are still the arrays the views point into (reconverting those that were replaced), so
-// one native call steps hundreds of tensors without a Python loop.
+// tensors (_core.OptimGroup): seisoku.nn Parameters give their own tensors (read again each step,
+// with no Python attribute access; a gradient marked zero by zero_grad is cleared first), other
+// objects with .value and .grad arrays give cached views that each step checks are still the
+// arrays of .value and .grad (reconverting those that were replaced), so one native call steps
+// hundreds of tensors without a Python loop.
 #include <pybind11/stl.h>
 
 #include <string>
 #include <vector>
 
 #include "convert.hpp"
+#include "seisoku/elementwise.hpp"
+#include "seisoku/nn/parameter.hpp"
 #include "seisoku/optim.hpp"
 
 namespace seisoku::python {
@@ -53,6 +57,9 @@ class PyOptimGroup {
     const std::size_t n = params.size();
     values_.resize(n);
     grads_.resize(n);
+    native_.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      if (py::isinstance<nn::Parameter>(params[i])) native_[i] = params[i].cast<nn::ParameterPtr>();
     group_.params.resize(n);
     group_.grads.resize(n);
     group_.penalize.assign(n, regularize_ == 1);
@@ -77,9 +84,30 @@ class PyOptimGroup {
 
   OptimGroup& group() { return group_; }
 
+  // Marks every gradient zero (seisoku.nn Parameters) or fills it with zeros (other objects).
+  void zero_grad(Call& c) {
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+      if (native_[i]) {
+        native_[i]->zero_grad();
+      } else {
+        refresh_one(&c, i);
+        c.run([&] { fill(group_.grads[i], 0.0); });
+      }
+    }
+  }
+
  private:
   // Re-reads parameter i: its arrays, and its regularize flag unless the group overrides it.
   void refresh_one(Call* c, std::size_t i) {
+    if (const nn::ParameterPtr& p = native_[i]) {
+      group_.params[i] = p->value();
+      group_.grads[i] = p->grad();
+      if (regularize_ < 0) group_.penalize[i] = p->regularize ? 1 : 0;
+      if (c) {
+        c->uses(group_.params[i]);
+      }
+      return;
+    }
     // Interned names, deliberately never released (no destructor after the interpreter ends).
     static const py::handle value_attr = py::str("value").release();
     static const py::handle grad_attr = py::str("grad").release();
@@ -114,6 +142,7 @@ class PyOptimGroup {
   }
 
   py::list params_;
+  std::vector<nn::ParameterPtr> native_;  // the seisoku.nn Parameters (null for other objects)
   int regularize_;  // -1: each parameter's .regularize; 0 / 1: the group's override
   std::vector<py::object> values_, grads_, keep_;
   OptimGroup group_;
@@ -206,10 +235,9 @@ void bind_optim(py::module_& m) {
       "optim_zero_grad",
       [](PyOptimGroup& g) {
         Call c("optim_zero_grad");
-        g.refresh(c);
-        c.run([&] { seisoku::optim_zero_grad(g.group()); });
+        g.zero_grad(c);
       },
-      arg("group"), "Fill every gradient of the group with zeros");
+      arg("group"), "Mark every gradient of the group zero (seisoku.nn Parameters) or fill it with zeros");
   m.def(
       "max_norm_project",
       [](py::handle w, double max_norm, int axis) {

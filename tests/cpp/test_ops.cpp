@@ -1,4 +1,4 @@
-// Elementwise ops, casts, reductions and GEMM against plain double-precision loops.
+// Elementwise ops, casts, reductions, GEMM and the losses against plain double-precision loops.
 #include <gtest/gtest.h>
 #include <seisoku/seisoku.hpp>
 
@@ -629,6 +629,163 @@ TEST(GemmErrors, ThrowWithOpName) {
                                      Tensor::zeros({3, 2}, DType::int32)); },
                  "[gemm]");
   expect_invalid([&] { seisoku::gemm(a, b, c, false, false, kNaN, 0.0); }, "[gemm]");
+}
+
+// ---- losses (seisoku/loss.hpp) ----
+
+Tensor class_indices(const std::vector<std::int64_t>& v, DType dtype) {
+  Tensor t = Tensor::empty({static_cast<std::int64_t>(v.size())}, dtype);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (dtype == DType::int64) t.data_as<std::int64_t>()[i] = v[i];
+    else t.data_as<std::int32_t>()[i] = static_cast<std::int32_t>(v[i]);
+  }
+  return t;
+}
+
+// log softmax(x / temperature) of row r of an (n, k) row-major matrix.
+std::vector<double> log_softmax_row(const std::vector<double>& x, std::int64_t r, std::int64_t k, double temp = 1) {
+  std::vector<double> z(x.begin() + r * k, x.begin() + (r + 1) * k);
+  double m = -kInf, s = 0.0;
+  for (double& v : z) m = std::max(m, v /= temp);
+  for (double v : z) s += std::exp(v - m);
+  for (double& v : z) v -= m + std::log(s);
+  return z;
+}
+
+TEST(CrossEntropy, ConventionsMatchTheirTargets) {
+  const std::int64_t n = 6, k = 4;
+  const Tensor x = make(test_values(n * k, 21), DType::float64, {n, k});
+  const std::vector<std::int64_t> y = {0, 3, 1, 2, 3, 0};
+  const Tensor t = class_indices(y, DType::int32);
+  for (const auto conv : {seisoku::SmoothingConvention::lecture, seisoku::SmoothingConvention::uniform}) {
+    for (const double eps : {0.0, 0.2}) {
+      const double q_off = conv == seisoku::SmoothingConvention::lecture ? eps / (k - 1) : eps / k;
+      const double q_on = conv == seisoku::SmoothingConvention::lecture ? 1 - eps : 1 - eps + eps / k;
+      const Tensor loss = Tensor::empty({1}, DType::float64), grad = Tensor::empty({n, k}, DType::float64);
+      const Tensor ps = Tensor::empty({n}, DType::float64);
+      seisoku::cross_entropy(x, t, Tensor{}, loss, grad, ps, eps, conv);
+      double mean = 0.0;
+      for (std::int64_t r = 0; r < n; ++r) {
+        const std::vector<double> lp = log_softmax_row(read(x), r, k);
+        double l = 0.0;
+        for (std::int64_t j = 0; j < k; ++j) {
+          const double q = j == y[r] ? q_on : q_off;
+          l -= q * lp[j];
+          EXPECT_NEAR(read(grad)[r * k + j], (std::exp(lp[j]) - q) / n, 1e-15);
+        }
+        EXPECT_NEAR(read(ps)[r], l, 1e-14);
+        mean += l / n;
+      }
+      EXPECT_NEAR(read1(loss), mean, 1e-14);
+      if (conv == seisoku::SmoothingConvention::lecture) {  // the default convention
+        const Tensor again = Tensor::empty({1}, DType::float64);
+        seisoku::cross_entropy(x, t, Tensor{}, again, Tensor{}, Tensor{}, eps);
+        EXPECT_EQ(read1(again), read1(loss));
+      }
+    }
+  }
+}
+
+TEST(CrossEntropy, BadTargetNamesTheFirstRowAndWritesNothing) {
+  const Tensor x = make(test_values(4 * 5, 22), DType::float32, {4, 5});
+  for (const DType dtype : {DType::int32, DType::int64}) {
+    const Tensor loss = make({42.0}, DType::float32), grad = Tensor::empty({4, 5}, DType::float32);
+    seisoku::fill(grad, 42.0);
+    const Tensor t = class_indices({1, 7, 2, -1}, dtype);
+    expect_invalid([&] { seisoku::cross_entropy(x, t, Tensor{}, loss, grad); },
+                   "[cross_entropy] argument 'target' must hold class indices in [0, 5), got target[1] = 7");
+    EXPECT_EQ(read1(loss), 42.0);
+    for (double v : read(grad)) ASSERT_EQ(v, 42.0);
+    expect_invalid([&] { seisoku::cross_entropy(x, class_indices({1, 0, 2, -1}, dtype), Tensor{}, loss); },
+                   "got target[3] = -1");
+  }
+}
+
+TEST(CrossEntropy, BadTargetOnCudaGivesTheCpuError) {
+  if (!seisoku::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const Tensor x = make(test_values(300 * 40, 23), DType::float32, {300, 40});
+  std::vector<std::int64_t> y(300, 3);
+  y[299] = 40, y[120] = -2, y[200] = 41;
+  const auto message = [&](Device device) {
+    const Tensor loss = Tensor::empty({1}, DType::float32, device), grad = Tensor::empty({300, 40}, x.dtype(), device);
+    const Tensor t = class_indices(y, DType::int64);
+    try {
+      seisoku::cross_entropy(device == Device::cuda ? x.to(device) : x, device == Device::cuda ? t.to(device) : t,
+                             Tensor{}, loss, grad);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(Device::cpu).find("got target[120] = -2"), std::string::npos) << message(Device::cpu);
+  EXPECT_EQ(message(Device::cuda), message(Device::cpu));
+}
+
+TEST(SmoothingConvention, NamesParseAndOthersAreRejected) {
+  EXPECT_EQ(seisoku::smoothing_convention_from_name("op", "lecture"), seisoku::SmoothingConvention::lecture);
+  EXPECT_EQ(seisoku::smoothing_convention_from_name("op", "uniform"), seisoku::SmoothingConvention::uniform);
+  for (const char* name : {"seed", "torch", "Uniform", ""})
+    expect_invalid([&] { seisoku::smoothing_convention_from_name("op", name); },
+                   std::string("[op] argument 'convention' must be 'lecture' or 'uniform', got '") + name + "'");
+}
+
+TEST(Losses, MseBceAndKlMatchTheirFormulas) {
+  const std::int64_t n = 5, k = 3;
+  const Tensor x = make(test_values(n * k, 24), DType::float64, {n, k});
+  const Tensor t = make(test_values(n * k, 25), DType::float64, {n, k});
+  std::vector<double> p = read(t);
+  for (double& v : p) v = (v + 1) / 2;  // BCE targets in [0, 1]
+  const Tensor pt = make(p, DType::float64, {n, k});
+  const Tensor w = make({0.5, 2.0, 0.0, 1.0, 3.0}, DType::float64);
+  const double wsum = 6.5, temp = 2.0;
+  const Tensor loss = Tensor::empty({1}, DType::float64), grad = Tensor::empty({n, k}, DType::float64);
+  for (const std::string op : {"mse_loss", "bce_with_logits", "kl_div_softened"}) {
+    if (op == "mse_loss") seisoku::mse_loss(x, t, w, loss, grad);
+    else if (op == "bce_with_logits") seisoku::bce_with_logits(x, pt, w, loss, grad);
+    else seisoku::kl_div_softened(x, t, temp, w, loss, grad);
+    double ref = 0.0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      const double wr = read(w)[r] / wsum;
+      const std::vector<double> ls = log_softmax_row(read(x), r, k, temp), lt = log_softmax_row(read(t), r, k, temp);
+      for (std::int64_t j = 0; j < k; ++j) {
+        const double a = read(x)[r * k + j], b = read(t)[r * k + j], q = p[r * k + j];
+        double l = std::exp(lt[j]) * (lt[j] - ls[j]) * temp * temp, g = temp * (std::exp(ls[j]) - std::exp(lt[j]));
+        if (op == "mse_loss") l = (a - b) * (a - b) / k, g = 2 * (a - b) / k;
+        if (op == "bce_with_logits") l = (std::log1p(std::exp(a)) - a * q) / k, g = (1 / (1 + std::exp(-a)) - q) / k;
+        ref += wr * l;
+        EXPECT_NEAR(read(grad)[r * k + j], wr * g, 1e-15) << op << " " << r << " " << j;
+      }
+    }
+    EXPECT_NEAR(read1(loss), ref, 1e-14) << op;
+  }
+}
+
+TEST(LossErrors, ArgumentsAndOutputsAreChecked) {
+  const Tensor x = make(test_values(4 * 5, 26), DType::float64, {4, 5}), x2 = Tensor::zeros({4, 5}, DType::float64);
+  const Tensor y = class_indices({0, 1, 2, 3}, DType::int64), loss = Tensor::empty({1}, DType::float64);
+  const Tensor grad = Tensor::empty({4, 5}, DType::float64);
+  const auto ce = [&](const Tensor& l, const Tensor& g, const Tensor& ps, double eps = 0.0) {
+    seisoku::cross_entropy(x, y, Tensor{}, l, g, ps, eps);
+  };
+  expect_invalid([&] { ce(Tensor::empty({2}, DType::float64), grad, Tensor{}); }, "[cross_entropy]");
+  expect_invalid([&] { ce(loss, Tensor::empty({5, 4}, DType::float64), Tensor{}); }, "[cross_entropy]");
+  expect_invalid([&] { ce(loss, Tensor::empty({4, 5}, DType::float32), Tensor{}); }, "[cross_entropy]");
+  expect_invalid([&] { ce(loss, grad, Tensor::empty({5}, DType::float64)); }, "[cross_entropy]");
+  expect_invalid([&] { ce(loss, x, Tensor{}); }, "grad and logits must not overlap");
+  const Tensor ps = Tensor::empty({4}, DType::float64);
+  expect_invalid([&] { ce(Tensor::view(ps.data(), {1}, DType::float64), grad, ps); },
+                 "loss and per_sample must not overlap");
+  expect_invalid([&] { ce(loss, grad, Tensor{}, 1.0); }, "argument 'label_smoothing' must be in [0, 1), got 1");
+  expect_invalid([&] { ce(loss, grad, Tensor{}, kNaN); }, "label_smoothing");
+  const Tensor one_class = Tensor::zeros({4, 1}, DType::float64), zeros = class_indices({0, 0, 0, 0}, DType::int64);
+  expect_invalid([&] { seisoku::cross_entropy(one_class, zeros, Tensor{}, loss, Tensor{}, Tensor{}, 0.1); },
+                 "K >= 2");
+  expect_invalid([&] { seisoku::mse_loss(x, x2, Tensor{}, loss, x2); }, "[mse_loss] grad and target must not overlap");
+  expect_invalid([&] { seisoku::mse_loss(x, x2.reshape({20}), Tensor{}, loss); }, "[mse_loss]");
+  expect_invalid([&] { seisoku::bce_with_logits(x, make(std::vector<double>(20, 1.5), DType::float64, {4, 5}),
+                                                Tensor{}, loss); },
+                 "[bce_with_logits] argument 'target' must be in [0, 1]");
+  expect_invalid([&] { seisoku::kl_div_softened(x, x2, 0.0, Tensor{}, loss); }, "argument 'temperature'");
 }
 
 }  // namespace

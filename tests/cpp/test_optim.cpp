@@ -233,7 +233,7 @@ TEST(Optim, TrainsLinearRegression) {
   EXPECT_NEAR(b.data_as<double>()[0], 0.3, 1e-2);
 }
 
-TEST(Optim, GroupOverModuleParameters) {
+TEST(Optim, OptimizerOverModuleParameters) {
   namespace nn = seisoku::nn;
   auto gen = std::make_shared<seisoku::Generator>(3);
   nn::LinearOptions opts;
@@ -242,23 +242,27 @@ TEST(Optim, GroupOverModuleParameters) {
   seisoku::OptimHyper h;
   h.lr = 0.5;
   h.l2 = 0.1;
-  OptimGroup grp = seisoku::nn::optim_group(model, h);
+  nn::Optimizer opt(model, h);
   const auto named = model.named_parameters();
+  OptimGroup& grp = opt.group();
   ASSERT_EQ(grp.params.size(), named.size());
   for (std::size_t i = 0; i < named.size(); ++i) {
     EXPECT_EQ(grp.names[i], named[i].first);
     EXPECT_EQ(grp.penalize[i], named[i].second->regularize ? 1 : 0);
-    EXPECT_EQ(grp.params[i].data(), named[i].second->value.data());  // the module's own storage
+    EXPECT_EQ(grp.params[i].data(), named[i].second->value().data());  // the module's own storage
   }
-  // Biases: a value to see whether L2 touches them.
-  for (const auto& [name, p] : named)
-    if (!p->regularize) seisoku::fill(p->value, 1.0);
+  // Biases: a value to see whether L2 touches them; gradients: stale values that zero_grad's
+  // marks must hide from the step.
+  for (const auto& [name, p] : named) {
+    if (!p->regularize) seisoku::fill(p->value(), 1.0);
+    seisoku::fill(p->grad(), 7.0);
+  }
   std::vector<std::vector<double>> before;
-  for (const auto& np : named) before.push_back(values(np.second->value));
-  model.zero_grad();
-  seisoku::optim_step(grp);  // zero gradients: only the L2 term moves the weights
+  for (const auto& np : named) before.push_back(values(np.second->value()));
+  opt.zero_grad();
+  opt.step();  // zero gradients: only the L2 term moves the weights
   for (std::size_t i = 0; i < named.size(); ++i) {
-    const std::vector<double> after = values(named[i].second->value);
+    const std::vector<double> after = values(named[i].second->value());
     const double factor = named[i].second->regularize ? 1.0 - h.lr * h.l2 : 1.0;
     for (std::size_t k = 0; k < after.size(); ++k) EXPECT_DOUBLE_EQ(after[k], before[i][k] * factor) << named[i].first;
   }

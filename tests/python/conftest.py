@@ -39,3 +39,11 @@ def to_host(x) -> np.ndarray:
     if hasattr(x, "__cuda_array_interface__"):
         return x.get()
     return np.asarray(x)
+
+
+@pytest.fixture
+def restore_default_generator():
+    """Put the process-wide generator back after a test that reseeds it."""
+    saved = seisoku.random.default_generator().state_dict()
+    yield
+    seisoku.random.default_generator().load_state_dict(saved)

@@ -21,7 +21,6 @@ from reference import (
     softmax_ref,
     torch_act,
 )
-from seisoku import _core
 from seisoku.nn import functional as nnf
 from tolerance import assert_close
 
@@ -122,12 +121,12 @@ def test_activation_bad_arguments():
         nnf.activation(x, "leaky_relu", slope=-0.1)
     with pytest.raises(ValueError, match="slope must be finite and >= 0"):
         nnf.activation_backward(x, x, "leaky_relu", slope=-0.1)
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(ValueError, match=r"\[activation\] argument 'activation' must be one of"):
         nnf.activation(x, "gelu")
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(ValueError, match=r"\[activation_backward\] argument 'activation' must"):
         nnf.activation_backward(x, x, "gelu")
-    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        _core.activation(x, np.empty_like(x), "gelu", 0.01)
+    with pytest.raises(ValueError, match=r"\[activation\] argument 'slope' must be a real number"):
+        nnf.activation(x, "relu", slope="0.1")
     with pytest.raises(ValueError, match=r"\[activation\]"):
         nnf.activation(x, "relu", out=np.empty(4))
     with pytest.raises(ValueError, match=r"\[activation\]"):

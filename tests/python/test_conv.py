@@ -296,7 +296,6 @@ def test_bad_input_raises_value_error():
     x = _rand((2, 3, 8, 8), np.float32, 0)
     w = _rand((4, 3, 3, 3), np.float32, 1)
     out = np.empty((2, 4, 6, 6), np.float32)
-    core = sei._core
     _bad(r"\[conv2d\] x must be 4-D", F.conv2d, x[0], w)
     _bad(r"\[conv2d\].*input channel", F.conv2d, x, w[:, :2].copy())
     _bad(
@@ -305,39 +304,22 @@ def test_bad_input_raises_value_error():
         x,
         _rand((4, 3, 9, 3), np.float32, 2),
     )
-    _bad(r"\[conv2d\] stride must be >= 1, got 0", F.conv2d, x, w, stride=0)
-    _bad(r"\[conv2d\] padding must be >= 0", F.conv2d, x, w, padding=(0, -1))
-    _bad(
-        r"\[conv2d\] stride must be an int or an \(h, w\) pair",
-        F.conv2d,
-        x,
-        w,
-        stride=(1, 1, 1),
-    )
-    _bad(r"\[conv2d\] padding must be an int", F.conv2d, x, w, padding=1.5)
-    _bad(r"\[conv2d\] stride must be an int", F.conv2d, x, w, stride=True)
+    _bad(r"\[conv2d\] argument 'stride' must be an int >= 1.*, got 0", F.conv2d, x, w, stride=0)
+    _bad(r"\[conv2d\] argument 'padding' must be an int >= 0", F.conv2d, x, w, padding=(0, -1))
+    pair = r"must be an int >= 1 or a pair \(h, w\) of them"
+    _bad(rf"\[conv2d\] argument 'stride' {pair}, got \(1, 1, 1\)", F.conv2d, x, w, stride=(1, 1, 1))
+    _bad(r"\[conv2d\] argument 'padding' must be an int", F.conv2d, x, w, padding=1.5)
+    _bad(r"\[conv2d\] argument 'stride' must be an int", F.conv2d, x, w, stride=True)
     _bad(r"\[conv2d\].*same dtype", F.conv2d, x, w.astype(np.float64))
     _bad(r"\[conv2d\].*dtype", F.conv2d, x.astype(np.int32), w.astype(np.int32))
     _bad(r"\[conv2d\].*empty batch", F.conv2d, x[:0], w)
     _bad(r"\[conv2d\] bias must have shape \(4,\)", F.conv2d, x, w, np.zeros(3, np.float32))
-    _bad(
-        r"\[conv2d\] out must have shape", core.conv2d, x, w, None, out[:, :, :5].copy(), 1, 1, 0, 0
-    )
+    _bad(r"\[conv2d\] out must have shape", F.conv2d, x, w, out=out[:, :, :5].copy())
     alias = np.zeros(x.size + 64, np.float32)
     xa = alias[: x.size].reshape(x.shape)
     xa[...] = x
-    _bad(
-        r"\[conv2d\] out and x must not overlap",
-        core.conv2d,
-        xa,
-        w,
-        None,
-        alias[64 : 64 + out.size].reshape(out.shape),
-        1,
-        1,
-        0,
-        0,
-    )
+    overlapping = alias[64 : 64 + out.size].reshape(out.shape)
+    _bad(r"\[conv2d\] out and x must not overlap", F.conv2d, xa, w, out=overlapping)
     _bad(r"must be a NumPy or CuPy array", F.conv2d, x.tolist(), w)
     _bad(r"C-contiguous", F.conv2d, np.asfortranarray(x), w)
     y = F.conv2d(x, w)
@@ -367,18 +349,13 @@ def test_bad_input_raises_value_error():
     _bad(r"\[conv2d_backward\].*empty batch", F.conv2d_backward, y[:0], x[:0], w)
     _bad(
         r"\[conv2d_backward\] grad_weight and grad_bias must not overlap",
-        core.conv2d_backward,
+        F.conv2d_backward,
         y,
         x,
         w,
-        None,
-        alias[: w.size].reshape(w.shape),
-        alias[:4],
-        1,
-        1,
-        0,
-        0,
-        False,
+        need_grad_x=False,
+        grad_weight=alias[: w.size].reshape(w.shape),
+        grad_bias=alias[:4],
     )
 
 
@@ -388,13 +365,4 @@ def test_device_mismatch_raises():
     x = _rand((2, 3, 8, 8), np.float32, 0)
     w = _rand((4, 3, 3, 3), np.float32, 1)
     with pytest.raises(ValueError, match=r"\[conv2d\].*is on"):
-        sei._core.conv2d(
-            to_device(x, device),
-            w,
-            None,
-            to_device(np.empty((2, 4, 6, 6), np.float32), device),
-            1,
-            1,
-            0,
-            0,
-        )
+        F.conv2d(to_device(x, device), w, out=to_device(np.empty((2, 4, 6, 6), np.float32), device))

@@ -10,9 +10,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import seisoku
+import seisoku as sei
+from seisoku import nn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CPP_TESTS = REPO_ROOT / "tests" / "cpp"
@@ -81,3 +84,47 @@ def test_cpp_example(cpp_build: Path) -> None:
     proc = _run([str(cpp_build / "seisoku_example")], timeout=60, cwd=cpp_build)
     assert proc.returncode == 0, _report(proc)
     assert "OK" in proc.stdout.splitlines(), _report(proc)
+
+
+def _same_bits_models():
+    """The two models of tests/cpp/same_bits.cpp, built in the same order from Generator(42)."""
+    gen = sei.Generator(42)
+    mlp = nn.Sequential(
+        nn.Linear(64, 48, activation="relu", dropout=0.2, generator=gen),
+        nn.DropConnect(48, 32, p=0.3, activation="relu", generator=gen),
+        nn.Linear(32, 10, generator=gen),
+    )
+    gen = sei.Generator(42)
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, generator=gen),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25, generator=gen),
+        nn.Flatten(),
+        nn.DropConnect(64, 16, p=0.2, activation="relu", generator=gen),
+        nn.Linear(16, 10, generator=gen),
+    )
+    return {"mlp": (mlp, (64,)), "cnn": (cnn, (1, 8, 8))}
+
+
+@pytest.mark.slow
+def test_python_and_cpp_training_give_the_same_bits(cpp_build: Path, tmp_path: Path) -> None:
+    proc = _run([str(cpp_build / "seisoku_same_bits"), str(tmp_path)], timeout=300)
+    assert proc.returncode == 0, _report(proc)
+    x = sei.Generator(1234).uniform((256, 64))
+    y = (sei.Generator(4321).uniform((256,), dtype="float64") * 10).astype(np.int64)
+    for name, (model, shape) in _same_bits_models().items():
+        loss = nn.CrossEntropyLoss(0.1)
+        opt = sei.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, l2=1e-4, max_norm=3.0)
+        xs = x.reshape((256, *shape))
+        for t in range(200):
+            first = (t * 32) % 256
+            model.zero_grad()
+            loss(model(xs[first : first + 32]), y[first : first + 32])
+            model.backward(loss.backward(), need_input_grad=False)
+            opt.step()
+        ours = np.concatenate([p.value.ravel() for p in model.parameters()])
+        theirs = np.fromfile(tmp_path / f"{name}.bin", dtype=np.float32)
+        assert theirs.size == ours.size, name
+        assert np.isfinite(ours).all() and np.abs(ours).max() > 0.1, name
+        np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32), err_msg=name)

@@ -249,8 +249,10 @@ def test_linear_bad_arguments():
             nnf.linear(x, w, b, dropout_p=p)
         with pytest.raises(ValueError, match="dropout_p must be"):
             nnf.bias_act_dropout_backward(x, x, dropout_p=p)
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(ValueError, match=r"\[linear\] argument 'activation' must be one of"):
         nnf.linear(x, w, b, activation="softplus")
+    with pytest.raises(ValueError, match=r"\[linear\] argument 'seed' must be an int in"):
+        nnf.linear(x, w, b, dropout_p=0.5, seed=-1)
     with pytest.raises(ValueError, match="slope must be finite and >= 0"):
         nnf.linear(x, w, b, activation="leaky_relu", slope=-1.0)
     with pytest.raises(ValueError, match=r"\[linear_backward\] shapes do not match"):

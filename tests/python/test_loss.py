@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import seisoku as sei
-from conftest import requires_cuda, to_device, to_host
-from seisoku import _core
+from conftest import to_device, to_host
 from seisoku.nn.functional import (
     LossResult,
     bce_with_logits,
@@ -40,7 +39,7 @@ def log_softmax(x):
 
 
 def smoothed_target(y, k, eps, convention):
-    if convention == "seed":
+    if convention == "lecture":
         on, off = 1.0 - eps, (eps / (k - 1) if k > 1 else 0.0)
     else:
         on, off = 1.0 - eps + eps / k, eps / k
@@ -49,7 +48,7 @@ def smoothed_target(y, k, eps, convention):
     return q
 
 
-def ce_ref(x, y, eps=0.0, convention="seed"):
+def ce_ref(x, y, eps=0.0, convention="lecture"):
     x = x.astype(np.float64)
     q = smoothed_target(y, x.shape[1], eps, convention)
     lp = log_softmax(x)
@@ -130,25 +129,28 @@ def test_cross_entropy_uniform_matches_torch(dtype, eps, shape, target_dtype):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
 @pytest.mark.parametrize("shape", [(9, 2), (16, 10), (4, 300)])
-def test_cross_entropy_seed_matches_formula(dtype, eps, shape):
+def test_cross_entropy_lecture_matches_formula(dtype, eps, shape):
     x = rand(shape, dtype, seed=4, scale=2.0)
     y = labels(shape[0], shape[1])
-    res = cross_entropy(x, y, label_smoothing=eps, per_sample=True)
-    per, g = ce_ref(x, y, eps, "seed")
+    res = cross_entropy(x, y, label_smoothing=eps, per_sample=True)  # the default convention
+    per, g = ce_ref(x, y, eps, "lecture")
     check(res, per, g, None, dtype, shape)
-    # the seed target: 1 - eps on the true class, eps / (K - 1) elsewhere
-    q = smoothed_target(y, shape[1], eps, "seed")
+    named = cross_entropy(x, y, label_smoothing=eps, convention="lecture", per_sample=True)
+    assert to_host(named.loss).tobytes() == to_host(res.loss).tobytes()
+    np.testing.assert_array_equal(named.grad, res.grad)
+    # the lecture's target: 1 - eps on the true class, eps / (K - 1) elsewhere
+    q = smoothed_target(y, shape[1], eps, "lecture")
     np.testing.assert_allclose(q.sum(axis=1), 1.0)
     assert q[0, y[0]] == pytest.approx(1 - eps)
 
 
 def test_smoothing_conventions_agree_without_smoothing_and_differ_with_it():
     x, y = rand((10, 6)), labels(10, 6)
-    a = cross_entropy(x, y, convention="seed")
+    a = cross_entropy(x, y, convention="lecture")
     b = cross_entropy(x, y, convention="uniform")
     assert float(a.loss) == float(b.loss)
     np.testing.assert_array_equal(a.grad, b.grad)
-    a = cross_entropy(x, y, label_smoothing=0.2, convention="seed")
+    a = cross_entropy(x, y, label_smoothing=0.2, convention="lecture")
     b = cross_entropy(x, y, label_smoothing=0.2, convention="uniform")
     assert float(a.loss) != float(b.loss)
 
@@ -262,10 +264,10 @@ def all_losses(dtype, seed=0):
     s_kl, t_kl = rand((n, 5), dtype, seed + 6, 2.0), rand((n, 5), dtype, seed + 7, 2.0)
     return [
         (
-            "cross_entropy_seed",
+            "cross_entropy_lecture",
             lambda w, x: cross_entropy(x, y, label_smoothing=0.2, sample_weight=w, per_sample=True),
             x_ce,
-            lambda x: ce_ref(x, y, 0.2, "seed"),
+            lambda x: ce_ref(x, y, 0.2, "lecture"),
         ),
         (
             "cross_entropy_uniform",
@@ -360,7 +362,7 @@ def test_finite_difference_gradients(index, weighted_):
     finite_difference_check(lambda z: float(call(w, z).loss), x, res.grad)
 
 
-@pytest.mark.parametrize("convention", ["seed", "uniform"])
+@pytest.mark.parametrize("convention", ["lecture", "uniform"])
 @pytest.mark.parametrize("eps", [0.0, 0.3])
 def test_finite_difference_cross_entropy_smoothing_and_weights(convention, eps):
     x, y = rand((6, 4), seed=21, scale=2.0), labels(6, 4, seed=22)
@@ -402,14 +404,13 @@ def test_outputs_are_optional_and_fresh():
     np.testing.assert_allclose(only.per_sample, 1.0, rtol=1e-6)
 
 
-def test_native_outputs_are_written_in_place():
+def test_outputs_are_new_arrays_each_call():
     x, y = rand((4, 3)), labels(4, 3)
-    loss, grad, ps = np.empty(()), np.empty((4, 3)), np.empty(4)
-    _core.cross_entropy(x, y, None, loss, grad, ps, 0.1, "seed")
-    ref = cross_entropy(x, y, label_smoothing=0.1, per_sample=True)
-    assert float(loss) == float(ref.loss)
-    np.testing.assert_array_equal(grad, ref.grad)
-    np.testing.assert_array_equal(ps, ref.per_sample)
+    a = cross_entropy(x, y, label_smoothing=0.1, per_sample=True)
+    b = cross_entropy(x, y, label_smoothing=0.1, per_sample=True)
+    for u, v in zip(a, b):
+        assert u is not v and not np.shares_memory(u, v) and not np.shares_memory(u, x)
+        np.testing.assert_array_equal(u, v)
 
 
 # ---- determinism ----
@@ -499,18 +500,39 @@ def test_device_matches_cpu(device, dtype, k, weighted_):
         np.testing.assert_array_equal(to_host(again.grad), to_host(got.grad))
 
 
-@requires_cuda
+def first_bad_row_message(x, y):
+    with raises("cross_entropy") as e:
+        cross_entropy(x, y, per_sample=True)
+    return str(e.value)
+
+
 @pytest.mark.parametrize("target_dtype", [np.int64, np.int32])
 @pytest.mark.parametrize("k", [5, 40, 3000])
-def test_cuda_out_of_range_target_gives_nan(target_dtype, k):
-    x = to_device(rand((4, k), np.float32), "cuda")
-    y = to_device(np.array([0, k, 2, -1], target_dtype), "cuda")
-    res = cross_entropy(x, y, per_sample=True)
-    ps = to_host(res.per_sample)
-    assert np.isnan(to_host(res.loss))
-    assert np.isnan(ps[1]) and np.isnan(ps[3]) and np.isfinite(ps[0]) and np.isfinite(ps[2])
-    g = to_host(res.grad)
-    assert np.all(np.isnan(g[[1, 3]])) and np.all(np.isfinite(g[[0, 2]]))
+def test_out_of_range_target_names_the_first_bad_row_on_every_device(device, target_dtype, k):
+    x = rand((4, k), np.float32)
+    y = np.array([0, k, 2, -1], target_dtype)
+    message = first_bad_row_message(to_device(x, device), to_device(y, device))
+    assert f"target[1] = {k}" in message and f"[0, {k})" in message
+    assert message == first_bad_row_message(x, y)  # the same words on the CPU and the GPU
+    y[1] = 1
+    message = first_bad_row_message(to_device(x, device), to_device(y, device))
+    assert "target[3] = -1" in message
+
+
+@pytest.mark.parametrize("n", [1, 257, 20_000])
+def test_the_smallest_bad_row_is_named_whatever_the_order_of_the_rows(device, n):
+    """Rows run in parallel (many blocks on the GPU); the report is still the first bad row."""
+    rng = np.random.default_rng(n)
+    x = rand((n, 7), np.float32, seed=n)
+    y = rng.integers(0, 7, n)
+    bad = sorted({n - 1, n // 2, n // 3})
+    for i, r in enumerate(reversed(bad)):
+        y[r] = 7 + i if i % 2 == 0 else -5 - i
+    message = first_bad_row_message(to_device(x, device), to_device(y, device))
+    assert message.endswith(f"got target[{bad[0]}] = {y[bad[0]]}")
+    y[bad] = 0
+    res = cross_entropy(to_device(x, device), to_device(y, device))
+    assert np.isfinite(to_host(res.loss))
 
 
 # ---- bad input ----
@@ -574,30 +596,31 @@ def test_cross_entropy_bad_values_on_cpu():
         cross_entropy(x, y, sample_weight=np.array([1, np.inf, 1, 1], np.float32))
 
 
-def test_native_front_end_validates_too():
+def test_native_checks_reach_the_functions():
     x, y = rand((4, 5)), labels(4, 5)
-    loss, grad = np.empty(()), np.empty((4, 5))
-    with raises("cross_entropy"):
-        _core.cross_entropy(x, y, None, loss, grad, None, 1.0, "seed")
-    with raises("cross_entropy"):
-        _core.cross_entropy(x, y, None, loss, grad, None, 0.0, "pytorch")
-    with raises("cross_entropy"):
-        _core.cross_entropy(x, y, None, np.empty(2), grad, None, 0.0, "seed")
-    with raises("cross_entropy"):
-        _core.cross_entropy(x, y, None, loss, np.empty((5, 4)), None, 0.0, "seed")
-    with raises("cross_entropy"):
-        _core.cross_entropy(x, y, None, loss, grad, np.empty(5), 0.0, "seed")
-    with raises("cross_entropy"):
-        _core.cross_entropy(x, y, None, loss, grad.astype(np.float32), None, 0.0, "seed")
-    with raises("kl_div_softened"):
-        _core.kl_div_softened(x, x, 0.0, None, loss, grad, None, True)
-    with raises("kl_div_softened"):
-        _core.kl_div_softened(x, x, float("inf"), None, loss, grad, None, True)
+    for eps in (1.0, 1.0 + 1e-12, -1e-300, float("inf")):
+        with raises("cross_entropy") as e:
+            cross_entropy(x, y, label_smoothing=eps)
+        assert "label_smoothing" in str(e.value)
+    for temp in (0.0, -0.5, float("inf"), float("nan")):
+        with raises("kl_div_softened") as e:
+            kl_div_softened(x, x, temp)
+        assert "temperature" in str(e.value)
 
 
-@pytest.mark.parametrize("op", ["mse", "bce_with_logits"])
+@pytest.mark.parametrize("name", ["seed", "torch", "Lecture", "uniform ", "", None, 1])
+def test_unknown_smoothing_convention_is_a_value_error(name):
+    x, y = rand((4, 5)), labels(4, 5)
+    with raises("cross_entropy") as e:
+        cross_entropy(x, y, label_smoothing=0.1, convention=name)
+    message = str(e.value)
+    assert "convention" in message and repr(name) in message
+    assert "'lecture'" in message and "'uniform'" in message
+
+
+@pytest.mark.parametrize("op", ["mse_loss", "bce_with_logits"])
 def test_elementwise_losses_bad_input(device, op):
-    fn = mse_loss if op == "mse" else bce_with_logits
+    fn = mse_loss if op == "mse_loss" else bce_with_logits
     d = lambda a: to_device(a, device)  # noqa: E731
     x = d(rand((4, 3), np.float32))
     t = d(np.full((4, 3), 0.5, np.float32))

@@ -12,9 +12,8 @@ import seisoku
 from conftest import to_device, to_host
 from reference import num_threads
 from seisoku import optim
-from seisoku.nn import functional as F  # noqa: N812
+from seisoku.nn import Parameter
 from seisoku.nn import functional as nnf
-from seisoku.nn.module import Parameter
 
 SHAPES = [(7, 5), (3, 4, 2, 2), (6,), (33, 70)]
 
@@ -65,6 +64,20 @@ PARITY = [
         {"lr": 0.05, "momentum": 0.8, "dampening": 0.3},
     ),
     ("Adam", {"lr": 0.01, "l2": 0.01}, "Adam", {"lr": 0.01, "weight_decay": 0.01}),
+    # PyTorch's own names mean what they mean there.
+    (
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+    ),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.01}, "Adam", {"lr": 0.01, "weight_decay": 0.01}),
+    (
+        "Adam",
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        "AdamW",
+        {"lr": 0.01, "weight_decay": 0.1},
+    ),
     (
         "Adam",
         {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "amsgrad": True},
@@ -240,10 +253,36 @@ def test_decoupled_weight_decay(device: str) -> None:
     w0 = [to_host(p.value).copy() for p in ps]
     gs = grads_for(0, dtype=np.float64)
     set_grads(ps, gs, device)
-    optim.SGD(ps, lr=0.1, weight_decay=0.5).step()
+    optim.SGD(ps, lr=0.1, weight_decay=0.5, decoupled_weight_decay=True).step()
     for p, w, g in zip(ps, w0, gs):
         decay = 1 - 0.1 * 0.5 if w.ndim >= 2 else 1.0
         np.testing.assert_allclose(to_host(p.value), w * decay - 0.1 * g, rtol=1e-14)
+    with pytest.raises(ValueError, match="always decoupled"):
+        optim.AdamW(ps, decoupled_weight_decay=False)
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_weight_decay_is_coupled_as_in_torch(cls) -> None:
+    # SGD(weight_decay=x) is SGD(l2=x): the same bits after a few steps, and the same penalty.
+    runs = []
+    for kw in ({"weight_decay": 0.03}, {"l2": 0.03}, {"l2": 0.01, "weight_decay": 0.02}):
+        ps = make_params(dtype=np.float64)
+        opt = getattr(optim, cls)(ps, lr=0.05, **kw)
+        for t in range(3):
+            set_grads(ps, grads_for(t, dtype=np.float64))
+            opt.step()
+        runs.append(([p.value.copy() for p in ps], opt.penalty()))
+    for values, penalty in runs[1:]:
+        for a, b in zip(runs[0][0], values):
+            np.testing.assert_allclose(a, b, rtol=1e-15, atol=0)
+        assert penalty == pytest.approx(runs[0][1], rel=1e-14)
+
+
+def test_max_norm_none_is_off_and_zero_is_an_error() -> None:
+    ps = make_params()
+    with pytest.raises(ValueError, match=r"max_norm must be None \(off\) or > 0, got 0"):
+        optim.SGD(ps, lr=0.1, max_norm=0).step()
+    optim.SGD(ps, lr=0.1, max_norm=None).step()
 
 
 @pytest.mark.parametrize(
@@ -574,8 +613,16 @@ def test_bad_groups() -> None:
         opt.step()
 
 
+class PlainParameter:
+    """Any object with .value and .grad arrays can be optimized (its arrays checked each step)."""
+
+    def __init__(self, value, name: str) -> None:
+        self.value, self.name = value, name
+        self.grad = seisoku._array.array_module(value).zeros_like(value)
+
+
 def test_mismatched_gradient_shape_or_dtype(device: str) -> None:
-    ps = make_params(device)
+    ps = [PlainParameter(p.value.copy(), p.name) for p in make_params(device)]
     opt = optim.SGD(ps, lr=0.1)
     xp = seisoku._array.array_module(ps[0].value)
     good = ps[1].grad
@@ -593,6 +640,12 @@ def test_mismatched_gradient_shape_or_dtype(device: str) -> None:
     ps2 = [Parameter(np.zeros((2, 2), np.float32)), Parameter(np.zeros((2, 2), np.float64))]
     with pytest.raises(ValueError, match=r"\[optim_step\].*one dtype"):
         optim.SGD(ps2).step()
+    # A seisoku.nn Parameter refuses a gradient that does not fit its value at once.
+    native = make_params(device)[1]
+    with pytest.raises(ValueError, match=r"\[Parameter\] grad and value must have the same shape"):
+        native.grad = xp.zeros((9,), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"\[Parameter\] grad and value must have the same dtype"):
+        native.grad = xp.zeros(native.shape, dtype=np.float64)
 
 
 # p0..p2 finite; p3, p4 (40000: more than one thread's range) and p5 (max-norm rows of 257) get
@@ -739,7 +792,7 @@ def test_trains_a_small_mlp(device: str, cls) -> None:
         opt.zero_grad()
         h = nnf.linear(xd, w1.value, b1.value, activation="relu")
         z = nnf.linear(h, w2.value, b2.value)
-        res = F.cross_entropy(z, yd)
+        res = nnf.cross_entropy(z, yd)
         losses.append(float(to_host(res.loss)))
         gh = nnf.linear_backward(res.grad, h, w2.value, grad_weight=w2.grad, grad_bias=b2.grad)
         gz1 = nnf.bias_act_dropout_backward(gh, h, activation="relu")

@@ -209,15 +209,11 @@ def test_bad_input_raises_value_error():
     x = _rand((2, 3, 8, 8), np.float32, 0)
     _bad(r"\[max_pool2d\] x must be 4-D", F.max_pool2d, x[0], 2)
     _bad(r"\[avg_pool2d\] x must be 4-D", F.avg_pool2d, x[0], 2)
-    _bad(r"\[max_pool2d\] kernel_size must be >= 1, got 0", F.max_pool2d, x, 0)
-    _bad(
-        r"\[max_pool2d\] kernel_size must be an int or an \(h, w\) pair",
-        F.max_pool2d,
-        x,
-        (2, 2, 2),
-    )
-    _bad(r"\[avg_pool2d\] stride must be >= 1", F.avg_pool2d, x, 2, (1, 0))
-    _bad(r"\[avg_pool2d\] padding must be >= 0", F.avg_pool2d, x, 2, 1, -1)
+    _bad(r"\[max_pool2d\] argument 'kernel_size' must be an int >= 1.*, got 0", F.max_pool2d, x, 0)
+    pair = r"must be an int >= 1 or a pair \(h, w\) of them"
+    _bad(rf"\[max_pool2d\] argument 'kernel_size' {pair}", F.max_pool2d, x, (2, 2, 2))
+    _bad(r"\[avg_pool2d\] argument 'stride' must be an int >= 1", F.avg_pool2d, x, 2, (1, 0))
+    _bad(r"\[avg_pool2d\] argument 'padding' must be an int >= 0", F.avg_pool2d, x, 2, 1, -1)
     _bad(r"\[max_pool2d\] padding must be at most half the kernel size", F.max_pool2d, x, 3, 1, 2)
     _bad(r"\[avg_pool2d\] padding must be at most half", F.avg_pool2d, x, (2, 4), 1, (2, 0))
     _bad(r"\[max_pool2d\] kernel 9x2 is larger than the padded input", F.max_pool2d, x, (9, 2))
@@ -248,7 +244,7 @@ def test_bad_input_raises_value_error():
         x.shape,
     )
     _bad(
-        r"\[max_pool2d_backward\] x_shape must be 4 ints",
+        r"\[max_pool2d_backward\] argument 'x_shape' must be 4 ints",
         F.max_pool2d_backward,
         out,
         idx,
@@ -278,27 +274,18 @@ def test_bad_input_raises_value_error():
     )
     _bad(
         r"\[avg_pool2d_backward\].*same dtype",
-        sei._core.avg_pool2d_backward,
+        F.avg_pool2d_backward,
         out,
-        np.empty(x.shape, np.float64),
+        x.shape,
         2,
-        2,
-        2,
-        2,
-        0,
-        0,
-        True,
+        grad_x=np.empty(x.shape, np.float64),
     )
+    overlapping = x.reshape(-1)[: out.size].reshape(out.shape)
     _bad(
         r"\[max_pool2d\] out and x must not overlap",
-        sei._core.max_pool2d,
+        F.max_pool2d,
         x,
-        x.reshape(-1)[: out.size].reshape(out.shape),
-        idx,
         2,
-        2,
-        2,
-        2,
-        0,
-        0,
+        out=overlapping,
+        indices=idx,
     )

@@ -157,24 +157,27 @@ def test_cuda_bits_equal_cpu_bits(kind, dtype):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="seed must be an int"):
-        sei.Generator(-1)
-    with pytest.raises(ValueError, match="seed must be an int"):
-        sei.Generator(2**64)
+    for bad in (-1, 2**64, 1.5, True, "1"):
+        with pytest.raises(ValueError, match=r"\[Generator\] argument 'seed' must be an int in"):
+            sei.Generator(bad)
+    with pytest.raises(ValueError, match=r"\[Generator\] argument 'offset' must be an int in"):
+        sei.Generator(0, offset=-3)
     g = sei.Generator(0)
     with pytest.raises(ValueError, match=r"\[bernoulli\] p must be in \[0, 1\], got 1.5"):
         g.bernoulli(3, p=1.5)
     with pytest.raises(ValueError, match=r"\[bernoulli\] p must be in"):
         g.bernoulli(3, p=float("nan"))
-    with pytest.raises(ValueError, match=r"\[normal\] stddev must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"\[normal\] argument 'std' must be finite and >= 0"):
         g.normal(3, std=-1.0)
     with pytest.raises(ValueError, match=r"\[uniform\] need finite low <= high"):
         g.uniform(3, low=1.0, high=0.0)
-    with pytest.raises(ValueError, match="size must be non-negative ints"):
+    with pytest.raises(ValueError, match=r"\[uniform\] argument 'size' must be a non-negative int"):
         g.uniform((2, -1))
-    with pytest.raises(ValueError, match="dtype must be one of float32, float64"):
+    with pytest.raises(ValueError, match=r"\[uniform\] argument 'dtype' must be one of float32, f"):
         g.uniform(3, dtype="int32")
-    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda'"):
+    with pytest.raises(ValueError, match=r"\[uniform\] argument 'device' must be 'cpu', 'cuda'"):
         g.uniform(3, device="tpu")
+    with pytest.raises(ValueError, match=r"\[Generator.next_offset\] argument 'n' must be"):
+        g.next_offset(0)
     with pytest.raises(ValueError, match=r"\[uniform\] out must have dtype float32, float64"):
         g.uniform(out=np.zeros(3, np.int16))

@@ -276,6 +276,35 @@ def test_callback_hooks_run_in_order():
     ]  # fmt: skip
 
 
+def test_callbacks_run_by_their_order_attribute(tmp_path):
+    log = []
+
+    class Named(Callback):
+        def __init__(self, name, order=0):
+            self.name, self.order = name, order
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            log.append(self.name)
+
+    class LoggedCheckpoint(Checkpoint):
+        def on_epoch_end(self, trainer, epoch, logs):
+            log.append("checkpoint")
+            super().on_epoch_end(trainer, epoch, logs)
+
+    x, y = data.make_blobs(20, seed=0)
+    given = [
+        LoggedCheckpoint(tmp_path / "c.npz"),
+        Named("late", order=200),
+        Named("first"),
+        Named("early", order=-5),
+        Named("second"),
+    ]
+    t = sgd_trainer(given)
+    t.fit(x, y, epochs=1, batch_size=16)
+    assert log == ["early", "first", "second", "checkpoint", "late"]
+    assert [type(c).__name__ for c in t.callbacks][3] == "LoggedCheckpoint"
+
+
 def test_max_steps_stops_mid_epoch():
     x, y = data.make_blobs(100, seed=0)
     t = sgd_trainer()
@@ -378,15 +407,34 @@ def fit_blobs(trainer, **kw):
     )
 
 
-@pytest.mark.parametrize("stop_at", [5, 8, 23])  # mid-epoch, end of epoch 1, mid-epoch 3
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, stop_at):
+def _own_sigint_handler(signum, frame):
+    raise KeyboardInterrupt
+
+
+# Steps: mid-epoch, end of epoch 1, mid-epoch 3. The SIGINT handler in place before fit is
+# whatever the test runs under (Python's default_int_handler, or SIG_IGN in the background of
+# a non-interactive shell or under nohup), SIG_IGN, or a handler of the program's own: fit
+# stops at the real SIGINT in every case and puts that handler back.
+@pytest.mark.parametrize(
+    ("stop_at", "handler"),
+    [(5, "inherited"), (8, signal.SIG_IGN), (23, _own_sigint_handler)],
+)
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, stop_at, handler):
     full = resumable_trainer(tmp_path / "full.npz")
     h_full = fit_blobs(full)
     ckpt = tmp_path / "run.npz"
     first = resumable_trainer(ckpt, [InterruptAt(stop_at)])
-    with pytest.raises(KeyboardInterrupt):
-        fit_blobs(first)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    outer = signal.getsignal(signal.SIGINT)
+    if handler != "inherited":
+        signal.signal(signal.SIGINT, handler)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit_blobs(first)
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        if handler != "inherited":
+            signal.signal(signal.SIGINT, outer)
     assert first.steps == stop_at
     second = resumable_trainer(ckpt, [InterruptAt(-1)])
     h = fit_blobs(second, resume=ckpt)

@@ -9,6 +9,10 @@
 
 namespace seisoku {
 
+// The shape (N, O, Ho, Wo) of conv2d's output for x and weight; throws std::invalid_argument for
+// inputs conv2d rejects (rank, dtypes, devices, channels, geometry).
+SEISOKU_API Shape conv2d_shape(const Tensor& x, const Tensor& weight, std::int64_t stride_h, std::int64_t stride_w,
+                               std::int64_t pad_h, std::int64_t pad_w);
 // out (N, O, Ho, Wo) = x (N, C, H, W) correlated with weight (O, C, kh, kw), plus bias (O,) or Tensor().
 SEISOKU_API void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
                         std::int64_t stride_h, std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w);

@@ -12,8 +12,8 @@
 //   grad        output, same shape and dtype as the input: d(loss)/d(input); Tensor{} to skip.
 //   per_sample  output (N,), same dtype as the input: the unweighted per-sample losses l_i;
 //               Tensor{} to skip.
-// Outputs must not alias the inputs. The batch reduction is in float64 and in a fixed order,
-// so results do not depend on the thread count.
+// Outputs must not overlap the inputs or each other (invalid_argument). The batch reduction
+// is in float64 and in a fixed order, so results do not depend on the thread count.
 #include <cstdint>
 #include <string>
 
@@ -21,29 +21,31 @@
 
 namespace seisoku {
 
-// Label-smoothing target of cross_entropy with epsilon = smoothing and K classes.
+// Label-smoothing target of cross_entropy with epsilon = label_smoothing and K classes.
 enum class SmoothingConvention : std::uint8_t {
-  seed,     // true class 1 - eps, every other class eps / (K - 1) (needs K >= 2 when eps > 0)
+  lecture,  // true class 1 - eps, every other class eps / (K - 1) (needs K >= 2 when eps > 0)
   uniform,  // true class 1 - eps + eps / K, every other class eps / K (PyTorch's)
 };
 
-// Parses "seed" or "uniform"; throws invalid_argument naming `op` otherwise.
+// Parses "lecture" or "uniform"; throws invalid_argument naming `op` otherwise.
 SEISOKU_API SmoothingConvention smoothing_convention_from_name(const char* op, const std::string& name);
 
 // Softmax cross-entropy of logits (N, K) against class indices target (N,) (int32 or int64,
 // in [0, K)); l_i = -sum_k q_ik log softmax(logits_i)_k with q the smoothed one-hot target
-// (smoothing in [0, 1)); grad = (softmax - q) * w_i / sum(w). On the CPU a target outside
-// [0, K) is an invalid_argument; on the GPU it makes that sample's loss, its grad row and so
-// the mean loss NaN, without any access out of bounds.
+// (label_smoothing in [0, 1)); grad = (softmax - q) * w_i / sum(w). A target outside [0, K)
+// is an invalid_argument naming the first such row, on either device. The CPU finds it
+// before writing anything; the GPU kernel marks it while it computes (that row's outputs are
+// NaN, nothing is accessed out of bounds), so a CUDA call ends with one 8-byte
+// device-to-host copy, which waits for the loss kernels to finish.
 SEISOKU_API void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
                                const Tensor& grad = Tensor{}, const Tensor& per_sample = Tensor{},
-                               double smoothing = 0.0,
-                               SmoothingConvention convention = SmoothingConvention::seed);
+                               double label_smoothing = 0.0,
+                               SmoothingConvention convention = SmoothingConvention::lecture);
 
 // Mean squared error of pred against target (same shape (N, ...)); l_i = mean over the
 // sample's elements of (pred - target)^2; grad is d(loss)/d(pred).
-SEISOKU_API void mse(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss,
-                     const Tensor& grad = Tensor{}, const Tensor& per_sample = Tensor{});
+SEISOKU_API void mse_loss(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss,
+                          const Tensor& grad = Tensor{}, const Tensor& per_sample = Tensor{});
 
 // Binary cross-entropy on logits against targets in [0, 1] (same shape (N, ...)), in the
 // stable form max(x, 0) - x t + log1p(exp(-|x|)); l_i = mean over the sample's elements;

@@ -9,6 +9,10 @@
 
 namespace seisoku {
 
+// The shape (N, C, Ho, Wo) of a pooling of x (N, C, H, W); throws std::invalid_argument, naming
+// `op`, for inputs the pooling ops reject (rank, empty planes, window geometry).
+SEISOKU_API Shape pool2d_shape(const char* op, const Tensor& x, std::int64_t kh, std::int64_t kw,
+                               std::int64_t stride_h, std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w);
 // out (N, C, Ho, Wo) = window maxima of x (N, C, H, W); indices (int64, same shape) = h * W + w of
 // each maximum in its plane. Padding never wins, ties pick the first in row-major window
 // order, and a NaN in the window wins (the first NaN).

@@ -8,7 +8,9 @@
 
 namespace seisoku {
 
-// Threads for the CPU kernels and the CPU BLAS; n >= 1.
+// Threads for seisoku's CPU kernels and its GEMM tiles; n >= 1. The count is seisoku's own: other
+// users of the OpenMP runtime (omp_set_num_threads, torch.set_num_threads) do not change it, and
+// OpenBLAS itself stays single-threaded.
 SEISOKU_API void set_num_threads(int n);
 SEISOKU_API int get_num_threads();
 

@@ -42,6 +42,10 @@ class SEISOKU_API Tensor {
   int device_index() const { return device_index_; }
   bool is_cuda() const { return device_ == Device::cuda; }
   bool owns_storage() const { return owns_; }
+  // What keeps the memory alive (shared by every copy of the handle and by any view made with it
+  // as keep_alive), and how many holders it has: 1 when this handle is the only one.
+  const std::shared_ptr<void>& storage() const { return storage_; }
+  long use_count() const { return storage_.use_count(); }
 
   // Same memory, new shape with the same number of elements.
   Tensor reshape(const Shape& shape) const;

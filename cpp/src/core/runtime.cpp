@@ -4,6 +4,9 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <string>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -15,12 +18,51 @@
 
 namespace seisoku {
 
+namespace {
+
+// The count a parallel region without a num_threads clause would get in a fresh process:
+// OMP_NUM_THREADS (its first level) when set to a positive number, else the processors this
+// process may run on. Read from the environment rather than from omp_get_max_threads(), which
+// another library may already have changed by the time seisoku first runs.
+int default_threads() {
+#if defined(_OPENMP)
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end != env && n >= 1 && n <= 1 << 16) return static_cast<int>(n);
+  }
+  return std::max(1, omp_get_num_procs());
+#else
+  return 1;
+#endif
+}
+
+// Set from default_threads() on first use, then by set_num_threads only.
+std::atomic<int>& thread_count() {
+  static std::atomic<int> count{default_threads()};
+  return count;
+}
+
+}  // namespace
+
+namespace cpu {
+
+int max_threads() {
+#if defined(_OPENMP)
+  return thread_count().load(std::memory_order_relaxed);
+#else
+  return 1;
+#endif
+}
+
+}  // namespace cpu
+
 void set_num_threads(int n) {
   if (n < 1) detail::fail("set_num_threads", "n must be >= 1, got " + std::to_string(n));
-#if defined(_OPENMP)
-  omp_set_num_threads(n);
-#endif
-  // OpenBLAS stays single-threaded: GEMM tiles run on these OpenMP threads (cpu/blas.cpp).
+  // seisoku's count only: the OpenMP runtime's default (omp_set_num_threads), which other
+  // libraries in the process read, is left alone. OpenBLAS stays single-threaded: GEMM tiles
+  // run on these threads (cpu/blas.cpp).
+  thread_count().store(n, std::memory_order_relaxed);
 }
 
 int get_num_threads() { return cpu::max_threads(); }

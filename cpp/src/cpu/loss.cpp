@@ -3,8 +3,10 @@
 // and writes its gradient row already scaled by w_i / sum(w). Rows run in parallel into a
 // float64 buffer; sum(w) and sum_i w_i l_i are then reduced with block_reduce (fixed blocks,
 // combined in order), so every result is bit-identical for any thread count. Elementwise math
-// runs in the input dtype, row and batch sums in float64. A sample with weight 0 contributes
-// nothing (its loss is skipped even when not finite).
+// runs in the input dtype, row and batch sums in float64; the formulas are those of
+// kernels/loss_math.hpp, shared with the CUDA twins. A sample with weight 0 contributes
+// nothing (its loss is skipped even when not finite). cross_entropy scans the class indices
+// first and, if one is out of range, returns its row without writing anything.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,12 +14,14 @@
 
 #include "core/dispatch.hpp"
 #include "kernels/loss.hpp"
+#include "kernels/loss_math.hpp"
 #include "parallel.hpp"
 
 namespace seisoku::cpu {
 namespace {
 
 using detail::dispatch_float;
+using detail::max_nan;
 
 template <class T>
 T* opt(const Tensor& t) {
@@ -49,8 +53,7 @@ void reduce_rows(std::int64_t n, std::int64_t row_elems, const Tensor& weight, c
       n,
       [&](std::int64_t r0, std::int64_t r1) {
         for (std::int64_t r = r0; r < r1; ++r) {
-          const double g = (w == nullptr ? 1.0 : static_cast<double>(w[r])) * inv_w;
-          rl[r] = row(r, g);
+          rl[r] = row(r, detail::sample_factor(w, r, inv_w));
           if (ps != nullptr) ps[r] = static_cast<T>(rl[r]);
         }
       },
@@ -59,10 +62,8 @@ void reduce_rows(std::int64_t n, std::int64_t row_elems, const Tensor& weight, c
       n, 0.0,
       [w, rl](std::int64_t b, std::int64_t e) {
         double acc = 0.0;
-        for (std::int64_t i = b; i < e; ++i) {
-          const double wi = w == nullptr ? 1.0 : static_cast<double>(w[i]);
-          if (wi != 0.0) acc += wi * rl[i];
-        }
+        for (std::int64_t i = b; i < e; ++i)
+          acc += detail::weighted_loss(w == nullptr ? 1.0 : static_cast<double>(w[i]), rl[i]);
         return acc;
       },
       plus);
@@ -72,13 +73,21 @@ void reduce_rows(std::int64_t n, std::int64_t row_elems, const Tensor& weight, c
 template <class T>
 T row_max(const T* x, std::int64_t k) {
   T m = x[0];
-  for (std::int64_t j = 1; j < k; ++j) m = x[j] > m ? x[j] : m;
+  for (std::int64_t j = 1; j < k; ++j) m = max_nan(m, x[j]);
   return m;
+}
+
+template <class I>
+std::int64_t first_bad_class(const Tensor& target, std::int64_t k) {
+  const I* y = target.data_as<I>();
+  for (std::int64_t r = 0, n = target.numel(); r < n; ++r)
+    if (!detail::is_class(y[r], k)) return r;
+  return -1;
 }
 
 template <class T, class I>
 void cross_entropy_impl(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
-                        const Tensor& grad, const Tensor& per_sample, double q_true, double q_other) {
+                        const Tensor& grad, const Tensor& per_sample, const detail::SmoothedTarget& q) {
   const std::int64_t n = logits.shape()[0], k = logits.shape()[1];
   const T* xs = logits.data_as<T>();
   const I* ys = target.data_as<I>();
@@ -91,27 +100,23 @@ void cross_entropy_impl(const Tensor& logits, const Tensor& target, const Tensor
     double s = 0.0, sz = 0.0;
     for (std::int64_t j = 0; j < k; ++j) {
       const T z = x[j] - m;
-      const T e = std::exp(z);
+      const T e = detail::exp_(z);
       s += static_cast<double>(e);
       sz += static_cast<double>(z);
       if (gr != nullptr) gr[j] = e;
     }
     if (gr != nullptr) {
       const double inv_s = 1.0 / s;
-      for (std::int64_t j = 0; j < k; ++j) {
-        const double q = j == y ? q_true : q_other;
-        gr[j] = static_cast<T>((static_cast<double>(gr[j]) * inv_s - q) * g);
-      }
+      for (std::int64_t j = 0; j < k; ++j)
+        gr[j] = detail::cross_entropy_grad(gr[j], inv_s, j == y ? q.q_true : q.q_other, g);
     }
-    // -sum_k q_k (z_k - lse) with sum_k q_k = 1.
-    const double zy = static_cast<double>(x[y] - m);
-    return std::log(s) - (q_true - q_other) * zy - (q_other != 0.0 ? q_other * sz : 0.0);
+    return detail::cross_entropy_row(s, sz, static_cast<double>(x[y] - m), q);
   });
 }
 
 template <class T>
-void mse_impl(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss, const Tensor& grad,
-              const Tensor& per_sample) {
+void mse_loss_impl(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss,
+                   const Tensor& grad, const Tensor& per_sample) {
   const std::int64_t n = pred.shape()[0], d = pred.numel() / n;
   const T* xs = pred.data_as<T>();
   const T* ts = target.data_as<T>();
@@ -123,16 +128,16 @@ void mse_impl(const Tensor& pred, const Tensor& target, const Tensor& weight, co
     double s = 0.0;
     if (gs == nullptr) {
       for (std::int64_t j = 0; j < d; ++j) {
-        const double e = static_cast<double>(x[j]) - static_cast<double>(t[j]);
+        const double e = detail::mse_error(x[j], t[j]);
         s += e * e;
       }
     } else {
       T* gr = gs + r * d;
-      const double c = 2.0 * inv_d * g;
+      const double c = detail::mse_grad_factor(inv_d, g);
       for (std::int64_t j = 0; j < d; ++j) {
-        const double e = static_cast<double>(x[j]) - static_cast<double>(t[j]);
+        const double e = detail::mse_error(x[j], t[j]);
         s += e * e;
-        gr[j] = static_cast<T>(c * e);
+        gr[j] = detail::mse_grad<T>(e, c);
       }
     }
     return s * inv_d;
@@ -140,7 +145,7 @@ void mse_impl(const Tensor& pred, const Tensor& target, const Tensor& weight, co
 }
 
 template <class T>
-void bce_impl(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
+void bce_with_logits_impl(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
               const Tensor& grad, const Tensor& per_sample) {
   const std::int64_t n = logits.shape()[0], d = logits.numel() / n;
   const T* xs = logits.data_as<T>();
@@ -151,95 +156,91 @@ void bce_impl(const Tensor& logits, const Tensor& target, const Tensor& weight, 
     const T* x = xs + r * d;
     const T* t = ts + r * d;
     T* gr = gs == nullptr ? nullptr : gs + r * d;
-    const double c = inv_d * g;
+    const double c = detail::bce_with_logits_grad_factor(inv_d, g);
     double s = 0.0;
     for (std::int64_t j = 0; j < d; ++j) {
-      const T xv = x[j], tv = t[j];
-      const T e = std::exp(-std::fabs(xv));
-      s += static_cast<double>(std::max(xv, T(0)) - xv * tv) + static_cast<double>(std::log1p(e));
-      if (gr != nullptr) {
-        const T sig = xv >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-        gr[j] = static_cast<T>(c * (static_cast<double>(sig) - static_cast<double>(tv)));
-      }
+      const detail::BceTerm<T> term = detail::bce_with_logits_term(x[j], t[j]);
+      s += term.loss;
+      if (gr != nullptr) gr[j] = detail::bce_with_logits_grad(term.sigmoid, t[j], c);
     }
     return s * inv_d;
   });
 }
 
 template <class T>
-void kl_impl(const Tensor& student, const Tensor& teacher, double temperature, const Tensor& weight,
+void kl_div_softened_impl(const Tensor& student, const Tensor& teacher, double temperature, const Tensor& weight,
              const Tensor& loss, const Tensor& grad, const Tensor& per_sample, bool scale_t2) {
   const std::int64_t n = student.shape()[0], k = student.shape()[1];
   const T* ss = student.data_as<T>();
   const T* ts = teacher.data_as<T>();
   T* gs = opt<T>(grad);
   const T inv_t = static_cast<T>(1.0 / temperature);
-  const double loss_factor = scale_t2 ? temperature * temperature : 1.0;
-  const double grad_factor = scale_t2 ? temperature : 1.0 / temperature;
+  const detail::SoftenedScale scale = detail::softened_scale(temperature, scale_t2);
   reduce_rows<T>(n, k, weight, loss, per_sample, [=](std::int64_t r, double g) {
     const T* s = ss + r * k;
     const T* t = ts + r * k;
     // a = s / T and b = t / T; their maxima give stable log-softmaxes.
     T ma = s[0] * inv_t, mb = t[0] * inv_t;
     for (std::int64_t j = 1; j < k; ++j) {
-      const T a = s[j] * inv_t, b = t[j] * inv_t;
-      ma = a > ma ? a : ma;
-      mb = b > mb ? b : mb;
+      ma = max_nan(ma, static_cast<T>(s[j] * inv_t));
+      mb = max_nan(mb, static_cast<T>(t[j] * inv_t));
     }
     double sa = 0.0, sb = 0.0;
     for (std::int64_t j = 0; j < k; ++j) {
-      sa += static_cast<double>(std::exp(s[j] * inv_t - ma));
-      sb += static_cast<double>(std::exp(t[j] * inv_t - mb));
+      sa += static_cast<double>(detail::exp_(static_cast<T>(s[j] * inv_t - ma)));
+      sb += static_cast<double>(detail::exp_(static_cast<T>(t[j] * inv_t - mb)));
     }
-    const double lsa = std::log(sa), lsb = std::log(sb);
-    // log p_t - log p_s = (b - a) + shift
-    const double shift = (static_cast<double>(ma) + lsa) - (static_cast<double>(mb) + lsb);
+    const detail::SoftenedRow<T> row = detail::softened_row(ma, mb, sa, sb);
     T* gr = gs == nullptr ? nullptr : gs + r * k;
-    const double c = grad_factor * g;
+    const double c = scale.grad * g;
     double kl = 0.0;
     for (std::int64_t j = 0; j < k; ++j) {
       const T a = s[j] * inv_t, b = t[j] * inv_t;
-      const double pt = std::exp(static_cast<double>(b - mb) - lsb);
-      if (pt != 0.0) kl += pt * (static_cast<double>(b - a) + shift);
-      if (gr != nullptr) {
-        const double ps = std::exp(static_cast<double>(a - ma) - lsa);
-        gr[j] = static_cast<T>(c * (ps - pt));
-      }
+      const double pt = detail::softened_prob(b, mb, row.lsb);
+      kl += detail::kl_term(row, a, b, pt);
+      if (gr != nullptr) gr[j] = detail::kl_grad(row, a, pt, c);
     }
-    return kl * loss_factor;
+    return kl * scale.loss;
   });
 }
 
 }  // namespace
 
-void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
-                   const Tensor& grad, const Tensor& per_sample, double q_true, double q_other) {
+std::int64_t cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
+                           const Tensor& grad, const Tensor& per_sample, const detail::SmoothedTarget& q) {
+  const std::int64_t k = logits.shape()[1];
+  const bool wide = target.dtype() == DType::int64;
+  const std::int64_t bad = wide ? first_bad_class<std::int64_t>(target, k) : first_bad_class<std::int32_t>(target, k);
+  if (bad >= 0) return bad;
   dispatch_float(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (target.dtype() == DType::int64)
-      cross_entropy_impl<T, std::int64_t>(logits, target, weight, loss, grad, per_sample, q_true, q_other);
+    if (wide)
+      cross_entropy_impl<T, std::int64_t>(logits, target, weight, loss, grad, per_sample, q);
     else
-      cross_entropy_impl<T, std::int32_t>(logits, target, weight, loss, grad, per_sample, q_true, q_other);
+      cross_entropy_impl<T, std::int32_t>(logits, target, weight, loss, grad, per_sample, q);
   });
+  return -1;
 }
 
-void mse(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss, const Tensor& grad,
-         const Tensor& per_sample) {
+void mse_loss(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss,
+              const Tensor& grad, const Tensor& per_sample) {
   dispatch_float(pred.dtype(),
-                 [&](auto tag) { mse_impl<decltype(tag)>(pred, target, weight, loss, grad, per_sample); });
+                 [&](auto tag) { mse_loss_impl<decltype(tag)>(pred, target, weight, loss, grad, per_sample); });
 }
 
 void bce_with_logits(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
                      const Tensor& grad, const Tensor& per_sample) {
-  dispatch_float(logits.dtype(),
-                 [&](auto tag) { bce_impl<decltype(tag)>(logits, target, weight, loss, grad, per_sample); });
+  dispatch_float(logits.dtype(), [&](auto tag) {
+    bce_with_logits_impl<decltype(tag)>(logits, target, weight, loss, grad, per_sample);
+  });
 }
 
 void kl_div_softened(const Tensor& student_logits, const Tensor& teacher_logits, double temperature,
                      const Tensor& weight, const Tensor& loss, const Tensor& grad, const Tensor& per_sample,
                      bool scale_t2) {
   dispatch_float(student_logits.dtype(), [&](auto tag) {
-    kl_impl<decltype(tag)>(student_logits, teacher_logits, temperature, weight, loss, grad, per_sample, scale_t2);
+    kl_div_softened_impl<decltype(tag)>(student_logits, teacher_logits, temperature, weight, loss, grad, per_sample,
+                                        scale_t2);
   });
 }
 

@@ -17,13 +17,11 @@ constexpr std::int64_t kParallelGrain = 1 << 15;
 // Reduction block: partial results are formed per block and combined in block order.
 constexpr std::int64_t kReduceBlock = 8192;
 
-inline int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+// seisoku's own thread count (seisoku::set_num_threads; defined in core/runtime.cpp). Every
+// parallel region passes it as num_threads(n) and never calls omp_set_num_threads, so the
+// count is independent of the OpenMP runtime's default, which other libraries sharing the
+// runtime set for themselves (PyTorch's torch.set_num_threads loads the same libgomp.so.1).
+int max_threads();
 
 // Calls f(begin, end) on disjoint ranges covering [0, n), in parallel when n is large.
 template <class F>

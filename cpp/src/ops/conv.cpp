@@ -57,6 +57,12 @@ void check_optional(const char* op, const char* name, const Tensor& t, const Sha
 
 }  // namespace
 
+Shape conv2d_shape(const Tensor& x, const Tensor& weight, std::int64_t stride_h, std::int64_t stride_w,
+                   std::int64_t pad_h, std::int64_t pad_w) {
+  const ConvGeometry g = check_conv("conv2d", x, weight, stride_h, stride_w, pad_h, pad_w);
+  return {g.n, g.o, g.ho, g.wo};
+}
+
 void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, std::int64_t stride_h,
             std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w) {
   const char* op = "conv2d";

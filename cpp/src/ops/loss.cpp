@@ -1,9 +1,11 @@
-// Front-ends of the loss family: validate, then dispatch on the device. Values (targets,
-// weights) are checked only for CPU tensors, which the host can read.
+// Front-ends of the loss family: validate, then dispatch on the device. Values (BCE targets,
+// weights) are checked only for CPU tensors, which the host can read; class indices are
+// checked by the cross_entropy kernels on either device, which report the first bad row.
 #include "seisoku/loss.hpp"
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 
@@ -88,34 +90,57 @@ void check_outputs(const char* op, const char* x_name, const Tensor& x, const Te
   }
 }
 
-template <class I>
-void check_class_range(const Tensor& target, std::int64_t k) {
-  const I* t = target.data_as<I>();
-  for (std::int64_t i = 0, n = target.numel(); i < n; ++i)
-    if (t[i] < 0 || static_cast<std::int64_t>(t[i]) >= k)
-      fail("cross_entropy", "target[" + std::to_string(i) + "] = " + std::to_string(t[i]) +
-                                " is not a class index in [0, " + std::to_string(k) + ")");
+struct Named {
+  const char* name;
+  const Tensor* tensor;
+};
+
+// The outputs must not overlap the inputs (kernels read them while writing) or each other.
+void check_apart(const char* op, std::initializer_list<Named> inputs, const Tensor& loss, const Tensor& grad,
+                 const Tensor& per_sample) {
+  const Named outputs[] = {{"loss", &loss}, {"grad", &grad}, {"per_sample", &per_sample}};
+  for (std::size_t a = 0; a < 3; ++a) {
+    for (const Named& in : inputs)
+      detail::check_no_overlap(op, outputs[a].name, *outputs[a].tensor, in.name, *in.tensor);
+    for (std::size_t b = a + 1; b < 3; ++b)
+      detail::check_no_overlap(op, outputs[a].name, *outputs[a].tensor, outputs[b].name, *outputs[b].tensor);
+  }
+}
+
+// Front-ends see a CUDA target's value only through a copy; this runs on the error path.
+std::int64_t target_at(const Tensor& target, std::int64_t row) {
+  const std::size_t size = itemsize(target.dtype());
+  Tensor one = Tensor::view(target.data_as<char>() + static_cast<std::size_t>(row) * size, {1}, target.dtype(),
+                            target.device(), target.device_index());
+  if (one.is_cuda()) one = one.to(Device::cpu);
+  return target.dtype() == DType::int64 ? *one.data_as<std::int64_t>()
+                                        : static_cast<std::int64_t>(*one.data_as<std::int32_t>());
 }
 
 }  // namespace
 
 SmoothingConvention smoothing_convention_from_name(const char* op, const std::string& name) {
-  if (name == "seed") return SmoothingConvention::seed;
+  if (name == "lecture") return SmoothingConvention::lecture;
   if (name == "uniform") return SmoothingConvention::uniform;
-  fail(op, "convention must be 'seed' or 'uniform', got '" + name + "'");
+  fail(op, "argument 'convention' must be 'lecture' or 'uniform', got '" + name + "'" +
+               (name == "seed" ? " (the lecture's convention, true class 1 - eps and eps / (K - 1) elsewhere, is "
+                                 "'lecture')"
+                               : ""));
 }
 
 void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
-                   const Tensor& grad, const Tensor& per_sample, double smoothing, SmoothingConvention convention) {
+                   const Tensor& grad, const Tensor& per_sample, double label_smoothing,
+                   SmoothingConvention convention) {
   const char* op = "cross_entropy";
   const std::int64_t n = check_input(op, "logits", logits, 2, 2);
   const std::int64_t k = logits.shape()[1];
-  if (!(smoothing >= 0.0 && smoothing < 1.0))
-    fail(op, "smoothing must be in [0, 1), got " + num(smoothing));
-  if (convention != SmoothingConvention::seed && convention != SmoothingConvention::uniform)
-    fail(op, "unknown smoothing convention " + std::to_string(static_cast<int>(convention)));
-  if (convention == SmoothingConvention::seed && smoothing > 0.0 && k < 2)
-    fail(op, "the seed smoothing convention (eps / (K - 1)) needs K >= 2 classes, got logits of shape " +
+  if (!(label_smoothing >= 0.0 && label_smoothing < 1.0))
+    fail(op, "argument 'label_smoothing' must be in [0, 1), got " + num(label_smoothing));
+  if (convention != SmoothingConvention::lecture && convention != SmoothingConvention::uniform)
+    fail(op, "argument 'convention' must be SmoothingConvention::lecture or ::uniform, got " +
+                 std::to_string(static_cast<int>(convention)));
+  if (convention == SmoothingConvention::lecture && label_smoothing > 0.0 && k < 2)
+    fail(op, "the lecture smoothing convention (eps / (K - 1)) needs K >= 2 classes, got logits of shape " +
                  shape_str(logits.shape()));
   detail::check_defined(op, "target", target);
   detail::check_dtype(op, "target", target, {DType::int64, DType::int32});
@@ -125,28 +150,32 @@ void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& wei
                  shape_str(logits.shape()) + "), got " + shape_str(target.shape()));
   check_weight(op, "logits", logits, weight);
   check_outputs(op, "logits", logits, loss, grad, per_sample);
-  if (!target.is_cuda()) {
-    if (target.dtype() == DType::int64) check_class_range<std::int64_t>(target, k);
-    else check_class_range<std::int32_t>(target, k);
-  }
-  double q_true = 1.0 - smoothing, q_other = 0.0;
-  if (convention == SmoothingConvention::seed) {
-    q_other = k > 1 ? smoothing / static_cast<double>(k - 1) : 0.0;
+  check_apart(op, {{"logits", &logits}, {"target", &target}, {"weight", &weight}}, loss, grad, per_sample);
+  const detail::SmoothedTarget q = detail::smoothed_target(label_smoothing, convention, k);
+  std::int64_t bad_row = -1;
+  if (logits.is_cuda()) {
+#if defined(SEISOKU_WITH_CUDA)
+    bad_row = gpu::cross_entropy(logits, target, weight, loss, grad, per_sample, q);
+#else
+    detail::throw_no_cuda();
+#endif
   } else {
-    q_other = smoothing / static_cast<double>(k);
-    q_true += q_other;
+    bad_row = cpu::cross_entropy(logits, target, weight, loss, grad, per_sample, q);
   }
-  SEISOKU_DISPATCH(logits, cross_entropy, logits, target, weight, loss, grad, per_sample, q_true, q_other);
+  if (bad_row >= 0)
+    fail(op, "argument 'target' must hold class indices in [0, " + std::to_string(k) + "), got target[" +
+                 std::to_string(bad_row) + "] = " + std::to_string(target_at(target, bad_row)));
 }
 
-void mse(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss, const Tensor& grad,
-         const Tensor& per_sample) {
-  const char* op = "mse";
+void mse_loss(const Tensor& pred, const Tensor& target, const Tensor& weight, const Tensor& loss,
+              const Tensor& grad, const Tensor& per_sample) {
+  const char* op = "mse_loss";
   check_input(op, "pred", pred, 1, INT64_MAX);
   check_companion(op, "pred", pred, "target", target);
   check_weight(op, "pred", pred, weight);
   check_outputs(op, "pred", pred, loss, grad, per_sample);
-  SEISOKU_DISPATCH(pred, mse, pred, target, weight, loss, grad, per_sample);
+  check_apart(op, {{"pred", &pred}, {"target", &target}, {"weight", &weight}}, loss, grad, per_sample);
+  SEISOKU_DISPATCH(pred, mse_loss, pred, target, weight, loss, grad, per_sample);
 }
 
 void bce_with_logits(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
@@ -156,13 +185,14 @@ void bce_with_logits(const Tensor& logits, const Tensor& target, const Tensor& w
   check_companion(op, "logits", logits, "target", target);
   check_weight(op, "logits", logits, weight);
   check_outputs(op, "logits", logits, loss, grad, per_sample);
+  check_apart(op, {{"logits", &logits}, {"target", &target}, {"weight", &weight}}, loss, grad, per_sample);
   if (!target.is_cuda()) {
     detail::dispatch_float(target.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T* t = target.data_as<T>();
       for (std::int64_t i = 0, m = target.numel(); i < m; ++i)
         if (!(t[i] >= T(0) && t[i] <= T(1)))
-          fail(op, "target must be in [0, 1], got " + num(static_cast<double>(t[i])) + " at flat index " +
+          fail(op, "argument 'target' must be in [0, 1], got " + num(static_cast<double>(t[i])) + " at flat index " +
                        std::to_string(i));
     });
   }
@@ -174,11 +204,13 @@ void kl_div_softened(const Tensor& student_logits, const Tensor& teacher_logits,
                      bool scale_t2) {
   const char* op = "kl_div_softened";
   if (!(temperature > 0.0) || !std::isfinite(temperature))
-    fail(op, "temperature must be finite and > 0, got " + num(temperature));
+    fail(op, "argument 'temperature' must be finite and > 0, got " + num(temperature));
   check_input(op, "student_logits", student_logits, 2, 2);
   check_companion(op, "student_logits", student_logits, "teacher_logits", teacher_logits);
   check_weight(op, "student_logits", student_logits, weight);
   check_outputs(op, "student_logits", student_logits, loss, grad, per_sample);
+  check_apart(op, {{"student_logits", &student_logits}, {"teacher_logits", &teacher_logits}, {"weight", &weight}},
+              loss, grad, per_sample);
   SEISOKU_DISPATCH(student_logits, kl_div_softened, student_logits, teacher_logits, temperature, weight, loss, grad,
                    per_sample, scale_t2);
 }

@@ -49,6 +49,13 @@ void check_float_pair(const char* op, const char* a_name, const Tensor& a, const
 
 }  // namespace
 
+Shape pool2d_shape(const char* op, const Tensor& x, std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
+                   std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w) {
+  check_rank4(op, "x", x);
+  const PoolGeometry g = check_window(op, "x", x.shape(), kh, kw, stride_h, stride_w, pad_h, pad_w);
+  return {g.n, g.c, g.ho, g.wo};
+}
+
 void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices, std::int64_t kh, std::int64_t kw,
                 std::int64_t stride_h, std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w) {
   const char* op = "max_pool2d";

@@ -22,7 +22,7 @@ void normal(const Tensor& out, std::uint64_t seed, std::uint64_t offset, double 
   detail::check_dtype("normal", "out", out, {DType::float32, DType::float64});
   if (!std::isfinite(mean)) detail::fail("normal", "mean must be finite, got " + std::to_string(mean));
   if (!std::isfinite(stddev) || stddev < 0)
-    detail::fail("normal", "stddev must be finite and >= 0, got " + std::to_string(stddev));
+    detail::fail("normal", "argument 'std' must be finite and >= 0, got " + std::to_string(stddev));
   SEISOKU_DISPATCH(out, normal, out, seed, offset, mean, stddev);
 }
 
@@ -32,6 +32,16 @@ void bernoulli(const Tensor& out, std::uint64_t seed, std::uint64_t offset, doub
   if (!(p >= 0.0 && p <= 1.0)) detail::fail("bernoulli", "p must be in [0, 1], got " + std::to_string(p));
   const std::uint64_t threshold = philox::bernoulli_threshold(p);
   SEISOKU_DISPATCH(out, bernoulli, out, seed, offset, threshold);
+}
+
+const std::shared_ptr<Generator>& default_generator() {
+  static const std::shared_ptr<Generator> generator = std::make_shared<Generator>(0);
+  return generator;
+}
+
+Generator& manual_seed(std::uint64_t seed) {
+  default_generator()->reset(seed, 0);
+  return *default_generator();
 }
 
 }  // namespace seisoku

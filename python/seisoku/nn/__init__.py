@@ -1,34 +1,44 @@
-"""Neural-network layers, losses and regularizers over NumPy (CPU) and CuPy (GPU) arrays.
+"""Neural-network layers, models, losses and regularizers over NumPy (CPU) and CuPy (GPU) arrays.
 
-Every layer has forward and backward running native (C++/CUDA) ops; parameters are
-Parameter objects holding a value and a gradient.
+Every class here is a C++ class of seisoku::nn bound with pybind11 (seisoku._core.nn): one
+implementation for Python and C++. A Sequential of built-in layers runs forward and backward in one
+native call with the GIL released; Python subclasses of Module (forward and backward over NumPy or
+CuPy arrays) run inside it like any other layer. Parameters are Parameter objects holding a value
+and a gradient; Parameter's docstring states the gradient rule both languages share.
 """
 
+from .. import _core
 from . import functional, init
-from .layers import (
-    ActivityRegularization,
-    AvgPool2d,
-    Conv2d,
-    DropConnect,
-    Dropout,
-    Flatten,
-    GaussianNoise,
-    Identity,
-    LeakyReLU,
-    Linear,
-    MaxPool2d,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    Tie,
-    TiedLinear,
-)
-from .loss import BCEWithLogitsLoss, CrossEntropyLoss, DistillationKLLoss, Loss, MSELoss
-from .models import AutoEncoder, mlp
-from .module import Module, MultiHead, Parameter, Sequential
+from .models import mlp
+from .module import Loss, Module, MultiHead, Parameter, Sequential
+
+_nn = _core.nn
+Activation = _nn.Activation
+ActivityRegularization = _nn.ActivityRegularization
+AutoEncoder = _nn.AutoEncoder
+AvgPool2d = _nn.AvgPool2d
+BCEWithLogitsLoss = _nn.BCEWithLogitsLoss
+Conv2d = _nn.Conv2d
+CrossEntropyLoss = _nn.CrossEntropyLoss
+DistillationKLLoss = _nn.DistillationKLLoss
+DropConnect = _nn.DropConnect
+Dropout = _nn.Dropout
+Flatten = _nn.Flatten
+GaussianNoise = _nn.GaussianNoise
+Identity = _nn.Identity
+LeakyReLU = _nn.LeakyReLU
+Linear = _nn.Linear
+MSELoss = _nn.MSELoss
+MaxPool2d = _nn.MaxPool2d
+ReLU = _nn.ReLU
+Sigmoid = _nn.Sigmoid
+Softmax = _nn.Softmax
+Tanh = _nn.Tanh
+Tie = _nn.Tie
+TiedLinear = _nn.TiedLinear
 
 __all__ = [
+    "Activation",
     "ActivityRegularization",
     "AutoEncoder",
     "AvgPool2d",

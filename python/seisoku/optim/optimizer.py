@@ -3,17 +3,19 @@
 Every optimizer takes the same regularization arguments (each parameter group may override them):
 
 * ``l2`` -- coupled L2, the lecture's form: ``l2 * w`` is added to the gradient
-  (penalty ``l2 / 2 * ||w||^2``). This is what ``torch.optim.SGD``/``Adam`` call
-  ``weight_decay``.
-* ``weight_decay`` -- decoupled weight decay: ``w *= 1 - lr * weight_decay`` before the update
-  (AdamW, SGDW). Not a term of the loss, so it is not counted in :meth:`Optimizer.penalty`.
+  (penalty ``l2 / 2 * ||w||^2``).
+* ``weight_decay`` -- PyTorch's name, with PyTorch's meaning: coupled (the same as ``l2``, added
+  to it) for SGD, Adam, RMSprop and Adagrad; decoupled for AdamW, or anywhere with
+  ``decoupled_weight_decay=True``: ``w *= 1 - lr * weight_decay`` before the update (Loshchilov
+  and Hutter 2019). Decoupled decay is not a term of the loss, so :meth:`Optimizer.penalty`
+  leaves it out.
 * ``l1`` with ``l1_mode`` -- ``"proximal"`` (default): soft-thresholding after the update, which
   produces exact zeros; the threshold is ``l1`` times the optimizer's per-coordinate step size
   (``lr`` for SGD; ``lr / (sqrt(v_hat) + eps)`` for Adam/AdamW, ``lr / (sqrt(v) + eps)`` for
   RMSprop, ``clr / (sqrt(sum) + eps)`` for Adagrad). ``"subgradient"``: ``l1 * sign(w)`` is added
   to the gradient. ``l1`` together with ``l2`` is the elastic net.
-* ``max_norm`` with ``max_norm_axis`` -- after the update each unit's incoming weight vector
-  ``w[..., j, ...]`` (index ``j`` of ``max_norm_axis``; default 0: the rows of a Linear
+* ``max_norm`` (None: off) with ``max_norm_axis`` -- after the update each unit's incoming weight
+  vector ``w[..., j, ...]`` (index ``j`` of ``max_norm_axis``; default 0: the rows of a Linear
   ``(out, in)`` or Conv2d ``(out, in, kh, kw)`` weight) is projected onto ``||w_j||_2 <= max_norm``.
 * ``clip_value`` -- each gradient element clamped to ``[-clip_value, clip_value]`` (the step reads
   the clamped value; ``Parameter.grad`` is left as it is). Optimizer-wide ``clip_grad_norm``
@@ -48,6 +50,7 @@ Array = Any
 _REG_DEFAULTS: dict[str, Any] = {
     "l2": 0.0,
     "weight_decay": 0.0,
+    "decoupled_weight_decay": False,
     "l1": 0.0,
     "l1_mode": "proximal",
     "max_norm": None,
@@ -158,18 +161,16 @@ class Optimizer:
         h = _core.OptimHyper()
         h.kind = self._kind
         h.lr = _as_float(g["lr"], "lr")
-        for key in (
-            "momentum",
-            "dampening",
-            "eps",
-            "alpha",
-            "lr_decay",
-            "l2",
-            "weight_decay",
-            "l1",
-        ):
+        for key in ("momentum", "dampening", "eps", "alpha", "lr_decay", "l1"):
             if key in g:
                 setattr(h, key, _as_float(g[key], key))
+        l2, decay = _as_float(g["l2"], "l2"), _as_float(g["weight_decay"], "weight_decay")
+        if not (math.isfinite(decay) and decay >= 0):
+            raise ValueError(f"[optim_step] weight_decay must be finite and >= 0, got {decay}")
+        if bool(g["decoupled_weight_decay"]):
+            h.l2, h.weight_decay = l2, decay
+        else:
+            h.l2, h.weight_decay = l2 + decay, 0.0
         if "betas" in g:
             betas = tuple(g["betas"])
             if len(betas) != 2:
@@ -182,7 +183,14 @@ class Optimizer:
             if key in g:
                 setattr(h, key, bool(g[key]))
         h.l1_mode = str(g["l1_mode"])
-        h.max_norm = 0.0 if g["max_norm"] is None else _as_float(g["max_norm"], "max_norm")
+        if g["max_norm"] is None:
+            h.max_norm = 0.0
+        else:
+            h.max_norm = _as_float(g["max_norm"], "max_norm")
+            if not h.max_norm > 0:
+                raise ValueError(
+                    f"[optim_step] max_norm must be None (off) or > 0, got {g['max_norm']!r}"
+                )
         h.max_norm_axis = int(g["max_norm_axis"])
         h.clip_value = (
             math.inf if g["clip_value"] is None else _as_float(g["clip_value"], "clip_value")
@@ -255,8 +263,8 @@ class Optimizer:
     # -- reports -------------------------------------------------------------------------
     def penalty(self) -> float:
         """Omega(theta) at the current parameters: the sum over the regularized parameters of
-        l1 * ||w||_1 + l2 / 2 * ||w||_2^2, with each group's l1 and l2 (decoupled weight decay
-        and max-norm are not terms of the loss)."""
+        l1 * ||w||_1 + l2 / 2 * ||w||_2^2, with each group's l1 and l2 (coupled weight decay
+        counts as l2; decoupled weight decay and max-norm are not terms of the loss)."""
         return float(sum(_core.optim_stats(n)["penalty"] for n in self._natives()))
 
     def sparsity(self) -> dict[str, dict[str, Any]]:
@@ -412,6 +420,7 @@ class Optimizer:
 def _reg(
     l2: float,
     weight_decay: float,
+    decoupled_weight_decay: bool,
     l1: float,
     l1_mode: str,
     max_norm: float | None,
@@ -422,6 +431,7 @@ def _reg(
     return {
         "l2": l2,
         "weight_decay": weight_decay,
+        "decoupled_weight_decay": bool(decoupled_weight_decay),
         "l1": l1,
         "l1_mode": l1_mode,
         "max_norm": max_norm,
@@ -434,9 +444,9 @@ def _reg(
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum (heavy ball or Nesterov) and dampening.
 
-    Same rule as torch.optim.SGD (its ``weight_decay`` is our coupled ``l2``). Defaults:
-    lr 1e-3, momentum 0, dampening 0, no penalties. See the module docstring for the
-    penalty arguments, clip_grad_norm and nonfinite.
+    Same rule and arguments as torch.optim.SGD (``weight_decay`` coupled, as there; with
+    ``decoupled_weight_decay=True``, SGDW). Defaults: lr 1e-3, momentum 0, dampening 0, no
+    penalties. See the module docstring for the penalty arguments, clip_grad_norm and nonfinite.
     """
 
     _kind = "sgd"
@@ -451,6 +461,7 @@ class SGD(Optimizer):
         *,
         l2: float = 0.0,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
         l1: float = 0.0,
         l1_mode: str = "proximal",
         max_norm: float | None = None,
@@ -462,14 +473,24 @@ class SGD(Optimizer):
     ) -> None:
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov}
         defaults.update(
-            _reg(l2, weight_decay, l1, l1_mode, max_norm, max_norm_axis, clip_value, regularize)
+            _reg(
+                l2,
+                weight_decay,
+                decoupled_weight_decay,
+                l1,
+                l1_mode,
+                max_norm,
+                max_norm_axis,
+                clip_value,
+                regularize,
+            )
         )
         super().__init__(params, defaults, clip_grad_norm=clip_grad_norm, nonfinite=nonfinite)
 
 
 class Adam(Optimizer):
-    """Adam (optionally AMSGrad), as torch.optim.Adam; its ``weight_decay`` is our coupled
-    ``l2``, and our ``weight_decay`` is decoupled (AdamW). Defaults: lr 1e-3,
+    """Adam (optionally AMSGrad), as torch.optim.Adam: ``weight_decay`` is coupled (an L2 term,
+    as ``l2``) unless ``decoupled_weight_decay=True`` (then it is AdamW). Defaults: lr 1e-3,
     betas (0.9, 0.999), eps 1e-8, no penalties."""
 
     _kind = "adam"
@@ -484,6 +505,7 @@ class Adam(Optimizer):
         *,
         l2: float = 0.0,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
         l1: float = 0.0,
         l1_mode: str = "proximal",
         max_norm: float | None = None,
@@ -495,14 +517,25 @@ class Adam(Optimizer):
     ) -> None:
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "amsgrad": amsgrad}
         defaults.update(
-            _reg(l2, weight_decay, l1, l1_mode, max_norm, max_norm_axis, clip_value, regularize)
+            _reg(
+                l2,
+                weight_decay,
+                decoupled_weight_decay,
+                l1,
+                l1_mode,
+                max_norm,
+                max_norm_axis,
+                clip_value,
+                regularize,
+            )
         )
         super().__init__(params, defaults, clip_grad_norm=clip_grad_norm, nonfinite=nonfinite)
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay, as torch.optim.AdamW. Defaults: lr 1e-3,
-    betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2 (on regularized parameters only)."""
+    """Adam with decoupled weight decay, as torch.optim.AdamW (``weight_decay`` is always
+    decoupled here). Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2 (on
+    regularized parameters only)."""
 
     def __init__(
         self,
@@ -514,13 +547,23 @@ class AdamW(Adam):
         amsgrad: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(params, lr, betas, eps, amsgrad, weight_decay=weight_decay, **kwargs)
+        if "decoupled_weight_decay" in kwargs:
+            raise ValueError("[optim_step] AdamW's weight decay is always decoupled")
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            amsgrad,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=True,
+            **kwargs,
+        )
 
 
 class RMSprop(Optimizer):
-    """RMSprop (optionally centered, with momentum), as torch.optim.RMSprop (its
-    ``weight_decay`` is our coupled ``l2``). Defaults: lr 1e-2, alpha 0.99, eps 1e-8,
-    momentum 0, not centered."""
+    """RMSprop (optionally centered, with momentum), as torch.optim.RMSprop (``weight_decay``
+    coupled, as there). Defaults: lr 1e-2, alpha 0.99, eps 1e-8, momentum 0, not centered."""
 
     _kind = "rmsprop"
 
@@ -535,6 +578,7 @@ class RMSprop(Optimizer):
         *,
         l2: float = 0.0,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
         l1: float = 0.0,
         l1_mode: str = "proximal",
         max_norm: float | None = None,
@@ -552,14 +596,24 @@ class RMSprop(Optimizer):
             "centered": centered,
         }
         defaults.update(
-            _reg(l2, weight_decay, l1, l1_mode, max_norm, max_norm_axis, clip_value, regularize)
+            _reg(
+                l2,
+                weight_decay,
+                decoupled_weight_decay,
+                l1,
+                l1_mode,
+                max_norm,
+                max_norm_axis,
+                clip_value,
+                regularize,
+            )
         )
         super().__init__(params, defaults, clip_grad_norm=clip_grad_norm, nonfinite=nonfinite)
 
 
 class Adagrad(Optimizer):
-    """Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad (its
-    ``weight_decay`` is our coupled ``l2``). Defaults: lr 1e-2, lr_decay 0,
+    """Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad
+    (``weight_decay`` coupled, as there). Defaults: lr 1e-2, lr_decay 0,
     initial_accumulator_value 0, eps 1e-10."""
 
     _kind = "adagrad"
@@ -574,6 +628,7 @@ class Adagrad(Optimizer):
         *,
         l2: float = 0.0,
         weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
         l1: float = 0.0,
         l1_mode: str = "proximal",
         max_norm: float | None = None,
@@ -590,7 +645,17 @@ class Adagrad(Optimizer):
             "eps": eps,
         }
         defaults.update(
-            _reg(l2, weight_decay, l1, l1_mode, max_norm, max_norm_axis, clip_value, regularize)
+            _reg(
+                l2,
+                weight_decay,
+                decoupled_weight_decay,
+                l1,
+                l1_mode,
+                max_norm,
+                max_norm_axis,
+                clip_value,
+                regularize,
+            )
         )
         super().__init__(params, defaults, clip_grad_norm=clip_grad_norm, nonfinite=nonfinite)
 
