@@ -284,8 +284,9 @@ class Run:
             w.close()
 
 
-def job(factory: str, threads: int, library: str, **kw: Any) -> Job:
-    return Job("bench_optim", factory, kw, threads, (library,) if library != "numpy" else ())
+def job(factory: str, threads: int, side: str, **kw: Any) -> Job:
+    """A Job of this module's `factory` run in `side`'s process (seisoku, torch or numpy)."""
+    return Job("bench_optim", factory, kw, threads, (side,) if side != "numpy" else ())
 
 
 def bandwidths(run: Run, threads: int) -> tuple[float, float]:
