@@ -6,10 +6,11 @@
 // elsewhere. Each piece of a tensor is one flat loop the compiler vectorizes (optim_element,
 // shared with the CUDA twin). A max-norm row is updated, its squared norm summed while the row is
 // still in L1/L2 and, when over the bound, rescaled there: one pass over memory. The fused
-// non-finite check costs no pass of its own: the gradient of each block of kCheckBlock elements
-// (a max-norm row) is scanned, an integer test of the magnitude bits, just before the same loop
-// updates the block from L1; a block holding NaN or Inf takes the loop that keeps those elements'
-// values and state (a max-norm row holding one is skipped whole).
+// non-finite check costs no pass of its own: in the same loop, each element's new values are
+// kept only when its gradient is finite (a bitwise blend with the old values, see detail::put)
+// and a flag records any other; the count comes from a second look at a range only when the flag
+// is set. A max-norm row's gradient is scanned (an integer test of the magnitude bits) just
+// before the row is updated from L1/L2, and a row holding NaN or Inf is skipped whole.
 //
 // Reductions (optim_grad_check, optim_stats, row norms, max_norm_project) use 32 float64 lanes in
 // the order of a CUDA warp (lane l takes elements l, l + 32, ...; lanes folded as a shuffle tree)
@@ -92,43 +93,25 @@ bool all_finite(const T* __restrict x, std::int64_t n) {
   return sizeof(T) == 4 ? acc <= top : acc == 0;
 }
 
+// The step over [b, e). CHECK: returns whether some gradient there was NaN or Inf (a flag: an OR
+// in the loop vectorizes cheaply, a count would not).
 template <class V, bool FIRST, bool CHECK, class T>
-void update_loop(const OptimConst<T> c, T* __restrict w, const T* __restrict g, T* __restrict s0, T* __restrict s1,
-                 T* __restrict s2, std::int64_t b, std::int64_t e) {
-  for (std::int64_t i = b; i < e; ++i) detail::optim_element<V, FIRST, CHECK>(c, w, g, s0, s1, s2, i);
+int update_loop(const OptimConst<T> c, T* __restrict w, const T* __restrict g, T* __restrict s0, T* __restrict s1,
+                T* __restrict s2, std::int64_t b, std::int64_t e) {
+  int bad = 0;
+  for (std::int64_t i = b; i < e; ++i) bad |= !detail::optim_element<V, FIRST, CHECK>(c, w, g, s0, s1, s2, i);
+  return bad;
 }
-
-// Elements per block of the fused check: the block's gradient is scanned (into L1) just before
-// the plain update loop runs over it; a block holding NaN or Inf runs the selecting loop instead.
-constexpr std::int64_t kCheckBlock = 2048;
 
 // Elements [b, e): the step. CHECK: elements with a non-finite gradient keep their values and
 // state; returns how many there were.
 template <class V, bool CHECK, class T>
 std::int64_t update_range(const OptimConst<T>& c, T* w, const T* g, T* s0, T* s1, T* s2, std::int64_t b,
                           std::int64_t e) {
-  const bool first = V::kind == OptimKind::sgd && V::momentum && c.first;
-  auto plain = [&](std::int64_t lo, std::int64_t hi) {
-    if (first) update_loop<V, true, false>(c, w, g, s0, s1, s2, lo, hi);
-    else update_loop<V, false, false>(c, w, g, s0, s1, s2, lo, hi);
-  };
-  if constexpr (!CHECK) {
-    plain(b, e);
-    return 0;
-  } else {
-    std::int64_t bad = 0;
-    for (std::int64_t lo = b; lo < e; lo += kCheckBlock) {
-      const std::int64_t hi = std::min(e, lo + kCheckBlock);
-      if (all_finite(g + lo, hi - lo)) {
-        plain(lo, hi);
-        continue;
-      }
-      if (first) update_loop<V, true, true>(c, w, g, s0, s1, s2, lo, hi);
-      else update_loop<V, false, true>(c, w, g, s0, s1, s2, lo, hi);
-      bad += count_nonfinite(g + lo, hi - lo);
-    }
-    return bad;
-  }
+  const int bad = V::kind == OptimKind::sgd && V::momentum && c.first
+                      ? update_loop<V, true, CHECK>(c, w, g, s0, s1, s2, b, e)
+                      : update_loop<V, false, CHECK>(c, w, g, s0, s1, s2, b, e);
+  return CHECK && bad != 0 ? count_nonfinite(g + b, e - b) : 0;
 }
 
 // Elements [b, e) of one tensor; for a max-norm tensor b and e are row boundaries. CHECK: returns

@@ -111,6 +111,16 @@ inline void philox_sets(std::uint64_t seed, std::uint64_t offset, std::uint64_t 
     _mm256_storeu_si256(out + 2 * s + 1, _mm256_permute2x128_si256(u0, u1, 0x31));
   }
 }
+// Blocks J .. B - 1 of philox_blocks<B>: sets of 3 registers (12 blocks), 16 ymm registers hold
+// their counters, keys and multipliers without spilling; the rest in sets of 2 and 1.
+template <int B, int J>
+inline void philox_from(std::uint64_t seed, std::uint64_t offset, std::uint64_t first, std::uint32_t* words) {
+  if constexpr (J < B) {
+    constexpr int S = B - J >= 12 ? 3 : B - J >= 8 ? 2 : 1;
+    philox_sets<S>(seed, offset, first + J, words + 4 * J);
+    philox_from<B, J + 4 * S>(seed, offset, first, words);
+  }
+}
 }  // namespace detail_avx2
 #endif
 
@@ -125,13 +135,7 @@ inline void philox_blocks(std::uint64_t seed, std::uint64_t offset, std::uint64_
     else detail_avx512::philox_sets<2>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
   }
 #elif defined(__AVX2__)
-  int j = 0;
-  for (; j + 12 <= B; j += 12)
-    detail_avx2::philox_sets<3>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
-  for (; j + 8 <= B; j += 8)
-    detail_avx2::philox_sets<2>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
-  for (; j < B; j += 4)
-    detail_avx2::philox_sets<1>(seed, offset, first + static_cast<std::uint64_t>(j), words + 4 * j);
+  detail_avx2::philox_from<B, 0>(seed, offset, first, words);
 #else
   for (int j0 = 0; j0 < B; j0 += 16) {
     std::uint32_t c0[16], c1[16], c2[16], c3[16];

@@ -4,6 +4,7 @@
 // torch.optim's single-tensor implementations (lerp, addcmul, addcdiv as ATen evaluates them).
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/optim.hpp"
@@ -74,8 +75,25 @@ struct OptimVariant {
 // a branch, so that loops vectorize; every element is written either way.
 template <bool CHECK, class T>
 SEISOKU_HD void put(T* p, std::int64_t i, T v, T old, bool ok) {
-  if constexpr (CHECK) p[i] = ok ? v : old;
-  else p[i] = v;
+  if constexpr (CHECK) {
+#if defined(__CUDA_ARCH__)
+    p[i] = ok ? v : old;
+#else
+    // A bitwise blend: the vectorizer turns a select between v and the old p[i] into a masked
+    // store and a branch (slow on AVX2).
+    using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    U a, b;
+    std::memcpy(&a, &v, sizeof a);
+    std::memcpy(&b, &old, sizeof b);
+    const U keep = U(0) - static_cast<U>(ok);
+    const U r = (a & keep) | (b & ~keep);
+    T out;
+    std::memcpy(&out, &r, sizeof out);
+    p[i] = out;
+#endif
+  } else {
+    p[i] = v;
+  }
 }
 
 // Updates element i: w, its gradient and its state buffers (s0, s1, s2 by role, see
