@@ -406,49 +406,6 @@ def test_elastic_fields_are_smoothed_uniform_noise():
     )
 
 
-def ref_gaussian(x, sigma):
-    """Separable convolution with a normalised Gaussian, edges extended by their value."""
-    r = int(np.ceil(5 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    p = np.pad(x.astype(np.float64), ((0, 0), (r, r), (r, r)), mode="edge")
-    rows = sum(k[i] * p[:, i : i + x.shape[1], :] for i in range(2 * r + 1))
-    return sum(k[i] * rows[:, :, i : i + x.shape[2]] for i in range(2 * r + 1))
-
-
-@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 2.9, 3.0, 4.0, 9.0])
-def test_gaussian_smooth_matches_convolution(device, sigma):
-    x = RNG.uniform(-1, 1, (3, 90, 100)).astype(np.float32)
-    out = to_host(sa.gaussian_smooth(to_device(x, device), sigma))
-    ref = ref_gaussian(x, sigma)
-    if sigma < 3:  # the sampled Gaussian of radius ceil(3 sigma): exact up to truncation
-        np.testing.assert_allclose(out, ref, atol=0.01 * np.abs(ref).max())
-    else:  # the recursive filter, away from the ends where its start-up differs
-        m = min(int(3 * sigma) + 2, 30)
-        err = np.abs(out - ref)[:, m:-m, m:-m]
-        assert err.max() < 0.1 * np.abs(ref).max()
-        assert np.sqrt(np.mean(err**2)) < 0.06 * ref.std()
-    # A constant plane stays constant; the impulse response has unit mass.
-    np.testing.assert_allclose(
-        sa.gaussian_smooth(np.full((1, 20, 30), 2.5, np.float32), sigma), 2.5, rtol=5e-4
-    )
-    impulse = np.zeros((1, 301, 301), np.float32)
-    impulse[0, 150, 150] = 1
-    np.testing.assert_allclose(sa.gaussian_smooth(impulse, sigma).sum(), 1.0, rtol=1e-4)
-
-
-def test_gaussian_smooth_small_sigma_is_three_tap():
-    x = RNG.standard_normal((2, 6, 7)).astype(np.float32)
-    sigma = 0.4
-    a = sigma**2 / 2
-    k = np.array([a, 1 - 2 * a, a])
-    p = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1)), mode="edge")
-    rows = sum(k[i] * p[:, i : i + 6, :] for i in range(3))
-    ref = sum(k[i] * rows[:, :, i : i + 7] for i in range(3))
-    np.testing.assert_allclose(sa.gaussian_smooth(x, sigma), ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(sa.gaussian_smooth(x, 0.0), x)
-
-
 def test_elastic_cost_does_not_grow_with_sigma():
     import time
 
@@ -863,7 +820,7 @@ def test_bad_inputs_raise_value_error():
     img = np.zeros((1, 4, 4, 1), np.uint8)
     for step, message in (
         (flip, r"HorizontalFlip \(step 0\): p must be in \[0, 1\], got 2"),
-        (elastic, "sigma must be finite and >= 0, got -3"),
+        (elastic, r"sigma must be in \[0, 1e6\], got -3"),
     ):
         with pytest.raises(ValueError, match=message):
             seisoku._core.augment(img, np.zeros_like(img), [step], "NHWC", 0, 0, None)

@@ -42,17 +42,102 @@ inline ImageShape image_shape(std::int64_t h, std::int64_t w, std::int64_t c, Im
   return layout == ImageLayout::nchw ? ImageShape{h, w, c, 1} : ImageShape{h, w, 1, c};
 }
 
-// Gaussian smoothing coefficients: mode 0 none, 1 the 3-tap (a, m, a), 2 the recursive
-// filter w[i] = b in[i] + ((c1 w[i-1] + c2 w[i-2]) + c3 w[i-3]) forward, then backward,
-// 3 the sampled Gaussian g[0..radius]: out[i] = g0 in[i] + sum_k g[k] (in[i-k] + in[i+k]).
-// Ends extend the edge value.
-constexpr int kMaxRadius = 9;
+// Gaussian smoothing of a line of values, the values past each end taken equal to the end
+// value (scipy.ndimage's mode "nearest"): out = scale * (the line convolved with the sampled
+// Gaussian exp(-k^2 / (2 sigma^2)) / Z). smooth_coef(sigma) picks one of:
+//   kSmoothCopy    sigma 0;
+//   kSmoothDirect  sigma <= kDirectMaxSigma: the sampled Gaussian g[0..radius], radius
+//                  ceil(4.5 sigma), sum 1, in float: acc = g0 x[i], then for k = 1..radius
+//                  acc = acc + g[k] (x[i-k] + x[i+k]) with clamped indices;
+//   kSmoothFloat / kSmoothDouble: the recursive filter of smooth_line_recursive in float
+//                  (sigma < kDoubleMinSigma) or double (beyond, where float coefficients would
+//                  misplace poles this close to 1).
+enum SmoothMode : std::int32_t { kSmoothCopy = 0, kSmoothDirect = 1, kSmoothFloat = 2, kSmoothDouble = 3 };
+constexpr double kDirectMaxSigma = 4.0 / 3.0;
+constexpr double kDoubleMinSigma = 64.0;
+constexpr double kMaxSigma = 1e6;
+constexpr int kMaxRadius = 6;  // ceil(4.5 kDirectMaxSigma)
+constexpr int kSmoothSections = 3;
+
+// One second-order section of the recursive filter, in both directions:
+//   causal      u[i] = ((c0 x[i] + c1 x[i-1]) + d1 u[i-1]) + d2 u[i-2]
+//   anticausal  v[i] = ((e0 x[i+1] + e1 x[i+2]) + d1 v[i+1]) + d2 v[i+2]
+// started from the steady state of the extended end value: x[-1] = x[0], u[-1] = u[-2] =
+// gc x[0]; x[L] = x[L+1] = x[L-1], v[L] = v[L+1] = ga x[L-1] (gc, ga: the DC gains).
+struct SmoothSection {
+  double c0, c1, e0, e1, d1, d2, gc, ga;  // float mode: each already a float value
+};
+
 struct SmoothCoef {
   std::int32_t mode;
-  float a, m, b, c1, c2, c3;
   std::int32_t radius;
   float g[kMaxRadius + 1];
+  SmoothSection s[kSmoothSections];
 };
+
+// The recursive filter on one line of len values `stride` apart, in R (float or double): the
+// causal sums C[i] = (u0 + u1) + u2 of the three sections go to work (R, same indexing),
+// then with A[i] = (v0 + v1) + v2, out[i] = scale * float(C[i] + A[i]). The CPU runs the
+// same operations on many lines at once.
+template <class R>
+SEISOKU_HD void smooth_line_recursive(const float* x, float* out, R* work, std::int64_t len, std::int64_t stride,
+                                      const SmoothCoef& c, float scale) {
+  R u1[kSmoothSections], u2[kSmoothSections];
+  R xp = static_cast<R>(x[0]);
+  for (int k = 0; k < kSmoothSections; ++k) u1[k] = u2[k] = static_cast<R>(c.s[k].gc) * xp;
+  for (std::int64_t i = 0; i < len; ++i) {
+    const R xi = static_cast<R>(x[i * stride]);
+    R u[kSmoothSections];
+    for (int k = 0; k < kSmoothSections; ++k) {
+      const SmoothSection& s = c.s[k];
+      u[k] = ((static_cast<R>(s.c0) * xi + static_cast<R>(s.c1) * xp) + static_cast<R>(s.d1) * u1[k]) +
+             static_cast<R>(s.d2) * u2[k];
+      u2[k] = u1[k], u1[k] = u[k];
+    }
+    work[i * stride] = (u[0] + u[1]) + u[2];
+    xp = xi;
+  }
+  R x1 = static_cast<R>(x[(len - 1) * stride]), x2 = x1;
+  for (int k = 0; k < kSmoothSections; ++k) u1[k] = u2[k] = static_cast<R>(c.s[k].ga) * x1;
+  for (std::int64_t i = len - 1; i >= 0; --i) {
+    R v[kSmoothSections];
+    for (int k = 0; k < kSmoothSections; ++k) {
+      const SmoothSection& s = c.s[k];
+      v[k] = ((static_cast<R>(s.e0) * x1 + static_cast<R>(s.e1) * x2) + static_cast<R>(s.d1) * u1[k]) +
+             static_cast<R>(s.d2) * u2[k];
+      u2[k] = u1[k], u1[k] = v[k];
+    }
+    out[i * stride] = scale * static_cast<float>(work[i * stride] + ((v[0] + v[1]) + v[2]));
+    x2 = x1, x1 = static_cast<R>(x[i * stride]);
+  }
+}
+
+// The sampled kernel (kSmoothDirect) on one line.
+SEISOKU_HD void smooth_line_direct(const float* x, float* out, std::int64_t len, std::int64_t stride,
+                                   const SmoothCoef& c, float scale) {
+  for (std::int64_t i = 0; i < len; ++i) {
+    float acc = c.g[0] * x[i * stride];
+    for (int k = 1; k <= c.radius; ++k) {
+      const std::int64_t lo = i - k < 0 ? 0 : i - k, hi = i + k < len ? i + k : len - 1;
+      acc = acc + c.g[k] * (x[lo * stride] + x[hi * stride]);
+    }
+    out[i * stride] = scale * acc;
+  }
+}
+
+// One line by any mode; work: len values of double (used as R by the recursive modes).
+SEISOKU_HD void smooth_line(const float* x, float* out, double* work, std::int64_t len, std::int64_t stride,
+                            const SmoothCoef& c, float scale) {
+  if (c.mode == kSmoothDirect) {
+    smooth_line_direct(x, out, len, stride, c, scale);
+  } else if (c.mode == kSmoothFloat) {
+    smooth_line_recursive<float>(x, out, reinterpret_cast<float*>(work), len, stride, c, scale);
+  } else if (c.mode == kSmoothDouble) {
+    smooth_line_recursive<double>(x, out, work, len, stride, c, scale);
+  } else {
+    for (std::int64_t i = 0; i < len; ++i) out[i * stride] = scale * x[i * stride];
+  }
+}
 
 enum class StageKind : std::int32_t { geometric, elastic, fill, noise };
 // Where a stage reads and writes: the input, the output, or one of two scratch images.
@@ -247,44 +332,7 @@ SEISOKU_HD T noisy(T x, float z, float stddev) {
   return store_value<T>(philox::fma_(z, stddev, static_cast<float>(x)));
 }
 
-// Smooths one line of `len` values `stride` apart in place (the CUDA form; the CPU runs the
-// same arithmetic over many lines at once). Mode 3 reads `src` (a copy of the line) instead.
-SEISOKU_HD void smooth_line(float* p, std::int64_t len, std::int64_t stride, const SmoothCoef& c,
-                            const float* src = nullptr) {
-  if (c.mode == 3) {
-    for (std::int64_t i = 0; i < len; ++i) {
-      float acc = c.g[0] * src[i * stride];
-      for (int k = 1; k <= c.radius; ++k) {
-        const std::int64_t lo = i - k < 0 ? 0 : i - k, hi = i + k < len ? i + k : len - 1;
-        acc = acc + c.g[k] * (src[lo * stride] + src[hi * stride]);
-      }
-      p[i * stride] = acc;
-    }
-  } else if (c.mode == 1) {
-    float prev = p[0];
-    for (std::int64_t i = 0; i < len; ++i) {
-      const float cur = p[i * stride];
-      const float next = i + 1 < len ? p[(i + 1) * stride] : cur;
-      p[i * stride] = (c.a * prev + c.m * cur) + c.a * next;
-      prev = cur;
-    }
-  } else if (c.mode == 2) {
-    float w1 = p[0], w2 = p[0], w3 = p[0];
-    for (std::int64_t i = 0; i < len; ++i) {
-      const float w = c.b * p[i * stride] + ((c.c1 * w1 + c.c2 * w2) + c.c3 * w3);
-      p[i * stride] = w;
-      w3 = w2, w2 = w1, w1 = w;
-    }
-    float o1 = w1, o2 = w1, o3 = w1;
-    for (std::int64_t i = len - 1; i >= 0; --i) {
-      const float o = c.b * p[i * stride] + ((c.c1 * o1 + c.c2 * o2) + c.c3 * o3);
-      p[i * stride] = o;
-      o3 = o2, o2 = o1, o1 = o;
-    }
-  }
-}
-
-SmoothCoef smooth_coef(double sigma);  // cpp/src/augment.cpp
+SmoothCoef smooth_coef(double sigma);  // cpp/src/ops/augment.cpp; sigma in [0, kMaxSigma]
 
 #define SEISOKU_AUGMENT_KERNEL_DECLS                                                                 \
   void augment(const Tensor& x, const Tensor& out, const AugmentPlan& plan);                         \
