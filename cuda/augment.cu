@@ -107,7 +107,7 @@ __global__ void noise_kernel(T* img, StagePlan st, const SampleStage* samples, s
       const std::int64_t e = 4 * b + k;
       if (e >= size) break;
       const std::int64_t o = s.q == 1 ? e : (e % hw) * s.q + e / hw;
-      im[o] = noisy(im[o], z[k], st.stddev);
+      im[o] = noisy(im[o], z[k], st.std);
     }
   }
 }
@@ -151,7 +151,7 @@ __global__ void transpose_kernel(const float* ft, float* f, std::int64_t planes,
 }
 
 template <class T>
-__global__ void displace_kernel(const T* src, T* dst, const float* disp, ImageShape img, Interp interp, Border border,
+__global__ void displace_kernel(const T* src, T* dst, const float* disp, ImageShape img, Interpolation interpolation, Border border,
                                 float fill, std::int64_t n, const SampleStage* samples, std::int64_t ns,
                                 std::int64_t si) {
   const std::int64_t hw = img.h * img.w;
@@ -163,7 +163,7 @@ __global__ void displace_kernel(const T* src, T* dst, const float* disp, ImageSh
       resample_pixel<1>(s, d, img, img, y, x, static_cast<float>(x), static_cast<float>(y), border, fill);
     } else {
       const float* dx = disp + i * 2 * hw;
-      displace_pixel(s, d, dx, dx + hw, img, interp, border, fill, y, x);
+      displace_pixel(s, d, dx, dx + hw, img, interpolation, border, fill, y, x);
     }
   }
 }
@@ -219,7 +219,7 @@ void run_plan(const T* x, T* out, const AugmentPlan& plan) {
         smooth_planes(ft.as<float>(), f.as<float>(), tmp.as<float>(), work.as<double>(), 2 * n, st.in.h, st.in.w,
                       st.smooth, st.alpha, ss, ns, si, 2);
         displace_kernel<<<grid_for(n * st.in.h * st.in.w), kThreads, 0, stream()>>>(
-            src, dst, f.as<float>(), st.in, st.interp, st.border, st.fill, n, ss, ns, si);
+            src, dst, f.as<float>(), st.in, st.interpolation, st.border, st.fill, n, ss, ns, si);
         break;
       case StageKind::fill:
         if (src != dst) SEISOKU_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
@@ -272,18 +272,18 @@ void elastic_displacement(const Tensor& out, float alpha, const SmoothCoef& coef
                 nullptr, 1, 0, 2);
 }
 
-void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interp interp,
+void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interpolation interpolation,
               Border border, float fill) {
   DeviceGuard guard(x.device_index());
   const std::int64_t n = x.size(0);
   const unsigned blocks = grid_for(n * img.h * img.w);
   if (x.dtype() == DType::uint8)
     displace_kernel<<<blocks, kThreads, 0, stream()>>>(x.data_as<std::uint8_t>(), out.data_as<std::uint8_t>(),
-                                                        disp.data_as<float>(), img, interp, border, fill, n, nullptr,
+                                                        disp.data_as<float>(), img, interpolation, border, fill, n, nullptr,
                                                         1, 0);
   else
     displace_kernel<<<blocks, kThreads, 0, stream()>>>(x.data_as<float>(), out.data_as<float>(), disp.data_as<float>(),
-                                                        img, interp, border, fill, n, nullptr, 1, 0);
+                                                        img, interpolation, border, fill, n, nullptr, 1, 0);
   check_launch();
 }
 

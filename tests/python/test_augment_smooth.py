@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from test_augment import images
 
 from conftest import to_device, to_host
 from seisoku import augment as sa
@@ -119,3 +120,53 @@ def test_gaussian_smooth_cuda_equals_cpu(device, sigma):
     x = RNG.uniform(-1, 1, (5, 33, 19)).astype(np.float32)
     gpu = to_host(sa.gaussian_smooth(to_device(x, device), sigma))
     np.testing.assert_array_equal(gpu, sa.gaussian_smooth(x, sigma))
+
+
+# ---- elastic fields -----------------------------------------------------------------------
+
+
+def test_elastic_is_displacement_by_its_fields(device):
+    x = to_device(images(n=5, h=14, w=15, c=3, layout="NCHW", dtype=np.float32), device)
+    steps = [
+        sa.HorizontalFlip(0.0),
+        sa.ElasticDistortion(5.0, 2.0, interpolation="bicubic", border="reflect"),
+    ]
+    out = sa.Compose(steps, seed=11, layout="NCHW")(x, sample_offset=40)
+    disp = sa.elastic_displacement(
+        5, 14, 15, 5.0, 2.0, seed=11, sample_offset=40, step_index=1, device=device
+    )
+    ref = sa.displace(x, disp, "bicubic", "reflect", layout="NCHW")
+    np.testing.assert_array_equal(to_host(out), to_host(ref))
+    assert np.abs(to_host(disp)).max() > 0.1
+
+
+def test_elastic_fields_are_smoothed_uniform_noise():
+    raw = sa.elastic_displacement(4, 30, 40, 1.0, 0.0, seed=2)
+    assert raw.min() >= -1 and raw.max() < 1
+    assert abs(raw.mean()) < 0.02 and abs(raw.std() - 1 / np.sqrt(3)) < 0.01
+    for sigma in (0.3, 1.5, 4.0):
+        smooth = sa.elastic_displacement(4, 30, 40, 1.0, sigma, seed=2)
+        expect = sa.gaussian_smooth(raw.reshape(8, 30, 40), sigma).reshape(4, 2, 30, 40)
+        np.testing.assert_array_equal(smooth, expect)
+    scaled = sa.elastic_displacement(4, 30, 40, 34.0, 4.0, seed=2)
+    np.testing.assert_allclose(
+        scaled, 34.0 * sa.elastic_displacement(4, 30, 40, 1.0, 4.0, seed=2), rtol=1e-6
+    )
+
+
+def test_elastic_cost_does_not_grow_with_sigma():
+    import time
+
+    x = images(n=8, h=96, w=96, c=1)
+
+    def cost(sigma):
+        aug = sa.Compose([sa.ElasticDistortion(10.0, sigma)])
+        aug(x)
+        best = np.inf
+        for _ in range(5):
+            t0 = time.perf_counter()
+            aug(x)
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    assert cost(30.0) < 2.0 * cost(1.0)

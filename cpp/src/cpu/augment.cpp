@@ -73,14 +73,14 @@ void fill_rects(T* img, const ImageShape& s, const StagePlan& st, const SampleSt
 #if defined(__AVX2__)
 // noisy() on 8 RGB uint8 pixels (24 bytes at s, 32 readable) into d: channel c of pixel k
 // takes z[c * zstride + k]. `room`: 32 bytes may be stored at d (see store24).
-inline void noisy_rgb8(const std::uint8_t* s, std::uint8_t* d, const float* z, std::int64_t zstride, float stddev,
+inline void noisy_rgb8(const std::uint8_t* s, std::uint8_t* d, const float* z, std::int64_t zstride, float noise_std,
                        bool room) {
   // Pixels 0-3 in the low lane, 4-7 in the high one, each as R | G << 8 | B << 16.
   __m256i v = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)),
                                           _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6));
   v = _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1, 0, 1, 2, -1, 3,
                                               4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1));
-  const __m256 sd = _mm256_set1_ps(stddev);
+  const __m256 sd = _mm256_set1_ps(noise_std);
   const __m256i byte = _mm256_set1_epi32(0xff);
   __m256i packed = _mm256_setzero_si256();
   for (int c = 0; c < 3; ++c) {
@@ -93,7 +93,7 @@ inline void noisy_rgb8(const std::uint8_t* s, std::uint8_t* d, const float* z, s
 #endif
 
 template <class T>
-void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int64_t step, std::uint64_t seed,
+void add_noise(const T* src, T* dst, const ImageShape& s, float noise_std, std::int64_t step, std::uint64_t seed,
                std::uint64_t offset) {
   const std::int64_t n = s.size(), hw = s.h * s.w;
   const std::uint64_t first = step_block(step, kPixelBlock0);
@@ -118,14 +118,14 @@ void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int
         if constexpr (std::is_same_v<T, std::uint8_t>) {
           // 8 pixels at a time while 32 bytes can be read (and, out of place, written).
           for (; k + 8 <= m && p0 + k + 11 <= hw; k += 8)
-            noisy_rgb8(sp + k * 3, dp + k * 3, zc + k, kChunk, stddev, src != dst);
+            noisy_rgb8(sp + k * 3, dp + k * 3, zc + k, kChunk, noise_std, src != dst);
         }
 #endif
         for (; k < m; ++k)
-          for (std::int64_t c = 0; c < 3; ++c) dp[k * 3 + c] = noisy(sp[k * 3 + c], zc[c * kChunk + k], stddev);
+          for (std::int64_t c = 0; c < 3; ++c) dp[k * 3 + c] = noisy(sp[k * 3 + c], zc[c * kChunk + k], noise_std);
       } else {
         for (std::int64_t k = 0; k < m; ++k)
-          for (std::int64_t c = 0; c < s.q; ++c) dp[k * s.q + c] = noisy(sp[k * s.q + c], zc[c * kChunk + k], stddev);
+          for (std::int64_t c = 0; c < s.q; ++c) dp[k * s.q + c] = noisy(sp[k * s.q + c], zc[c * kChunk + k], noise_std);
       }
     }
     return;
@@ -135,12 +135,12 @@ void add_noise(const T* src, T* dst, const ImageShape& s, float stddev, std::int
     normals_from_words(words, z);
     const std::int64_t m = std::min<std::int64_t>(4 * kLanes, n - base);
     if (s.q == 1) {  // logical order is memory order
-      for (std::int64_t k = 0; k < m; ++k) dst[base + k] = noisy(src[base + k], z[k], stddev);
+      for (std::int64_t k = 0; k < m; ++k) dst[base + k] = noisy(src[base + k], z[k], noise_std);
     } else {  // logical element base + k is channel c at pixel yx (hw % 4 != 0 only)
       std::int64_t c = base / hw, yx = base % hw;
       for (std::int64_t k = 0; k < m; ++k) {
         const std::int64_t o = yx * s.q + c;
-        dst[o] = noisy(src[o], z[k], stddev);
+        dst[o] = noisy(src[o], z[k], noise_std);
         if (++yx == hw) yx = 0, ++c;
       }
     }
@@ -201,7 +201,7 @@ void run_sample(const T* x, T* out, const AugmentPlan& plan, std::int64_t n, boo
         }
         float* f = scratch_floats(scratch().field, 2 * st.in.h * st.in.w);
         elastic_field(f, st.in.h, st.in.w, st.alpha, st.smooth, plan.seed, offset, st.step);
-        displace_image(src, dst, f, f + st.in.h * st.in.w, st.in, st.interp, st.border, st.fill);
+        displace_image(src, dst, f, f + st.in.h * st.in.w, st.in, st.interpolation, st.border, st.fill);
         break;
       }
       case StageKind::fill:
@@ -209,7 +209,7 @@ void run_sample(const T* x, T* out, const AugmentPlan& plan, std::int64_t n, boo
         if (ss.mode != 0) fill_rects(dst, st.in, st, ss, plan.rects.data(), plan.seed, offset);
         break;
       case StageKind::noise:
-        if (ss.mode != 0) add_noise(src, dst, st.in, st.stddev, st.step, plan.seed, offset);
+        if (ss.mode != 0) add_noise(src, dst, st.in, st.std, st.step, plan.seed, offset);
         else if (src != dst) std::memcpy(dst, src, bytes);
         break;
     }

@@ -25,7 +25,7 @@ void geometric_affine(const T* src, T* dst, const StagePlan& st, const SampleSta
 
 // dst(y, x) = src read at (x + dx, y + dy) (augment_resample.cpp).
 template <class T>
-void displace_image(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Interp interp,
+void displace_image(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Interpolation interpolation,
                     Border border, float fill);
 
 // The displacement fields (dx, dy), each H x W, of elastic step `step` for stream `offset`

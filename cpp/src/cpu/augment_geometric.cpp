@@ -376,8 +376,8 @@ void geometric(const T* src, T* dst, const StagePlan& st, const SampleStage& ss)
     case kGeoNearest: geometric_affine<1>(src, dst, st, ss); return;
     default: {
       const bool axis = ss.m[1] == 0.0f && ss.m[3] == 0.0f;
-      if (st.interp == Interp::nearest) geometric_affine<1>(src, dst, st, ss);
-      else if (st.interp == Interp::bilinear) {
+      if (st.interpolation == Interpolation::nearest) geometric_affine<1>(src, dst, st, ss);
+      else if (st.interpolation == Interpolation::bilinear) {
 #if defined(__AVX2__)
         if constexpr (std::is_same_v<T, std::uint8_t>) {
           if (axis && st.in.q == 3 && st.in.p == 1 && st.border != Border::reflect && padded_fits(st.in, 2)) {

@@ -365,10 +365,10 @@ void displace_k(const T* src, T* dst, const float* dx, const float* dy, const Im
 }
 
 template <class T>
-void displace_image(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Interp interp,
+void displace_image(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img, Interpolation interpolation,
                     Border border, float fill) {
-  if (interp == Interp::nearest) displace_k<1>(src, dst, dx, dy, img, border, fill);
-  else if (interp == Interp::bilinear) displace_k<2>(src, dst, dx, dy, img, border, fill);
+  if (interpolation == Interpolation::nearest) displace_k<1>(src, dst, dx, dy, img, border, fill);
+  else if (interpolation == Interpolation::bilinear) displace_k<2>(src, dst, dx, dy, img, border, fill);
   else displace_k<4>(src, dst, dx, dy, img, border, fill);
 }
 
@@ -378,16 +378,16 @@ template void geometric_affine<4, float>(const float*, float*, const StagePlan&,
 template void geometric_affine<1, std::uint8_t>(const std::uint8_t*, std::uint8_t*, const StagePlan&, const SampleStage&);
 template void geometric_affine<2, std::uint8_t>(const std::uint8_t*, std::uint8_t*, const StagePlan&, const SampleStage&);
 template void geometric_affine<4, std::uint8_t>(const std::uint8_t*, std::uint8_t*, const StagePlan&, const SampleStage&);
-template void displace_image<float>(const float*, float*, const float*, const float*, const ImageShape&, Interp, Border,
+template void displace_image<float>(const float*, float*, const float*, const float*, const ImageShape&, Interpolation, Border,
                                     float);
 template void displace_image<std::uint8_t>(const std::uint8_t*, std::uint8_t*, const float*, const float*,
-                                           const ImageShape&, Interp, Border, float);
+                                           const ImageShape&, Interpolation, Border, float);
 
 }  // namespace augment_impl
 
 using augment_impl::displace_image;
 
-void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interp interp,
+void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interpolation interpolation,
               Border border, float fill) {
   const std::int64_t n = x.size(0), size = img.size(), hw = img.h * img.w;
   const float* ds = disp.data_as<float>();
@@ -397,7 +397,7 @@ void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const Imag
       const T* xs = x.data_as<T>();
       T* os = out.data_as<T>();
       parallel_tasks(n, size * 8, [&](std::int64_t i) {
-        displace_image(xs + i * size, os + i * size, ds + i * 2 * hw, ds + i * 2 * hw + hw, img, interp, border,
+        displace_image(xs + i * size, os + i * size, ds + i * 2 * hw, ds + i * 2 * hw + hw, img, interpolation, border,
                        fill);
       });
     }

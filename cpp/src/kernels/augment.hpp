@@ -145,15 +145,15 @@ enum Buffer : std::int32_t { kBufX = 0, kBufOut = 1, kBufScratch0 = 2, kBufScrat
 
 struct StagePlan {
   StageKind kind;
-  std::int32_t step;              // pipeline index (key of the per-pixel draws)
-  std::int32_t src, dst;          // Buffer codes; a fill / noise stage copies src to dst first
+  ::std::int32_t step;              // pipeline index (key of the per-pixel draws)
+  ::std::int32_t src, dst;          // Buffer codes; a fill / noise stage copies src to dst first
   ImageShape in, out;             // image sizes before and after the stage
-  Interp interp;
+  Interpolation interpolation;
   Border border;
   float fill;                     // already rounded and saturated for uint8
   float alpha;                    // elastic
   SmoothCoef smooth;              // elastic
-  float stddev;                   // noise
+  float std;                      // noise (so the struct spells the namespace ::std)
   bool random_fill;               // fill
 };
 
@@ -283,9 +283,9 @@ SEISOKU_HD void geometric_pixel(const T* src, T* dst, const StagePlan& st, const
                                 std::int64_t x) {
   float sx, sy;
   affine_source(ss.m, x, y, &sx, &sy);
-  if (ss.mode != kGeoInterp || st.interp == Interp::nearest)
+  if (ss.mode != kGeoInterp || st.interpolation == Interpolation::nearest)
     resample_pixel<1>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
-  else if (st.interp == Interp::bilinear)
+  else if (st.interpolation == Interpolation::bilinear)
     resample_pixel<2>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
   else
     resample_pixel<4>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
@@ -294,11 +294,11 @@ SEISOKU_HD void geometric_pixel(const T* src, T* dst, const StagePlan& st, const
 // Output pixel (y, x) of a displacement resampling: source (x + dx, y + dy).
 template <class T>
 SEISOKU_HD void displace_pixel(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img,
-                               Interp interp, Border border, float fill, std::int64_t y, std::int64_t x) {
+                               Interpolation interpolation, Border border, float fill, std::int64_t y, std::int64_t x) {
   const std::int64_t i = y * img.w + x;
   const float sx = static_cast<float>(x) + dx[i], sy = static_cast<float>(y) + dy[i];
-  if (interp == Interp::nearest) resample_pixel<1>(src, dst, img, img, y, x, sx, sy, border, fill);
-  else if (interp == Interp::bilinear) resample_pixel<2>(src, dst, img, img, y, x, sx, sy, border, fill);
+  if (interpolation == Interpolation::nearest) resample_pixel<1>(src, dst, img, img, y, x, sx, sy, border, fill);
+  else if (interpolation == Interpolation::bilinear) resample_pixel<2>(src, dst, img, img, y, x, sx, sy, border, fill);
   else resample_pixel<4>(src, dst, img, img, y, x, sx, sy, border, fill);
 }
 
@@ -326,10 +326,10 @@ SEISOKU_HD T random_fill_value(std::uint64_t seed, std::uint64_t offset, std::in
   }
 }
 
-// x + stddev * z for one value (uint8: rounded and saturated).
+// x + noise_std * z for one value (uint8: rounded and saturated).
 template <class T>
-SEISOKU_HD T noisy(T x, float z, float stddev) {
-  return store_value<T>(philox::fma_(z, stddev, static_cast<float>(x)));
+SEISOKU_HD T noisy(T x, float z, float noise_std) {
+  return store_value<T>(philox::fma_(z, noise_std, static_cast<float>(x)));
 }
 
 SmoothCoef smooth_coef(double sigma);  // cpp/src/ops/augment.cpp; sigma in [0, kMaxSigma]
@@ -339,7 +339,7 @@ SmoothCoef smooth_coef(double sigma);  // cpp/src/ops/augment.cpp; sigma in [0, 
   void gaussian_smooth(const Tensor& x, const Tensor& out, const SmoothCoef& coef);                  \
   void elastic_displacement(const Tensor& out, float alpha, const SmoothCoef& coef, std::uint64_t seed, \
                             std::uint64_t sample_offset, std::int64_t step_index);                   \
-  void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interp interp, \
+  void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interpolation interpolation, \
                 Border border, float fill);
 
 namespace cpu {
