@@ -1,5 +1,5 @@
-// CUDA twins of the augmentation family (cpp/src/cpu/augment.cpp). The host plan (stages and
-// every sample's parameters, cpp/src/augment.cpp) is copied to the device once per call;
+// CUDA twins of the augmentation family (cpp/src/cpu/augment*.cpp). The host plan (stages and
+// every sample's parameters, cpp/src/ops/augment_plan.cpp) is copied to the device once per call;
 // then each stage runs over the whole batch:
 //   geometric, elastic resampling: one thread per output pixel (all channels), through the
 //     per-pixel code of kernels/augment.hpp the CPU runs too;
@@ -7,7 +7,8 @@
 //     does not work in place; noise: one thread per Philox block of 4 values;
 //   elastic fields: one thread per Philox block to draw them (in the transposed layout the
 //     CPU uses), one thread per line for each smoothing pass (smooth_line: the same
-//     operations as the CPU's row-wise passes), a transpose between the passes.
+//     operations as the CPU's column blocks; the recursive filter's causal sums go to a
+//     scratch buffer of doubles), a transpose between the passes.
 // Scratch images and fields come from cudaMallocAsync on the current stream.
 // Launch shape: kThreads threads per block, grid-stride loops (grid_for).
 #include <cstdint>

@@ -1,6 +1,7 @@
 #pragma once
-// The augmentation family shared by cpp/src/augment.cpp (which validates and plans),
-// cpp/src/cpu/augment.cpp and cuda/augment.cu (which execute): the plan of one call, and the
+// The augmentation family shared by cpp/src/ops/augment.cpp and augment_plan.cpp (which
+// validate and plan), cpp/src/cpu/augment*.cpp and cuda/augment.cu (which execute): the plan
+// of one call, the Gaussian smoothing of a line, and the
 // per-pixel arithmetic both devices run with the same operations in the same order (the
 // kernel files are built without fp contraction), so that a result is the same bits on CPU
 // and GPU.
