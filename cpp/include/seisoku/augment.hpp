@@ -49,22 +49,22 @@ enum class AugmentOp : std::uint8_t {
 // struct spells the namespace ::std.)
 struct AugmentStep {
   AugmentOp op = AugmentOp::horizontal_flip;
-  double p = 1.0;                     // probability of applying it to a sample, in [0, 1]
-  ::std::int64_t height = 0;            // crop / resized crop: output size; cutout: mask side
+  double p = 1.0;                               // probability of applying it to a sample, in [0, 1]
+  ::std::int64_t height = 0;                    // crop / resized crop: output size; cutout: mask side
   ::std::int64_t width = 0;
-  ::std::int64_t padding = 0;           // random_crop: pixels added on every side before cropping
-  ::std::int64_t count = 1;             // cutout: number of masks
-  double scale_lo = 0.0, scale_hi = 0.0;      // resized crop, erasing: area fraction
-  double ratio_lo = 1.0, ratio_hi = 1.0;      // resized crop: width / height; erasing: height / width
-  double degrees_lo = 0.0, degrees_hi = 0.0;  // rotation: angle range in degrees
-  double alpha = 0.0;                 // elastic: displacement scale in pixels
-  double sigma = 0.0;                 // elastic: Gaussian smoothing in pixels, in [0, 1e6]
-  double std = 0.0;                   // gaussian_noise: standard deviation in pixel value units
+  ::std::int64_t padding = 0;                   // random_crop: pixels added on every side before cropping
+  ::std::int64_t count = 1;                     // cutout: number of masks
+  double scale_lo = 0.0, scale_hi = 0.0;        // resized crop, erasing: area fraction
+  double ratio_lo = 1.0, ratio_hi = 1.0;        // resized crop: width / height; erasing: height / width
+  double degrees_lo = 0.0, degrees_hi = 0.0;    // rotation: angle range in degrees
+  double alpha = 0.0;                           // elastic: displacement scale in pixels
+  double sigma = 0.0;                           // elastic: Gaussian smoothing in pixels, in [0, 1e6]
+  double std = 0.0;                             // gaussian_noise: standard deviation in pixel value units
   Interpolation interpolation = Interpolation::nearest;
   Border border = Border::constant;
-  double fill = 0.0;                  // constant border / cutout / erasing value
-  bool random_fill = false;           // erasing: per-pixel random values instead of `fill`
-  ::std::vector<::std::int64_t> skip_labels;  // never applied to samples with these labels
+  double fill = 0.0;                            // constant border / cutout / erasing value
+  bool random_fill = false;                     // erasing: per-pixel random values instead of `fill`
+  ::std::vector<::std::int64_t> skip_labels;    // never applied to samples with these labels
 };
 
 namespace aug {

@@ -148,14 +148,14 @@ struct StagePlan {
   StageKind kind;
   ::std::int32_t step;              // pipeline index (key of the per-pixel draws)
   ::std::int32_t src, dst;          // Buffer codes; a fill / noise stage copies src to dst first
-  ImageShape in, out;             // image sizes before and after the stage
+  ImageShape in, out;               // image sizes before and after the stage
   Interpolation interpolation;
   Border border;
-  float fill;                     // already rounded and saturated for uint8
-  float alpha;                    // elastic
-  SmoothCoef smooth;              // elastic
-  float std;                      // noise (so the struct spells the namespace ::std)
-  bool random_fill;               // fill
+  float fill;                       // already rounded and saturated for uint8
+  float alpha;                      // elastic
+  SmoothCoef smooth;                // elastic
+  float std;                        // noise (so the struct spells the namespace ::std)
+  bool random_fill;                 // fill
 };
 
 // Per-sample mode of a geometric stage.
