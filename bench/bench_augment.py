@@ -16,8 +16,10 @@ Peers at their fastest reasonable form:
   opencv          cv2 called directly per image, writing into the batch (dst=): flip,
                   resized crop (cv2.resize), rotate (cv2.warpAffine), elastic (uniform fields,
                   cv2.GaussianBlur, cv2.remap): the per-image floor
-  kornia          kornia.augmentation on the batch as one tensor, per-sample parameters
-                  (uint8 to float and back included: the data is uint8)
+  torch           one batched call on the same NHWC memory (flip, noise)
+  kornia          kornia.augmentation on the batch as one tensor (the channels-last NCHW view
+                  of the same memory), per-sample parameters (uint8 to float and back
+                  included: the data is uint8)
   albumentations  its usual per-image call, each result stored into the batch
   torchvision     transforms.v2 per image, when its wheel matches the installed torch
 Equal work: seisoku and the peers that can write into a preallocated batch (OpenCV, the
@@ -358,14 +360,17 @@ def batched_runs(peer: str, quick: bool, threads: int) -> dict[tuple[int, str], 
     for size, c in SIZES:
         x = images(size, c, batch_size(size, quick))
         crop, hole = crop_hole(size)
-        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        # The same NHWC memory as every other side: torch as it is, kornia (which takes NCHW)
+        # as the channels-last view of it.
+        xh = torch.from_numpy(x)
+        xt = xh.permute(0, 3, 1, 2)
         if peer == "torch":
 
-            def tflip(xt=xt) -> None:
-                torch.flip(xt, dims=(3,)).contiguous()
+            def tflip(xh=xh) -> None:
+                torch.flip(xh, dims=(2,))
 
-            def tnoise(xt=xt) -> None:
-                (xt.float() + torch.randn(xt.shape) * 8.0).clamp_(0, 255).round_().to(torch.uint8)
+            def tnoise(xh=xh) -> None:
+                (xh.float() + torch.randn(xh.shape) * 8.0).clamp_(0, 255).round_().to(torch.uint8)
 
             runs[("alloc", size, "flip")], runs[("alloc", size, "noise")] = tflip, tnoise
             continue

@@ -62,11 +62,13 @@ class Args {
     return {s, s};
   }
 
+  // Any iterable of ints but a string.
   aug::Labels labels(py::handle v) const {
-    const char* must = "a sequence of ints";
-    if (PyUnicode_Check(v.ptr()) || !PySequence_Check(v.ptr())) bad("skip_labels", must, v);
+    const char* must = "an iterable of ints";
+    if (PyUnicode_Check(v.ptr()) || PyBytes_Check(v.ptr()) || !py::isinstance<py::iterable>(v))
+      bad("skip_labels", must, v);
     aug::Labels out;
-    for (py::handle item : py::reinterpret_borrow<py::sequence>(v)) {
+    for (py::handle item : py::reinterpret_borrow<py::iterable>(v)) {
       if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr())) bad("skip_labels", must, v);
       out.push_back(integer("skip_labels", item, must));
     }

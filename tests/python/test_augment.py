@@ -356,6 +356,8 @@ def test_transforms_read_back_their_arguments():
     assert sa.RandomErasing(fill="random").fill == "random"
     assert sa.RandomErasing(fill=3).fill == 3.0 and sa.RandomErasing().p == 0.5
     assert sa.GaussianNoise(np.float32(2.5)).std == 2.5
+    assert sa.HorizontalFlip(skip_labels={9, 6}).skip_labels in ((6, 9), (9, 6))
+    assert sa.VerticalFlip(skip_labels=np.array([3])).skip_labels == (3,)
     with pytest.raises(AttributeError):
         t.degrees = (0, 1)
 
