@@ -132,24 +132,46 @@ std::int64_t compact_row(const T* row, std::int64_t k, std::int32_t* ix, T* vv) 
   return n;
 }
 
-// Row r of op(A) (m x k) into idx / val from r * k on, count[r] entries.
-// With op(A) = a^T, a chunk of op(A)'s rows (a's columns) is transposed into scratch first.
+// Rows [r0, r1) (a chunk of at most kCompactChunk) of op(A) (m x k) into idx / val from
+// r * k on, count[r] entries. With op(A) = a^T, the chunk (a's columns) is transposed into
+// scratch first.
 template <class T>
-void compact(const T* a, std::int64_t lda, bool trans_a, std::int64_t m, std::int64_t k, std::int32_t* idx, T* val,
-             std::int64_t* count) {
-  const std::int64_t chunks = (m + kCompactChunk - 1) / kCompactChunk;
-  parallel_tasks(chunks, kCompactChunk * k, [&](std::int64_t t) {
-    const std::int64_t r0 = t * kCompactChunk, r1 = std::min(m, r0 + kCompactChunk);
-    const T* rows = a + r0 * lda;
-    std::int64_t ld = lda;
-    if (trans_a) {
-      T* tr = scratch<T>(1, (r1 - r0) * k);
-      transpose(a + r0, lda, k, r1 - r0, tr, k);
-      rows = tr;
-      ld = k;
-    }
-    for (std::int64_t r = r0; r < r1; ++r) count[r] = compact_row(rows + (r - r0) * ld, k, idx + r * k, val + r * k);
-  });
+void compact_chunk(const T* a, std::int64_t lda, bool trans_a, std::int64_t r0, std::int64_t r1, std::int64_t k,
+                   std::int32_t* idx, T* val, std::int64_t* count) {
+  const T* rows = a + r0 * lda;
+  std::int64_t ld = lda;
+  if (trans_a) {
+    T* tr = scratch<T>(1, (r1 - r0) * k);
+    transpose(a + r0, lda, k, r1 - r0, tr, k);
+    rows = tr;
+    ld = k;
+  }
+  for (std::int64_t r = r0; r < r1; ++r) count[r] = compact_row(rows + (r - r0) * ld, k, idx + r * k, val + r * k);
+}
+
+// first(t) for t < n1, then, once all of them are done, second(t) for t < n2, each handed to
+// the threads as they come free: one team for both, so the workers are woken once (with
+// OMP_WAIT_POLICY=PASSIVE, as seisoku sets it, each wake-up costs some 10 us).
+template <class F1, class F2>
+void two_phases(std::int64_t n1, F1&& first, std::int64_t n2, F2&& second) {
+  const int threads = max_threads();
+  if (threads == 1) {
+    for (std::int64_t t = 0; t < n1; ++t) first(t);
+    for (std::int64_t t = 0; t < n2; ++t) second(t);
+    return;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t t = 0; t < n1; ++t) first(t);
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t t = 0; t < n2; ++t) second(t);
+  }
+#else
+  for (std::int64_t t = 0; t < n1; ++t) first(t);
+  for (std::int64_t t = 0; t < n2; ++t) second(t);
+#endif
 }
 
 // Nonzero entries among rows [r0, r1) of a (row length cols, contiguous). NaN counts as
@@ -301,14 +323,10 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
   using V = typename Simd<T>::V;
   constexpr std::int64_t W = sizeof(V) / sizeof(T);
   if (m * n * k < kMinWork || k > kMaxDepth || n < W) return false;
-  // Task: one block of C's columns x a range of its rows, kRowChunk rows at a time. With
-  // op(B) = B^T, or a row stride of B that would put a depth chunk's rows in few cache sets
-  // (a multiple of 512 bytes), the task packs its block of op(B) first, so that a chunk is
-  // one run of memory. A transposed block costs more than the task gains from sharing it,
-  // so then there is one range of rows, and as many blocks as it takes to share them out
-  // evenly; else the ranges are as long as that allows (the block stays in the task's cache).
-  // Results never depend on the split; whether the product comes here does not depend on
-  // the thread count either (the paths' results differ in their last bits).
+  // With op(B) = B^T, or a row stride of B that would put a depth chunk's rows in few cache
+  // sets (a multiple of 512 bytes), a task packs its block of op(B) first, so that a chunk is
+  // one run of memory. Whether the product comes here depends on the shapes and the nonzero
+  // count only, never on the thread count (the two paths' results differ in their last bits).
   const Blocks widest = column_blocks<T>(n, 1);
   const bool pack = k * widest.width * std::int64_t{sizeof(T)} <= kPackBytes &&
                     (trans_b || ldb * std::int64_t{sizeof(T)} % 512 == 0);
@@ -317,8 +335,6 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
   if (!pays(0.0, m, n, widest, trans_b)) return false;
   const double share = nonzero_share(a, trans_a ? k : m, lda, m * n * k);
   if (!pays(share, m, n, widest, trans_b)) return false;
-  const std::int64_t threads = max_threads();
-  const Blocks blocks = trans_b ? column_blocks<T>(n, threads) : widest;
   // The lists live in this thread's buffers; the tasks get pointers, not the thread_local names.
   thread_local std::vector<std::int32_t> idx_buffer;
   thread_local std::vector<T> val_buffer;
@@ -326,7 +342,12 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
   std::int32_t* const ix = fit(idx_buffer, m * k);
   T* const iv = fit(val_buffer, m * k);
   std::int64_t* const cn = fit(count_buffer, m);
-  compact(a, lda, trans_a, m, k, ix, iv, cn);
+  // Task: one block of C's columns x a range of its rows. A transposed block costs more than
+  // a task gains from sharing it, so then each block is one task, and there are as many
+  // blocks as it takes to share them out evenly; else the ranges are as long as that allows
+  // (the block stays in the task's cache). The split never changes a result.
+  const std::int64_t threads = max_threads();
+  const Blocks blocks = trans_b ? column_blocks<T>(n, threads) : widest;
   const std::int64_t depth = std::max<std::int64_t>(16, kChunkBytes / (blocks.width * std::int64_t{sizeof(T)}));
   const std::int64_t row_chunks = (m + kRowChunk - 1) / kRowChunk;
   std::int64_t ranges = 1;
@@ -334,8 +355,11 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
     ++ranges;
   const std::int64_t range_rows = (row_chunks + ranges - 1) / ranges * kRowChunk;
   ranges = (m + range_rows - 1) / range_rows;
-  const std::int64_t per_task = std::max<std::int64_t>(1, k * range_rows / 4) * blocks.width;
-  parallel_tasks(blocks.count * ranges, per_task, [=](std::int64_t t) {
+  const auto compaction = [=](std::int64_t t) {
+    const std::int64_t r0 = t * kCompactChunk;
+    compact_chunk(a, lda, trans_a, r0, std::min(m, r0 + kCompactChunk), k, ix, iv, cn);
+  };
+  const auto task = [=](std::int64_t t) {
     const std::int64_t j = t / ranges, rows0 = t % ranges * range_rows, rows1 = std::min(m, rows0 + range_rows);
     const std::int64_t c0 = blocks.first(j, W), c1 = j + 1 == blocks.count ? n : blocks.first(j + 1, W);
     const T* bb = b + c0;
@@ -357,7 +381,8 @@ bool sparse_product(const T* a, std::int64_t lda, bool trans_a, const T* b, std:
       if (nv > 0) row_pass_n<T>(nv, r0, r1, k, depth, ix, iv, cn, bb, ldbb, part, c + c0, n, add);
       if (c0 + nv * W < c1) row_pass_scalar<T>(r0, r1, nv * W, c1 - c0, k, ix, iv, cn, bb, ldbb, c + c0, n, add);
     }
-  });
+  };
+  two_phases((m + kCompactChunk - 1) / kCompactChunk, compaction, blocks.count * ranges, task);
   return true;
 }
 
