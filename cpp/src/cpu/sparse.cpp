@@ -56,9 +56,9 @@ constexpr std::int64_t kChunkBytes = 32 << 10;  // bytes of a block of op(B) per
 constexpr std::int64_t kRowChunk = 32;   // rows of C per pass over op(B)
 constexpr int kBlockVectors = 8;         // most vectors of C per row pass
 constexpr std::int64_t kPackBytes = std::int64_t{4} << 20;  // most bytes of a packed block of op(B)
-constexpr std::int64_t kMinWork = std::int64_t{1} << 20;  // dense multiply-adds below which it does not
-constexpr std::int64_t kCountShare = 256;  // the count reads at most 1/this of the product's work
-constexpr std::int64_t kCompactChunk = 32;            // rows of op(A) per compaction task
+constexpr std::int64_t kMinWork = std::int64_t{1} << 20;   // dense multiply-adds below which it does not
+constexpr std::int64_t kCountShare = 256;                  // the count reads at most 1/this of the work
+constexpr std::int64_t kCompactChunk = 32;                 // rows of op(A) per compaction task
 constexpr std::int64_t kMaxDepth = std::int64_t{1} << 18;  // longer k: the per-thread lists would be large
 
 #if defined(__AVX2__)
@@ -241,8 +241,9 @@ Blocks column_blocks(std::int64_t n, std::int64_t least) {
 // of C).
 inline bool pays(double share, std::int64_t m, std::int64_t n, const Blocks& blocks, bool trans_b) {
   const double vectors = static_cast<double>(blocks.vectors) / static_cast<double>(blocks.count);
+  const double pack = trans_b ? kTransposeCost : kCopyCost;
   const double cost = kSlope * (vectors + kPassVectors) / vectors * share + kBaseCost +
-                      kCompactCost / static_cast<double>(n) + (trans_b ? kTransposeCost : kCopyCost) / static_cast<double>(m);
+                      kCompactCost / static_cast<double>(n) + pack / static_cast<double>(m);
   return cost <= kMaxCost;
 }
 
