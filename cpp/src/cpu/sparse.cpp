@@ -52,7 +52,7 @@ constexpr double kCompactCost = 16.0;   // count and compaction: over the column
 constexpr double kTransposeCost = 5.0;  // packing op(B) = B^T: over the rows of C
 constexpr double kCopyCost = 1.0;       // packing op(B) = B: over the rows of C
 constexpr double kMaxCost = 0.9;        // taken when the model says at most this
-constexpr std::int64_t kChunkBytes = 32 << 10;  // bytes of a block of op(B) per depth chunk
+constexpr std::int64_t kChunkBytes = 24 << 10;  // bytes of a block of op(B) per depth chunk
 constexpr std::int64_t kRowChunk = 32;   // rows of C per pass over op(B)
 constexpr int kBlockVectors = 8;         // most vectors of C per row pass
 constexpr std::int64_t kPackBytes = std::int64_t{4} << 20;  // most bytes of a packed block of op(B)
