@@ -26,8 +26,8 @@
 // the same bits for any thread count and a row of C does not depend on op(A)'s other rows.
 //
 // Each nonzero costs one load of op(B) per multiply-add (a dense product reuses each load
-// across a tile of rows), so this pays below about half nonzeros: at 25% it takes about 0.6
-// of the dense GEMM's time here (2-core AMD EPYC, AVX-512 and AVX2 builds).
+// across a tile of rows), so this pays below about half nonzeros: at 25% it takes 0.6-0.7
+// of the dense GEMM's time here (2-core AMD EPYC, AVX-512 and AVX2 builds), at 40% 0.8-0.9.
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
