@@ -146,6 +146,10 @@ def _rounds(fns: dict[str, Callable[[], Any]], quick: bool) -> dict[str, float]:
     return best
 
 
+def _threads_label(threads: int) -> str:
+    return f"{threads} thread{'s' if threads > 1 else ''}"
+
+
 def _line(text: str) -> None:
     print(text, flush=True)
 
@@ -359,7 +363,7 @@ def training_figures(kind: str, threads: int, quick: bool) -> list[tuple[Figure,
     figures = []
     for how, t in runs.items():
         peer = min((s for s in t if s != "seisoku"), key=lambda s: t[s])
-        where = f"{threads} thread{'s' if threads > 1 else ''}, {how}"
+        where = f"{_threads_label(threads)}, {how}"
         if kind == "mlp":
             name = f"mlp {label} train step ({where})"
             value = {s: batch / v for s, v in t.items()}
@@ -417,7 +421,7 @@ def linear_band(threads: int, quick: bool) -> list[tuple[Figure, int]]:
             tc.mm(tg, tw, out=o[1])
             tc.mm(tg.t(), tx, out=o[2])
 
-        name = f"linear 800->800 batch 128 products, {pct}% nonzeros ({threads} threads)"
+        name = f"linear 800->800 batch 128 products, {pct}% nonzeros ({_threads_label(threads)})"
         ours()
         dense_path()
         x64, w64, g64 = (a.astype(np.float64) for a in (x, w, g))
@@ -448,7 +452,7 @@ def conv2d_lenet(threads: int, quick: bool) -> tuple[Figure, int]:
     """conv2d fwd+bwd LeNet batch: seisoku against torch.nn.functional.conv2d + autograd."""
     tc = _torch(threads)
     _threads(threads)
-    name = f"conv2d fwd+bwd LeNet batch ({threads} threads)"
+    name = f"conv2d fwd+bwd LeNet batch ({_threads_label(threads)})"
     batch = 32 if quick else 128
     rng = np.random.default_rng(1234)
     layers = []
