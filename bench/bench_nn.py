@@ -122,11 +122,13 @@ def _timing_options(quick: bool) -> dict[str, Any]:
     }
 
 
-def _rounds(fns: dict[str, Callable[[], Any]], quick: bool) -> dict[str, float]:
+def _rounds(
+    fns: dict[str, Callable[[], Any]], quick: bool, goal: float | None = None
+) -> dict[str, float]:
     """Seconds per call of each fn, timed in turns: after a warm-up, each fn in turn runs a
-    few calls (about 20 ms), round after round, until each has run for 3 * min_time_s
-    (--quick: min_time_s); the best turn of each. A slow spell on a shared machine then
-    spoils some turns of every fn instead of all of one."""
+    few calls (about 20 ms), round after round, until each has run for `goal` seconds
+    (default 3 * min_time_s, --quick: min_time_s); the best turn of each. A slow spell on a
+    shared machine then spoils some turns of every fn instead of all of one."""
     options = _timing_options(quick)
     number = {}
     for name, fn in fns.items():
@@ -134,7 +136,8 @@ def _rounds(fns: dict[str, Callable[[], Any]], quick: bool) -> dict[str, float]:
         number[name] = max(1, round(0.02 / max(time_fn(fn, warmup=0, repeats=3), 1e-9)))
     best = dict.fromkeys(fns, float("inf"))
     spent = dict.fromkeys(fns, 0.0)
-    goal = options["min_time_s"] * (1 if quick else 3)
+    if goal is None:
+        goal = options["min_time_s"] * (1 if quick else 3)
     while min(spent.values()) < goal:
         for name, fn in fns.items():
             start = time.perf_counter()
@@ -284,8 +287,8 @@ def _cycle(step: Callable[[int], Any]) -> Callable[[], None]:
 
 class Worker:
     """One side of a training step alone in a process of its own (this script with
-    --worker), started from the environment the benchmark was given; time() asks it for
-    one time_fn measurement of its step."""
+    --worker), started from the environment the benchmark was given; time() asks it for the
+    best turn of its step over min_time_s (see _rounds)."""
 
     def __init__(self, side: str, kind: str, threads: int, quick: bool) -> None:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, kind, str(threads)]
@@ -329,9 +332,10 @@ def worker_main(side: str, kind: str, threads: int, quick: bool) -> None:
     for _ in range(3):
         run()
     print("ready", flush=True)
-    for line in sys.stdin:
+    for line in sys.stdin:  # each request: a third of what _rounds gives a side in one process
         if line.strip() == "time":
-            print(repr(time_fn(run, **_timing_options(quick))), flush=True)
+            best = _rounds({"step": run}, quick, _timing_options(quick)["min_time_s"])
+            print(repr(best["step"]), flush=True)
 
 
 def training_figures(kind: str, threads: int, quick: bool) -> list[tuple[Figure, int]]:
