@@ -101,6 +101,7 @@ def test_gemm_bad_input():
         (128, 10, 800, False, True),
         (1000, 300, 64, False, False),
         (257, 263, 301, True, True),
+        (800, 800, 512, True, False),  # cut into tiles both ways
     ],
 )
 def test_gemm_bits_do_not_depend_on_the_thread_count(dtype, m, n, k, trans_a, trans_b):
