@@ -36,8 +36,9 @@ struct LinearOptions {
 };
 
 // y = dropout(act(x W^T + b)) with the epilogue fused into one pass over the output; weight
-// (out_features, in_features). On the CPU a product whose left operand is at most 40% nonzeros
-// (the input, or the gradient behind the epilogue) multiplies its nonzeros only.
+// (out_features, in_features). On the CPU a product whose left operand is mostly zeros (the input,
+// or the gradient behind the epilogue) multiplies its nonzeros only where a cost model of the
+// shape says that beats the dense product (see seisoku/linear.hpp).
 class SEISOKU_API Linear : public Module {
  public:
   // weight / bias: existing parameters to share (shapes must match); otherwise new ones, the
