@@ -473,7 +473,7 @@ def machine_info(bandwidth: bool = True) -> dict[str, Any]:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         memory = None
-    info = seisoku._core.build_info()
+    info = seisoku.build_info()
     return {
         "cpu": cpu_model(),
         "cores": machine_threads(),

@@ -1,109 +1,269 @@
-"""Batch image augmentation: seisoku.augment against albumentations and torchvision.
+"""Batch image augmentation: seisoku.augment against NumPy, OpenCV, kornia, albumentations
+and torchvision, thread for thread and on the whole machine.
 
-seisoku augments a whole uint8 batch in one call (random parameters per sample) into a
-preallocated batch; each peer runs its usual loop of one call per image and stores each
-result into a preallocated batch, as a training loop needs one array per batch (without the
-store, a crop is a view and costs the peer nothing). albumentations takes HWC NumPy images,
-torchvision.transforms.v2 CHW uint8 tensors (with torch's thread count set to seisoku's).
-All apply every transform to every image (p=1) of the same batch, and ours alternates with
-each peer for three rounds of timing, each side keeping its best, so that a slow spell of a
-shared machine hits both. Figures in images/s for two batches:
+Every figure names its threads. Thread for thread: seisoku on 1 thread against each peer on
+1. Whole machine: seisoku on all cores against each peer on all cores: the batched peers
+(NumPy, torch, kornia) with all of torch's threads, the per-image peers (OpenCV,
+albumentations, torchvision) in a process pool over the cores that writes into a shared
+batch, as a DataLoader's workers would run them (without the DataLoader's queues, which would
+only slow the peer). Each side is timed in a process of its own, so that what `import seisoku`
+sets (OMP_WAIT_POLICY) neither helps nor hurts a peer; the sides alternate for a few rounds
+and each keeps its best, so that a slow spell of a shared machine hits both.
 
-  28x28x1: 4096 images (--quick: 512)      224x224x3: 256 images (--quick: 32)
+Peers at their fastest reasonable form:
+  numpy           one batched call where per-image randomness does not matter (flip, noise)
+                  and a per-image loop of slices for crop, cutout and erasing
+  opencv          cv2 called directly per image, writing into the batch (dst=): flip,
+                  resized crop (cv2.resize), rotate (cv2.warpAffine), elastic (uniform fields,
+                  cv2.GaussianBlur, cv2.remap): the per-image floor
+  torch           one batched call on the same NHWC memory (flip, noise)
+  kornia          kornia.augmentation on the batch as one tensor (the channels-last NCHW view
+                  of the same memory), per-sample parameters (uint8 to float and back
+                  included: the data is uint8)
+  albumentations  its usual per-image call, each result stored into the batch
+  torchvision     transforms.v2 per image, when its wheel matches the installed torch
+Equal work: seisoku and the peers that can write into a preallocated batch (OpenCV, the
+NumPy loops, the per-image loops that store into the batch) are timed writing into one
+("prealloc"); the batched peers that allocate their results (kornia, torch, batched NumPy)
+against seisoku allocating a fresh batch per call ("alloc"). The JSON rows are
+{"name", "ours", "peer", "peer_name", "unit", "ratio", "threads"}, ratio > 1 meaning seisoku
+is better.
 
-  flip            horizontal flip
-  crop            random crop (28: 24x24, 224: 192x192), no padding
-  resized crop    RandomResizedCrop to the input size, scale (0.08, 1), ratio (3/4, 4/3), bilinear
-                  (torchvision without antialiasing, which only acts when shrinking)
-  rotate          uniform angle in [-15, 15] degrees, bilinear, constant border 0
-  cutout          one square mask (28: 8 px, 224: 64 px); torchvision: RandomErasing of that
-                  fixed square area
-  erasing         random erasing, constant 0
-  elastic         Simard: uniform fields, sigma 4, alpha 34, bilinear, constant border
-  noise           Gaussian noise, std 8 (of 255), saturating; torchvision: to float, its
-                  GaussianNoise (float images only), back to uint8
+Before timing, seisoku's result is checked against independent oracles: flips and rot90 bit
+for bit against NumPy, crops as slices of their image, identities, cutout changing exactly one
+clipped square to the fill and nothing else, elastic with alpha 34 against
+scipy.ndimage.map_coordinates on the fields of seisoku.augment.elastic_displacement, noise
+statistics. A peer that is not installed is skipped cleanly.
 
-Each figure first checks seisoku's result (flips and rot90 bit for bit against NumPy, crops
-as slices, identities, noise statistics); a peer that is not installed is skipped cleanly
-(`pip install -e .[bench]` for albumentations; torchvision with a matching torch).
+Transforms (p = 1), images/s for two uint8 batches:
+  28x28x1: 4096 images (--quick: 256)     224x224x3: 128 images (--quick: 8)
+(--quick: thread for thread only, one round: a smoke test, not figures to quote.)
+  flip, crop (24 / 192 px), resized crop (scale (0.08, 1), bilinear), rotate (+-15 degrees,
+  bilinear, border 0), cutout (one 8 / 64 px square), erasing (fill 0), elastic (alpha 34,
+  sigma 4, bilinear, border 0), noise (std 8, saturating)
 
-    python bench/bench_augment.py [--quick] [--json PATH] [--device cpu|cuda]
+    python bench/bench_augment.py [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import math
 import os
+import subprocess
 import sys
-import time
 from typing import Any, Callable
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
-import seisoku
-from _timing import (
-    CPU_WARMUP_S,
-    Figure,
-    check_close,
-    check_true,
-    machine_note,
-    make_parser,
-    report,
-    require_cuda,
-    sync_for,
-    time_fn,
-    time_pair,
-    to_host,
-)
-from seisoku import augment as sa
+from _timing import Figure, check_close, check_true, machine_note, make_parser, time_fn  # noqa: E402
 
-
-def _albumentations() -> Any | None:
-    try:
-        import albumentations
-    except ImportError:
-        return None
-    return albumentations
+NAMES = ("flip", "crop", "resized crop", "rotate", "cutout", "erasing", "elastic", "noise")
+SIZES = ((28, 1), (224, 3))
+# Which peer runs which transform, and how it is timed (its output form).
+PEERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "numpy": (("flip", "crop", "cutout", "erasing", "noise"), "prealloc"),
+    "opencv": (("flip", "resized crop", "rotate", "elastic"), "prealloc"),
+    "kornia": (NAMES, "alloc"),
+    "torch": (("flip", "noise"), "alloc"),
+    "albumentations": (NAMES, "prealloc"),
+    "torchvision": (NAMES, "prealloc"),
+}
+PER_IMAGE = ("numpy", "opencv", "albumentations", "torchvision")  # a process pool on all cores
 
 
-def _torchvision() -> tuple[Any, Any] | None:
-    """(torch, torchvision.transforms.v2), or None when torchvision is missing or broken."""
-    try:
-        import torch
-        from torchvision.transforms import v2
-    except Exception:  # a torchvision built for another torch fails at import
-        return None
-    return torch, v2
+def batch_size(size: int, quick: bool) -> int:
+    if size == 28:
+        return 256 if quick else 4096
+    return 8 if quick else 128
 
 
-def _sizes(size: int) -> tuple[int, int]:
+def crop_hole(size: int) -> tuple[int, int]:
     """(crop side, cutout side) for an image size."""
     return (24, 8) if size == 28 else (192, 64)
 
 
-def _ours(size: int) -> list[tuple[str, Any]]:
-    crop, hole = _sizes(size)
-    return [
-        ("flip", sa.HorizontalFlip(1.0)),
-        ("crop", sa.RandomCrop(crop)),
-        ("resized crop", sa.RandomResizedCrop(size)),
-        ("rotate", sa.RandomRotation(15)),
-        ("cutout", sa.Cutout(1, hole)),
-        ("erasing", sa.RandomErasing(1.0)),
-        ("elastic", sa.ElasticDistortion(34.0, 4.0)),
-        ("noise", sa.GaussianNoise(8.0)),
-    ]
+def images(size: int, c: int, n: int) -> np.ndarray:
+    """The batch every side works on: uint8 (n, size, size, c), values 1..255."""
+    return np.random.default_rng(size).integers(1, 256, (n, size, size, c), dtype=np.uint8)
 
 
-def _torchvision_transforms(size: int, tv: tuple[Any, Any]) -> dict[str, Any]:
-    """torchvision.transforms.v2 transforms with the parameters of _ours, by figure name."""
-    torch, v2 = tv
-    crop, hole = _sizes(size)
+def sigma_kernel(sigma: float) -> int:
+    """Odd kernel side covering +-4 sigma (the peers' Gaussian, as exact as seisoku's)."""
+    return 2 * math.ceil(4 * sigma) + 1
+
+
+# ---- the sides: each returns, per (size, name), a callable that runs one batch ---------------
+
+
+def seisoku_runs(quick: bool, threads: int) -> dict[tuple[str, int, str], Callable]:
+    """Each transform on its own Compose, writing into a preallocated batch ("prealloc") and
+    into a fresh one per call ("alloc")."""
+    import seisoku
+    from seisoku import augment as sa
+
+    seisoku.set_num_threads(threads)
+    runs = {}
+    for size, c in SIZES:
+        x = images(size, c, batch_size(size, quick))
+        crop, hole = crop_hole(size)
+        transforms = {
+            "flip": sa.HorizontalFlip(1.0),
+            "crop": sa.RandomCrop(crop),
+            "resized crop": sa.RandomResizedCrop(size),
+            "rotate": sa.RandomRotation(15),
+            "cutout": sa.Cutout(1, hole),
+            "erasing": sa.RandomErasing(p=1.0),
+            "elastic": sa.ElasticDistortion(34.0, 4.0),
+            "noise": sa.GaussianNoise(8.0),
+        }
+        for name, t in transforms.items():
+            aug = sa.Compose([t], seed=0)
+            shape = aug.output_shape(x.shape)
+            out = np.empty(shape, np.uint8)
+
+            def prealloc(aug=aug, x=x, out=out) -> None:
+                aug(x, out=out)
+
+            def alloc(aug=aug, x=x, shape=shape) -> None:
+                aug(x, out=np.empty(shape, np.uint8))
+
+            runs[("prealloc", size, name)] = prealloc
+            runs[("alloc", size, name)] = alloc
+    return runs
+
+
+def numpy_chunk_fn(name: str, size: int) -> Callable:
+    """NumPy on a run of images: fn(rng, x, out). Flip and noise in one batched call (their
+    randomness need not differ per image), the others image by image."""
+    crop, hole = crop_hole(size)
+
+    def flip_fn(rng, x, out) -> None:
+        np.copyto(out, x[:, :, ::-1])
+
+    def noise_fn(rng, x, out) -> None:
+        z = rng.standard_normal(x.shape, dtype=np.float32)
+        z *= 8.0
+        z += x
+        np.clip(z, 0, 255, out=z)
+        np.rint(z, out=z)
+        out[...] = z
+
+    def crop_fn(rng, img, out) -> None:
+        oy, ox = rng.integers(0, size - crop + 1, 2)
+        out[...] = img[oy : oy + crop, ox : ox + crop]
+
+    def cutout_fn(rng, img, out) -> None:
+        out[...] = img
+        cy, cx = rng.integers(0, size, 2)
+        out[
+            max(cy - hole // 2, 0) : cy - hole // 2 + hole,
+            max(cx - hole // 2, 0) : cx - hole // 2 + hole,
+        ] = 0
+
+    def erasing_fn(rng, img, out) -> None:
+        out[...] = img
+        for _ in range(10):
+            area = size * size * rng.uniform(0.02, 0.33)
+            ratio = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
+            eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 1 <= eh < size and 1 <= ew < size:
+                y0, x0 = rng.integers(0, size - eh + 1), rng.integers(0, size - ew + 1)
+                out[y0 : y0 + eh, x0 : x0 + ew] = 0
+                return
+
+    if name in ("flip", "noise"):
+        return flip_fn if name == "flip" else noise_fn
+    one = {"crop": crop_fn, "cutout": cutout_fn, "erasing": erasing_fn}[name]
+    return per_image(one)
+
+
+def per_image(one: Callable) -> Callable:
+    """A run of images through fn(rng, img, out_slot), one by one."""
+
+    def fn(rng, x, out) -> None:
+        for i in range(len(x)):
+            one(rng, x[i], out[i])
+
+    return fn
+
+
+def opencv_image_fn(name: str, size: int) -> Callable:
+    import cv2
+
+    def flip(rng, img, out) -> None:
+        cv2.flip(img, 1, dst=out)
+
+    def resized(rng, img, out) -> None:
+        for _ in range(10):
+            area = size * size * rng.uniform(0.08, 1.0)
+            ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < w <= size and 0 < h <= size:
+                break
+        else:
+            w = h = size
+        y0, x0 = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+        cv2.resize(
+            img[y0 : y0 + h, x0 : x0 + w], (size, size), dst=out, interpolation=cv2.INTER_LINEAR
+        )
+
+    def rotate(rng, img, out) -> None:
+        m = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), rng.uniform(-15, 15), 1.0)
+        cv2.warpAffine(img, m, (size, size), dst=out, flags=cv2.INTER_LINEAR, borderValue=0)
+
+    grid = np.mgrid[0:size, 0:size].astype(np.float32)
+    k = sigma_kernel(4.0)
+
+    def elastic(rng, img, out) -> None:
+        d = rng.uniform(-1, 1, (2, size, size)).astype(np.float32)
+        dx = cv2.GaussianBlur(d[0], (k, k), 4.0, borderType=cv2.BORDER_REPLICATE) * 34.0
+        dy = cv2.GaussianBlur(d[1], (k, k), 4.0, borderType=cv2.BORDER_REPLICATE) * 34.0
+        cv2.remap(img, grid[1] + dx, grid[0] + dy, cv2.INTER_LINEAR, dst=out, borderValue=0)
+
+    return per_image(
+        {"flip": flip, "resized crop": resized, "rotate": rotate, "elastic": elastic}[name]
+    )
+
+
+def albumentations_image_fn(name: str, size: int) -> Callable:
+    import albumentations as alb
+
+    crop, hole = crop_hole(size)
+    t = {
+        "flip": alb.HorizontalFlip(p=1.0),
+        "crop": alb.RandomCrop(crop, crop, p=1.0),
+        "resized crop": alb.RandomResizedCrop(size=(size, size), p=1.0),
+        "rotate": alb.Rotate(limit=15, interpolation=1, border_mode=0, p=1.0),
+        "cutout": alb.CoarseDropout(
+            num_holes_range=(1, 1),
+            hole_height_range=(hole, hole),
+            hole_width_range=(hole, hole),
+            p=1.0,
+        ),
+        "erasing": alb.Erasing(p=1.0),
+        "elastic": alb.ElasticTransform(
+            alpha=34.0, sigma=4.0, interpolation=1, noise_distribution="uniform", p=1.0
+        ),
+        "noise": alb.GaussNoise(std_range=(8 / 255, 8 / 255), p=1.0),
+    }[name]
+
+    def one(rng, img, out) -> None:
+        out[...] = t(image=img)["image"].reshape(out.shape)
+
+    return per_image(one)
+
+
+def torchvision_image_fn(name: str, size: int) -> Callable:
+    import torch
+    from torchvision.transforms import v2
+
+    crop, hole = crop_hole(size)
     bilinear = v2.InterpolationMode.BILINEAR
-    return {
+    t = {
         "flip": v2.RandomHorizontalFlip(p=1.0),
         "crop": v2.RandomCrop(crop),
         "resized crop": v2.RandomResizedCrop(size, interpolation=bilinear, antialias=False),
@@ -120,178 +280,332 @@ def _torchvision_transforms(size: int, tv: tuple[Any, Any]) -> dict[str, Any]:
                 v2.ToDtype(torch.uint8, scale=True),
             ]
         ),
-    }
+    }[name]
+
+    def one(rng, img, out) -> None:
+        out[...] = (
+            t(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
+            .numpy()
+            .transpose(1, 2, 0)
+        )
+
+    return per_image(one)
 
 
-def _albumentations_transforms(size: int, alb: Any) -> dict[str, Any]:
-    """albumentations transforms with the parameters of _ours, by figure name."""
-    crop, hole = _sizes(size)
-    return {
-        "flip": alb.HorizontalFlip(p=1.0),
-        "crop": alb.RandomCrop(crop, crop, p=1.0),
-        "resized crop": alb.RandomResizedCrop(size=(size, size), p=1.0),
-        "rotate": alb.Rotate(limit=15, interpolation=1, border_mode=0, p=1.0),
-        "cutout": alb.CoarseDropout(
-            num_holes_range=(1, 1),
-            hole_height_range=(hole, hole),
-            hole_width_range=(hole, hole),
-            p=1.0,
-        ),
-        "erasing": alb.Erasing(p=1.0),
-        "elastic": alb.ElasticTransform(
-            alpha=34.0, sigma=4.0, interpolation=1, noise_distribution="uniform", p=1.0
-        ),
-        "noise": alb.GaussNoise(std_range=(8 / 255, 8 / 255), p=1.0),
-    }
+CHUNK_FNS = {
+    "numpy": numpy_chunk_fn,
+    "opencv": opencv_image_fn,
+    "albumentations": albumentations_image_fn,
+    "torchvision": torchvision_image_fn,
+}
+
+# The per-image pool's work, set before the pool forks (workers inherit it).
+_POOL_WORK: dict[tuple[int, str], tuple[Callable, np.ndarray, np.ndarray]] = {}
 
 
-def _check(name: str, x: np.ndarray, device: str, xd: Any) -> None:
-    """Checks of seisoku's result that a broken kernel cannot pass."""
-    what = f"{name} {x.shape[1]}x{x.shape[2]}"
-    size = x.shape[1]
-    if name == "flip":
-        out = sa.Compose([sa.HorizontalFlip(1.0)])(xd)
-        check_close(out, x[:, :, ::-1], 0, 0, what)
-    elif name == "crop":
-        crop = _sizes(size)[0]
-        out = to_host(sa.Compose([sa.RandomCrop(crop)], seed=1)(xd[:4]))
-        for o, xi in zip(out, x[:4]):
+def _pool_chunk(args: tuple[int, str, int, int]) -> None:
+    size, name, lo, hi = args
+    fn, x, out = _POOL_WORK[(size, name)]
+    fn(np.random.default_rng(lo), x[lo:hi], out[lo:hi])
+
+
+def shared_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array in anonymous shared memory (a forked pool's workers write into it)."""
+    import mmap
+
+    buf = mmap.mmap(-1, max(1, int(np.prod(shape))))
+    return np.frombuffer(buf, np.uint8, int(np.prod(shape))).reshape(shape)
+
+
+def per_image_runs(peer: str, quick: bool, threads: int) -> dict[tuple[int, str], Callable]:
+    """A per-image peer's runs: in this process (threads 1) or split over a pool of `threads`
+    processes, each writing its images into the shared batch."""
+    runs = {}
+    names = PEERS[peer][0]
+    for size, c in SIZES:
+        x = images(size, c, batch_size(size, quick))
+        crop = crop_hole(size)[0]
+        for name in names:
+            fn = CHUNK_FNS[peer](name, size)
+            side = crop if name == "crop" else size
+            out = shared_empty((len(x), side, side, c))
+            _POOL_WORK[(size, name)] = (fn, x, out)
+            if threads == 1:
+                rng = np.random.default_rng(0)
+
+                def run(fn=fn, x=x, out=out, rng=rng) -> None:
+                    fn(rng, x, out)
+
+            else:
+                step = -(-len(x) // threads)
+                chunks = [(size, name, lo, min(lo + step, len(x))) for lo in range(0, len(x), step)]
+
+                def run(chunks=chunks) -> None:
+                    POOL.map(_pool_chunk, chunks)
+
+            runs[(PEERS[peer][1], size, name)] = run
+    return runs
+
+
+POOL: Any = None
+
+
+def batched_runs(peer: str, quick: bool, threads: int) -> dict[tuple[int, str], Callable]:
+    """The batched torch peers on all of torch's `threads`: plain torch (one call) and kornia
+    (one call per batch with per-sample parameters)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    runs = {}
+    for size, c in SIZES:
+        x = images(size, c, batch_size(size, quick))
+        crop, hole = crop_hole(size)
+        # The same NHWC memory as every other side: torch as it is, kornia (which takes NCHW)
+        # as the channels-last view of it.
+        xh = torch.from_numpy(x)
+        xt = xh.permute(0, 3, 1, 2)
+        if peer == "torch":
+
+            def tflip(xh=xh) -> None:
+                torch.flip(xh, dims=(2,))
+
+            def tnoise(xh=xh) -> None:
+                (xh.float() + torch.randn(xh.shape) * 8.0).clamp_(0, 255).round_().to(torch.uint8)
+
+            runs[("alloc", size, "flip")], runs[("alloc", size, "noise")] = tflip, tnoise
+            continue
+        import kornia.augmentation as kaug
+
+        k = sigma_kernel(4.0)
+        # kornia's elastic alpha is in units of half the image (its grid spans [-1, 1]).
+        t = {
+            "flip": kaug.RandomHorizontalFlip(p=1.0),
+            "crop": kaug.RandomCrop((crop, crop), p=1.0),
+            "resized crop": kaug.RandomResizedCrop((size, size), p=1.0),
+            "rotate": kaug.RandomRotation(15.0, p=1.0),
+            "cutout": kaug.RandomErasing(
+                scale=(hole * hole / size**2,) * 2, ratio=(1.0, 1.0), p=1.0
+            ),
+            "erasing": kaug.RandomErasing(p=1.0),
+            "elastic": kaug.RandomElasticTransform(
+                kernel_size=(k, k), sigma=(4.0, 4.0), alpha=(68.0 / size,) * 2, p=1.0
+            ),
+            "noise": kaug.RandomGaussianNoise(std=8 / 255, p=1.0),
+        }
+        for name, aug in t.items():
+
+            def run(aug=aug, xt=xt) -> None:
+                y = aug(xt.float().div_(255.0))
+                y.mul_(255.0).clamp_(0, 255).round_().to(torch.uint8)
+
+            runs[("alloc", size, name)] = run
+    return runs
+
+
+def worker(spec: dict[str, Any]) -> dict[str, float]:
+    """Times one side in this process: {"form/size/name": best seconds}."""
+    global POOL
+    side, threads, quick = spec["side"], spec["threads"], spec["quick"]
+    if side == "seisoku":
+        runs = seisoku_runs(quick, threads)
+    elif side in ("torch", "kornia"):
+        runs = batched_runs(side, quick, threads)
+    else:
+        runs = per_image_runs(side, quick, threads)
+        if threads > 1:
+            import multiprocessing
+
+            POOL = multiprocessing.get_context("fork").Pool(threads)
+    opts = {"warmup": 1, "repeats": 2 if quick else 5, "min_time_s": 0.01 if quick else 0.3}
+    result = {}
+    for (form, size, name), run in runs.items():
+        result[f"{form}/{size}/{name}"] = time_fn(run, **opts)
+    if POOL is not None:
+        POOL.close()
+    return result
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, float] | None:
+    """One side in a fresh process; None (with a note) when it cannot run."""
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"{spec['side']}: skipped ({last})")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def available(peer: str) -> bool:
+    """Whether the peer's package is installed (found, not imported: a torchvision built for
+    another torch fails in its worker, which then skips it)."""
+    import importlib.util
+
+    module = {"opencv": "cv2"}.get(peer, peer)
+    return importlib.util.find_spec(module) is not None
+
+
+# ---- checks of seisoku's results against independent oracles ---------------------------------
+
+
+def check_seisoku() -> None:
+    from scipy import ndimage
+
+    from seisoku import augment as sa
+
+    for size, c in SIZES:
+        x = images(size, c, 4)
+        crop, hole = crop_hole(size)
+        what = f"{size}x{size}x{c}"
+        check_close(sa.Compose([sa.HorizontalFlip(1.0)])(x), x[:, :, ::-1], 0, 0, "flip " + what)
+        out = sa.Compose([sa.RandomCrop(crop)], seed=1)(x)
+        for o, xi in zip(out, x):
             found = any(
                 np.array_equal(o, xi[i : i + crop, j : j + crop])
                 for i in range(size - crop + 1)
                 for j in range(size - crop + 1)
             )
-            check_true(found, what, "a crop is not a slice of its image")
-    elif name == "resized crop":
-        same = sa.Compose([sa.RandomResizedCrop(size, scale=(1, 1), ratio=(1, 1))])(xd)
-        check_close(same, x, 0, 0, what + " (whole image)")
-    elif name == "rotate":
-        out = sa.Compose([sa.RandomRotation((90, 90))])(xd)
-        check_close(out, np.rot90(x, 1, axes=(1, 2)), 0, 0, what + " (90 degrees)")
-    elif name in ("cutout", "erasing"):
-        t = sa.Cutout(1, 8) if name == "cutout" else sa.RandomErasing(1.0)
-        out = to_host(sa.Compose([t])(xd))
-        changed = out != x
-        check_true(bool((out[changed] == 0).all()), what, "changed values are not the fill 0")
-    elif name == "elastic":
-        out = sa.Compose([sa.ElasticDistortion(0.0, 4.0)])(xd)
-        check_close(out, x, 0, 0, what + " (alpha 0)")
-    elif name == "noise":
-        xf = np.full(x.shape, 128.0, np.float32)
-        d = to_host(sa.Compose([sa.GaussianNoise(8.0)])(_to_device(xf, device))) - 128.0
-        check_true(abs(d.mean()) < 0.1 and abs(d.std() - 8.0) < 0.1, what, f"std {d.std():.3f}")
-
-
-def _to_device(x: np.ndarray, device: str) -> Any:
-    if device == "cuda":
-        import cupy
-
-        return cupy.asarray(x)
-    return x
-
-
-def _albumentations_loop(t: Any, x: np.ndarray, out_shape: tuple[int, ...]) -> Callable[[], None]:
-    """albumentations' loop: one call per HWC image, each result stored into a batch."""
-    out = np.empty((len(x), *out_shape), np.uint8)
-
-    def run() -> None:
-        for i, img in enumerate(x):
-            out[i] = t(image=img)["image"]
-
-    return run
-
-
-def _torchvision_loop(
-    torch: Any, t: Any, x: np.ndarray, out_shape: tuple[int, ...]
-) -> Callable[[], None]:
-    """torchvision's loop: one call per CHW uint8 tensor, each result stored into a batch."""
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    h, w, c = out_shape
-    out = torch.empty((len(x), c, h, w), dtype=torch.uint8)
-
-    def run() -> None:
-        for i, img in enumerate(xt):
-            out[i] = t(img)
-
-    return run
-
-
-def bench_size(
-    size: int, c: int, n: int, device: str, quick: bool, alb: Any | None, tv: Any | None
-) -> list[Figure]:
-    rng = np.random.default_rng(size)
-    x = rng.integers(0, 256, (n, size, size, c), dtype=np.uint8)
-    xd = _to_device(x, device)
-    sync = sync_for(device)
-    figures = []
-    opts = {
-        "warmup": 2 if quick else 3,
-        "repeats": 3 if quick else 7,
-        "min_time_s": 0.05 if quick else 0.5,
-        "warmup_s": 0.1 if quick else CPU_WARMUP_S,
-    }
-    # (name, its transforms by figure name, loop(transform, images, output image shape)).
-    # Both peers work on the same images as ours, so neither side works from a warmer cache.
-    peers: list[tuple[str, dict[str, Any], Callable[..., Callable[[], None]]]] = []
-    if alb is not None:
-        peers.append(
-            ("albumentations", _albumentations_transforms(size, alb), _albumentations_loop)
+            check_true(found, "crop " + what, "a crop is not a slice of its image")
+        same = sa.Compose([sa.RandomResizedCrop(size, scale=(1, 1), ratio=(1, 1))])(x)
+        check_close(same, x, 0, 0, "resized crop (whole image) " + what)
+        rot = sa.Compose([sa.RandomRotation((90, 90))])(x)
+        check_close(rot, np.rot90(x, 1, axes=(1, 2)), 0, 0, "rotate (90 degrees) " + what)
+        # Cutout: exactly one square of side `hole` (clipped at the border) set to 0 in every
+        # channel, everything else untouched (the input has no zeros).
+        out = sa.Compose([sa.Cutout(1, hole)], seed=2)(x)
+        for o, xi in zip(out, x):
+            changed = (o != xi).any(axis=2)
+            ys, xs = np.nonzero(changed)
+            check_true(len(ys) > 0, "cutout " + what, "nothing changed")
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            full_h = y1 - y0 == hole or y0 == 0 or y1 == size
+            full_w = x1 - x0 == hole or x0 == 0 or x1 == size
+            check_true(
+                y1 - y0 <= hole and x1 - x0 <= hole and full_h and full_w,
+                "cutout " + what,
+                "not a square",
+            )
+            check_true(
+                bool(changed[y0:y1, x0:x1].all()), "cutout " + what, "the square is not whole"
+            )
+            check_true(bool((o[y0:y1, x0:x1] == 0).all()), "cutout " + what, "the square is not 0")
+        out = sa.Compose([sa.RandomErasing(p=1.0)], seed=3)(x)
+        for o, xi in zip(out, x):
+            changed = (o != xi).any(axis=2)
+            ys, xs = np.nonzero(changed)
+            box = (
+                (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)) if len(ys) else None
+            )
+            check_true(
+                box is not None and bool((o[box] == 0).all()), "erasing " + what, "not one box of 0"
+            )
+        # Elastic, alpha 34: bilinear reads at (x + dx, y + dy) of the fields seisoku draws.
+        out = sa.Compose([sa.ElasticDistortion(34.0, 4.0)], seed=5)(x)
+        disp = sa.elastic_displacement(len(x), size, size, 34.0, 4.0, seed=5).astype(np.float64)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+        ref = np.stack(
+            [
+                np.stack(
+                    [
+                        ndimage.map_coordinates(
+                            xi[..., ch].astype(np.float64),
+                            [yy + d[1], xx + d[0]],
+                            order=1,
+                            mode="grid-constant",
+                        )
+                        for ch in range(c)
+                    ],
+                    axis=-1,
+                )
+                for xi, d in zip(x, disp)
+            ]
         )
-    if tv is not None:
-        loop = functools.partial(_torchvision_loop, tv[0])
-        peers.append(("torchvision", _torchvision_transforms(size, tv), loop))
-    for name, ours in _ours(size):
-        _check(name, x, device, xd)
-        aug = sa.Compose([ours], seed=0)
-        out = aug(xd)
-        out_shape = tuple(to_host(out).shape[1:])
+        ref = np.clip(np.floor(ref + 0.5), 0, 255)
+        diff = np.abs(out.astype(np.float64) - ref)
+        check_true(np.abs(disp).max() > 1.0, "elastic " + what, "the fields are ~0")
+        check_true(
+            diff.max() <= 1 and (diff == 0).mean() > 0.99,
+            "elastic " + what,
+            f"off by up to {diff.max()}",
+        )
+        xf = np.full((64, size, size, c), 128.0, np.float32)
+        d = sa.Compose([sa.GaussianNoise(8.0)])(xf) - 128.0
+        check_true(
+            abs(d.mean()) < 0.2 and abs(d.std() - 8.0) < 0.2, "noise " + what, f"std {d.std():.3f}"
+        )
 
-        def run_ours(aug: Any = aug, out: Any = out) -> None:
-            aug(xd, out=out)
 
-        label = f"{name} {size}x{size}x{c} uint8 ({device})"
-        if not peers:
-            t_ours = time_fn(run_ours, sync=sync, **opts)
-            figures.append(Figure(label, n / t_ours, float("nan"), "no peer installed", "img/s"))
-            report(figures[-1:])
-        for peer_name, transforms, make_loop in peers:
-            # Alternating rounds, each side's best: a slow spell of a shared machine hits both.
-            peer_run = make_loop(transforms[name], x, out_shape)
-            t0 = time.perf_counter()
-            peer_run()  # a slow loop (seconds per batch) gets fewer repeats
-            slow = time.perf_counter() - t0 > 1.0
-            pair_opts = {**opts, "warmup": 1, "repeats": 3, "min_time_s": 0.0} if slow else opts
-            t_ours, t_peer = time_pair(run_ours, peer_run, sync=sync, **pair_opts)
-            figures.append(Figure(label, n / t_ours, n / t_peer, peer_name, "img/s"))
-            report(figures[-1:])
-    return figures
+# ---- the run ------------------------------------------------------------------------------------
 
 
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(json.loads(sys.argv[2]))))
+        return
     parser = make_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-    if args.device == "cuda":
-        require_cuda()
+    if args.device != "cpu":
+        raise SystemExit("bench_augment times the CPU (the peers are CPU libraries)")
     note = machine_note()
     if note:
         print(note)
-    alb = _albumentations()
-    if alb is None:
-        print("albumentations is not installed: its figures are skipped (pip install -e .[bench])")
-    tv = _torchvision()
-    if tv is None:
-        print("torchvision is not installed (or does not match torch): its figures are skipped")
-    else:
-        tv[0].set_num_threads(seisoku.get_num_threads())
-    print(f"seisoku threads: {seisoku.get_num_threads()}")
-    figures = bench_size(28, 1, 512 if args.quick else 4096, args.device, args.quick, alb, tv)
-    figures += bench_size(224, 3, 32 if args.quick else 256, args.device, args.quick, alb, tv)
+    cores = os.cpu_count() or 1
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    print(f"CPU: {cpu}, {cores} cores")
+    check_seisoku()
+    peers = [p for p in PEERS if available(p)]
+    for p in PEERS:
+        if p not in peers:
+            print(f"{p}: not installed (or does not match torch): its figures are skipped")
+    rounds = 1 if args.quick else 3
+    figures: list[tuple[Figure, int]] = []
+    for threads in [1] if args.quick else sorted({1, cores}):
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(rounds):  # alternating rounds, each side's best
+            for side in ["seisoku", *peers]:
+                res = run_worker({"side": side, "threads": threads, "quick": args.quick})
+                cur = best.setdefault(side, {})
+                for k, v in (res or {}).items():
+                    cur[k] = min(v, cur.get(k, math.inf))
+        for size, c in SIZES:
+            n = batch_size(size, args.quick)
+            for name in NAMES:
+                for peer in peers:
+                    form = PEERS[peer][1]
+                    key = f"{form}/{size}/{name}"
+                    if key not in best[peer] or key not in best["seisoku"]:
+                        continue
+                    kind = "processes" if peer in PER_IMAGE and threads > 1 else "threads"
+                    label = f"{name} {size}x{size}x{c} uint8 {form}, {threads} {kind}"
+                    fig = Figure(
+                        label, n / best["seisoku"][key], n / best[peer][key], peer, "img/s"
+                    )
+                    figures.append((fig, threads))
+                    print(
+                        f"{label}: ours {fig.ours:.0f} img/s, {peer} {fig.peer:.0f} img/s, "
+                        f"ratio {fig.ratio:.2f}",
+                        flush=True,
+                    )
     if args.json:
+        rows = []
+        for fig, threads in figures:
+            row = fig.as_dict()
+            row["threads"] = threads
+            rows.append(row)
         with open(args.json, "w", encoding="utf-8") as f:
-            records = [fig.as_dict() for fig in figures]
-            for r in records:  # no peer: null rather than NaN (not JSON)
-                r["peer"] = None if r["peer"] != r["peer"] else r["peer"]
-            json.dump(records, f, indent=1)
+            json.dump(rows, f, indent=1)
             f.write("\n")
 
 

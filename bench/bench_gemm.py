@@ -186,7 +186,7 @@ def blas_lines() -> list[str]:
                     f"{lib.get('version')}, core {lib.get('architecture', '?')} "
                     f"({os.path.basename(path)})"
                 )
-    info = seisoku._core.build_info()
+    info = seisoku.build_info()
     version = [*info.get("blas_config", "").split(), "", ""][1]
     lines.append(
         f"seisoku {seisoku.__version__} BLAS: {info['blas']} {version}, "

@@ -1,5 +1,5 @@
-// CUDA twins of the augmentation family (cpp/src/cpu/augment.cpp). The host plan (stages and
-// every sample's parameters, cpp/src/augment.cpp) is copied to the device once per call;
+// CUDA twins of the augmentation family (cpp/src/cpu/augment*.cpp). The host plan (stages and
+// every sample's parameters, cpp/src/ops/augment_plan.cpp) is copied to the device once per call;
 // then each stage runs over the whole batch:
 //   geometric, elastic resampling: one thread per output pixel (all channels), through the
 //     per-pixel code of kernels/augment.hpp the CPU runs too;
@@ -7,7 +7,8 @@
 //     does not work in place; noise: one thread per Philox block of 4 values;
 //   elastic fields: one thread per Philox block to draw them (in the transposed layout the
 //     CPU uses), one thread per line for each smoothing pass (smooth_line: the same
-//     operations as the CPU's row-wise passes), a transpose between the passes.
+//     operations as the CPU's column blocks; the recursive filter's causal sums go to a
+//     scratch buffer of doubles), a transpose between the passes.
 // Scratch images and fields come from cudaMallocAsync on the current stream.
 // Launch shape: kThreads threads per block, grid-stride loops (grid_for).
 #include <cstdint>
@@ -107,7 +108,7 @@ __global__ void noise_kernel(T* img, StagePlan st, const SampleStage* samples, s
       const std::int64_t e = 4 * b + k;
       if (e >= size) break;
       const std::int64_t o = s.q == 1 ? e : (e % hw) * s.q + e / hw;
-      im[o] = noisy(im[o], z[k], st.stddev);
+      im[o] = noisy(im[o], z[k], st.std);
     }
   }
 }
@@ -127,16 +128,18 @@ __global__ void field_draw_kernel(float* ft, std::int64_t n, std::int64_t hw, co
   }
 }
 
-// Smooths `lines` lines per field plane (plane = 2 fields x n samples) of `len` values
-// `stride` apart; line j of a plane starts at j * line_step.
-__global__ void smooth_kernel(float* data, const float* copy, std::int64_t planes, std::int64_t plane_size,
-                              std::int64_t lines, std::int64_t line_step, std::int64_t len, std::int64_t stride,
-                              SmoothCoef coef, const SampleStage* samples, std::int64_t ns, std::int64_t si) {
+// dst = scale * src smoothed along `lines` lines per plane (plane = 2 fields x n samples, or
+// one plane of gaussian_smooth) of `len` values `stride` apart; line j of a plane starts at j.
+// work: the recursive filter's causal sums, indexed like src.
+__global__ void smooth_kernel(const float* src, float* dst, double* work, std::int64_t planes,
+                              std::int64_t plane_size, std::int64_t lines, std::int64_t len, std::int64_t stride,
+                              SmoothCoef coef, float scale, const SampleStage* samples, std::int64_t ns,
+                              std::int64_t si, std::int64_t planes_per_sample) {
   SEISOKU_GRID_STRIDE(idx, planes * lines) {
     const std::int64_t plane = idx / lines, j = idx % lines;
-    if (sample_mode(samples, plane / 2, ns, si) == 0) continue;
-    const std::int64_t at = plane * plane_size + j * line_step;
-    smooth_line(data + at, len, stride, coef, copy == nullptr ? nullptr : copy + at);
+    if (sample_mode(samples, plane / planes_per_sample, ns, si) == 0) continue;
+    const std::int64_t at = plane * plane_size + j;
+    smooth_line(src + at, dst + at, work + at, len, stride, coef, scale);
   }
 }
 
@@ -148,12 +151,8 @@ __global__ void transpose_kernel(const float* ft, float* f, std::int64_t planes,
   }
 }
 
-__global__ void scale_kernel(float* f, std::int64_t count, float alpha) {
-  SEISOKU_GRID_STRIDE(idx, count) { f[idx] = alpha * f[idx]; }
-}
-
 template <class T>
-__global__ void displace_kernel(const T* src, T* dst, const float* disp, ImageShape img, Interp interp, Border border,
+__global__ void displace_kernel(const T* src, T* dst, const float* disp, ImageShape img, Interpolation interpolation, Border border,
                                 float fill, std::int64_t n, const SampleStage* samples, std::int64_t ns,
                                 std::int64_t si) {
   const std::int64_t hw = img.h * img.w;
@@ -165,29 +164,24 @@ __global__ void displace_kernel(const T* src, T* dst, const float* disp, ImageSh
       resample_pixel<1>(s, d, img, img, y, x, static_cast<float>(x), static_cast<float>(y), border, fill);
     } else {
       const float* dx = disp + i * 2 * hw;
-      displace_pixel(s, d, dx, dx + hw, img, interp, border, fill, y, x);
+      displace_pixel(s, d, dx, dx + hw, img, interpolation, border, fill, y, x);
     }
   }
 }
 
-// Smooths 2 n planes h x w held transposed in ft (w x h each) into f, then scales by alpha:
-// the CPU's smooth_transposed, pass by pass. `copy` (same size) is scratch for mode 3.
-void smooth_fields(float* ft, float* f, float* copy, std::int64_t n, std::int64_t h, std::int64_t w,
-                   const SmoothCoef& coef, float alpha, const SampleStage* samples, std::int64_t ns, std::int64_t si) {
-  const std::int64_t planes = 2 * n, hw = h * w;
-  const std::size_t bytes = static_cast<std::size_t>(planes * hw) * sizeof(float);
-  if (coef.mode != 0) {
-    if (coef.mode == 3) SEISOKU_CUDA_CHECK(cudaMemcpyAsync(copy, ft, bytes, cudaMemcpyDeviceToDevice, stream()));
-    smooth_kernel<<<grid_for(planes * h), kThreads, 0, stream()>>>(ft, coef.mode == 3 ? copy : nullptr, planes, hw, h,
-                                                                    1, w, h, coef, samples, ns, si);
-  }
-  transpose_kernel<<<grid_for(planes * hw), kThreads, 0, stream()>>>(ft, f, planes, h, w);
-  if (coef.mode != 0) {
-    if (coef.mode == 3) SEISOKU_CUDA_CHECK(cudaMemcpyAsync(copy, f, bytes, cudaMemcpyDeviceToDevice, stream()));
-    smooth_kernel<<<grid_for(planes * w), kThreads, 0, stream()>>>(f, coef.mode == 3 ? copy : nullptr, planes, hw, w,
-                                                                    1, h, w, coef, samples, ns, si);
-  }
-  scale_kernel<<<grid_for(planes * hw), kThreads, 0, stream()>>>(f, planes * hw, alpha);
+// f = scale * the `planes` planes h x w held transposed in ft (w x h each) smoothed along x,
+// then along y: the CPU's smooth_transposed, pass by pass (ft is overwritten). tmp: planes of
+// floats, work: planes of doubles. planes_per_sample: 2 for elastic fields (the plan's sample
+// modes skip the samples a step leaves alone), 1 otherwise.
+void smooth_planes(float* ft, float* f, float* tmp, double* work, std::int64_t planes, std::int64_t h, std::int64_t w,
+                   const SmoothCoef& coef, float scale, const SampleStage* samples, std::int64_t ns, std::int64_t si,
+                   std::int64_t planes_per_sample) {
+  const std::int64_t hw = h * w;
+  smooth_kernel<<<grid_for(planes * h), kThreads, 0, stream()>>>(ft, tmp, work, planes, hw, h, w, h, coef, 1.0f,
+                                                                  samples, ns, si, planes_per_sample);
+  transpose_kernel<<<grid_for(planes * hw), kThreads, 0, stream()>>>(tmp, ft, planes, h, w);
+  smooth_kernel<<<grid_for(planes * w), kThreads, 0, stream()>>>(ft, f, work, planes, hw, w, h, w, coef, scale,
+                                                                  samples, ns, si, planes_per_sample);
   check_launch();
 }
 
@@ -204,7 +198,7 @@ void run_plan(const T* x, T* out, const AugmentPlan& plan) {
   for (const StagePlan& st : plan.stages)
     if (st.kind == StageKind::elastic) field_values = std::max(field_values, 2 * n * st.in.h * st.in.w);
   const std::size_t field_bytes = static_cast<std::size_t>(field_values) * sizeof(float);
-  DeviceBuffer ft(field_bytes), f(field_bytes), copy(field_bytes);
+  DeviceBuffer ft(field_bytes), f(field_bytes), tmp(field_bytes), work(2 * field_bytes);
   auto buffer = [&](std::int32_t code) -> T* {
     if (code == kBufX) return const_cast<T*>(x);
     if (code == kBufOut) return out;
@@ -223,10 +217,10 @@ void run_plan(const T* x, T* out, const AugmentPlan& plan) {
       case StageKind::elastic:
         field_draw_kernel<<<grid_for(n * ((2 * st.in.h * st.in.w + 3) / 4)), kThreads, 0, stream()>>>(
             ft.as<float>(), n, st.in.h * st.in.w, ss, ns, si, plan.seed, plan.sample_offset, st.step);
-        smooth_fields(ft.as<float>(), f.as<float>(), copy.as<float>(), n, st.in.h, st.in.w, st.smooth, st.alpha, ss,
-                      ns, si);
+        smooth_planes(ft.as<float>(), f.as<float>(), tmp.as<float>(), work.as<double>(), 2 * n, st.in.h, st.in.w,
+                      st.smooth, st.alpha, ss, ns, si, 2);
         displace_kernel<<<grid_for(n * st.in.h * st.in.w), kThreads, 0, stream()>>>(
-            src, dst, f.as<float>(), st.in, st.interp, st.border, st.fill, n, ss, ns, si);
+            src, dst, f.as<float>(), st.in, st.interpolation, st.border, st.fill, n, ss, ns, si);
         break;
       case StageKind::fill:
         if (src != dst) SEISOKU_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
@@ -259,40 +253,38 @@ void augment(const Tensor& x, const Tensor& out, const AugmentPlan& plan) {
 
 void gaussian_smooth(const Tensor& x, const Tensor& out, const SmoothCoef& coef) {
   DeviceGuard guard(x.device_index());
-  // smooth_fields works on pairs of planes; an odd count gets one spare plane.
-  const std::int64_t planes = x.size(0), h = x.size(1), w = x.size(2), hw = h * w;
-  const std::int64_t pairs = (planes + 1) / 2;
-  const std::size_t bytes = static_cast<std::size_t>(2 * pairs * hw) * sizeof(float);
-  DeviceBuffer ft(bytes), f(bytes), copy(bytes);
-  SEISOKU_CUDA_CHECK(cudaMemsetAsync(ft.as<void>(), 0, bytes, stream()));
+  const std::int64_t planes = x.size(0), h = x.size(1), w = x.size(2);
+  DeviceBuffer ft(x.nbytes()), tmp(x.nbytes()), work(2 * x.nbytes());
   // ft = transpose of x (each plane w x h).
-  transpose_kernel<<<grid_for(planes * hw), kThreads, 0, stream()>>>(x.data_as<float>(), ft.as<float>(), planes, w, h);
-  smooth_fields(ft.as<float>(), f.as<float>(), copy.as<float>(), pairs, h, w, coef, 1.0f, nullptr, 1, 0);
-  SEISOKU_CUDA_CHECK(cudaMemcpyAsync(out.data(), f.as<void>(), x.nbytes(), cudaMemcpyDeviceToDevice, stream()));
+  transpose_kernel<<<grid_for(planes * h * w), kThreads, 0, stream()>>>(x.data_as<float>(), ft.as<float>(), planes, w,
+                                                                       h);
+  smooth_planes(ft.as<float>(), out.data_as<float>(), tmp.as<float>(), work.as<double>(), planes, h, w, coef, 1.0f,
+                nullptr, 1, 0, 1);
 }
 
 void elastic_displacement(const Tensor& out, float alpha, const SmoothCoef& coef, std::uint64_t seed,
                           std::uint64_t sample_offset, std::int64_t step_index) {
   DeviceGuard guard(out.device_index());
   const std::int64_t n = out.size(0), h = out.size(2), w = out.size(3);
-  DeviceBuffer ft(out.nbytes()), copy(out.nbytes());
+  DeviceBuffer ft(out.nbytes()), tmp(out.nbytes()), work(2 * out.nbytes());
   field_draw_kernel<<<grid_for(n * ((2 * h * w + 3) / 4)), kThreads, 0, stream()>>>(
       ft.as<float>(), n, h * w, nullptr, 1, 0, seed, sample_offset, step_index);
-  smooth_fields(ft.as<float>(), out.data_as<float>(), copy.as<float>(), n, h, w, coef, alpha, nullptr, 1, 0);
+  smooth_planes(ft.as<float>(), out.data_as<float>(), tmp.as<float>(), work.as<double>(), 2 * n, h, w, coef, alpha,
+                nullptr, 1, 0, 2);
 }
 
-void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interp interp,
+void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interpolation interpolation,
               Border border, float fill) {
   DeviceGuard guard(x.device_index());
   const std::int64_t n = x.size(0);
   const unsigned blocks = grid_for(n * img.h * img.w);
   if (x.dtype() == DType::uint8)
     displace_kernel<<<blocks, kThreads, 0, stream()>>>(x.data_as<std::uint8_t>(), out.data_as<std::uint8_t>(),
-                                                        disp.data_as<float>(), img, interp, border, fill, n, nullptr,
+                                                        disp.data_as<float>(), img, interpolation, border, fill, n, nullptr,
                                                         1, 0);
   else
     displace_kernel<<<blocks, kThreads, 0, stream()>>>(x.data_as<float>(), out.data_as<float>(), disp.data_as<float>(),
-                                                        img, interp, border, fill, n, nullptr, 1, 0);
+                                                        img, interpolation, border, fill, n, nullptr, 1, 0);
   check_launch();
 }
 

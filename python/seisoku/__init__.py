@@ -57,12 +57,14 @@ __all__ = [
     "augment",
     "axpy",
     "axpy_sign",
+    "build_info",
     "cast",
     "cmake_prefix_path",
     "column_sum",
     "copy",
     "cuda",
     "data",
+    "describe",
     "fill",
     "gemm",
     "get_num_threads",
@@ -99,6 +101,19 @@ def get_num_threads() -> int:
     """Number of CPU threads seisoku's kernels use: the last set_num_threads, else
     OMP_NUM_THREADS when set, else the cores this process may run on."""
     return int(_core.get_num_threads())
+
+
+def build_info() -> dict[str, str]:
+    """Facts about this build and machine: version, compiler, cuda_built, cuda_archs, openmp,
+    native, cpu_features (compiled in), cpu_supports (seen at run time), blas, blas_core,
+    blas_config, num_threads."""
+    return dict(_core.build_info())
+
+
+def describe(x: object) -> str:
+    """The tensor the core sees for an array, e.g. 'float32(2, 3) cpu' (a ValueError names
+    what makes x unacceptable)."""
+    return str(_core.describe(x))
 
 
 def cmake_prefix_path() -> str:

@@ -15,11 +15,16 @@ rounded and saturated; float32 values are never clamped.
 Consecutive geometric transforms (flips, crops, rotation) are folded into one resampling
 where that is exact. A transform not applied to a sample (probability p, or a label listed
 in its skip_labels) leaves the sample unchanged without shifting any other draw.
+
+Every transform takes its own arguments first, then `p` (probability) and `skip_labels`;
+one name per concept throughout: `interpolation` ('nearest', 'bilinear', 'bicubic'),
+`border` ('constant', 'reflect', 'edge'), `fill`, `std`. Each transform is built by its
+native factory (seisoku::aug), which checks it: bad arguments raise ValueError
+"[RandomRotation] argument 'degrees' must be ..., got ...".
 """
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from collections.abc import Sequence
@@ -51,110 +56,49 @@ __all__ = [
     "write_png",
 ]
 
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-BORDERS = ("constant", "reflect", "edge")
 _U64 = 1 << 64
+_aug = _core.aug
 
 
-def _fail(owner: str, name: str, must: str, value: Any) -> None:
-    raise ValueError(f"[{owner}] {name} must be {must}, got {value!r}")
-
-
-def _prob(owner: str, p: Any, name: str = "p") -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        _fail(owner, name, "a number in [0, 1]", p)
-    return float(p)
-
-
-def _int(owner: str, name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        _fail(owner, name, f"an int >= {low}", value)
-    return int(value)
-
-
-def _real(owner: str, name: str, value: Any, low: float | None = None) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
-    if not ok or not math.isfinite(float(value)) or (low is not None and value < low):
-        _fail(owner, name, "a finite number" + ("" if low is None else f" >= {low}"), value)
-    return float(value)
-
-
-def _size(owner: str, size: Any) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (size, size)
-    if not isinstance(size, (tuple, list)) or len(size) != 2:
-        _fail(owner, "size", "an int or an (height, width) pair of ints >= 1", size)
-    return _int(owner, "size", size[0], 1), _int(owner, "size", size[1], 1)
-
-
-def _range(owner: str, name: str, value: Any, low: float, high: float, open_low: bool) -> tuple:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        _fail(owner, name, "a (low, high) pair", value)
-    lo, hi = (_real(owner, name, v) for v in value)
-    if (lo <= low if open_low else lo < low) or hi < lo or hi > high:
-        rel = "<" if open_low else "<="
-        _fail(owner, name, f"a pair with {low} {rel} low <= high <= {high}", value)
-    return lo, hi
-
-
-def _choice(owner: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        _fail(owner, name, "one of " + ", ".join(repr(c) for c in choices), value)
-    return value
-
-
-def _labels(owner: str, skip_labels: Any) -> list[int]:
-    try:
-        labels = [int(v) for v in skip_labels]
-    except (TypeError, ValueError):
-        _fail(owner, "skip_labels", "a sequence of ints", skip_labels)
-    return labels
+def _arg(name: str, doc: str) -> property:
+    """A transform argument, read from the native step its factory built."""
+    return property(lambda self: getattr(self._step, name), doc=doc)
 
 
 class Transform:
-    """Base of the transforms: a probability p and the labels it must never touch."""
+    """Base of the transforms. Each holds the native step (seisoku::AugmentStep) that its
+    factory in seisoku::aug built and checked; its arguments read back from that step.
+    Bad arguments raise ValueError "[Transform] argument 'x' must be ..., got ..."."""
 
-    op = ""
+    _args: tuple[str, ...] = ("p", "skip_labels")
 
-    def __init__(self, p: float, skip_labels: Sequence[int]) -> None:
-        name = type(self).__name__
-        self.p = _prob(name, p)
-        self.skip_labels = tuple(_labels(name, skip_labels))
+    def __init__(self, step: Any) -> None:
+        self._step = step
 
-    def _fields(self) -> dict[str, Any]:
-        return {}
+    p = _arg("p", "Probability of applying the transform to a sample, in [0, 1].")
+    skip_labels = _arg("skip_labels", "Labels of the samples the transform never touches.")
 
-    def step(self) -> _core.AugmentStep:
-        """The native description of this transform (seisoku::AugmentStep)."""
-        s = _core.AugmentStep()
-        s.op = self.op
-        s.p = self.p
-        s.skip_labels = list(self.skip_labels)
-        for key, value in self._fields().items():
-            setattr(s, key, value)
-        return s
+    def step(self) -> Any:
+        """The native description of this transform (seisoku::AugmentStep, read-only)."""
+        return self._step
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._args)
         return f"{type(self).__name__}({args})"
 
 
 class HorizontalFlip(Transform):
     """Mirror left-right with probability p (default 0.5)."""
 
-    op = "horizontal_flip"
-
     def __init__(self, p: float = 0.5, skip_labels: Sequence[int] = ()) -> None:
-        super().__init__(p, skip_labels)
+        super().__init__(_aug.horizontal_flip(p, skip_labels))
 
 
 class VerticalFlip(Transform):
     """Mirror top-bottom with probability p (default 0.5)."""
 
-    op = "vertical_flip"
-
     def __init__(self, p: float = 0.5, skip_labels: Sequence[int] = ()) -> None:
-        super().__init__(p, skip_labels)
+        super().__init__(_aug.vertical_flip(p, skip_labels))
 
 
 class RandomCrop(Transform):
@@ -163,37 +107,30 @@ class RandomCrop(Transform):
     Args:
         size: output (height, width) in pixels, or one int for a square.
         padding: pixels added on each side before cropping (default 0).
-        pad_mode: 'constant' (the value `fill`), 'reflect' (mirror about the edge pixel,
-            NumPy's pad mode 'reflect') or 'edge' (repeat the edge pixel).
+        border: what the padding holds: 'constant' (default, the value `fill`), 'reflect'
+            (mirror about the edge pixel, NumPy's pad mode 'reflect') or 'edge' (the edge
+            pixel repeated).
         fill: the constant padding value (default 0).
         p: probability (default 1); a sample it skips gets the centre crop.
+        skip_labels: labels of the samples that always get the centre crop.
     """
 
-    op = "random_crop"
+    _args = ("size", "padding", "border", "fill", "p", "skip_labels")
+    size = _arg("size", "Output (height, width) in pixels.")
+    padding = _arg("padding", "Pixels added on each side before cropping.")
+    border = _arg("border", "What the padding holds: 'constant', 'reflect' or 'edge'.")
+    fill = _arg("fill", "The constant padding value.")
 
     def __init__(
         self,
         size: int | tuple[int, int],
         padding: int = 0,
-        pad_mode: str = "constant",
+        border: str = "constant",
         fill: float = 0.0,
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
     ) -> None:
-        super().__init__(p, skip_labels)
-        self.size = _size("RandomCrop", size)
-        self.padding = _int("RandomCrop", "padding", padding, 0)
-        self.pad_mode = _choice("RandomCrop", "pad_mode", pad_mode, BORDERS)
-        self.fill = _real("RandomCrop", "fill", fill)
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "height": self.size[0],
-            "width": self.size[1],
-            "padding": self.padding,
-            "border": self.pad_mode,
-            "fill": self.fill,
-        }
+        super().__init__(_aug.random_crop(size, padding, border, fill, p, skip_labels))
 
 
 class RandomResizedCrop(Transform):
@@ -205,13 +142,18 @@ class RandomResizedCrop(Transform):
 
     Args:
         size: output (height, width) in pixels, or one int.
-        scale: area fraction range (default (0.08, 1.0)).
-        ratio: aspect ratio range (default (3/4, 4/3)).
+        scale: area fraction range, 0 < low <= high <= 1 (default (0.08, 1.0)).
+        ratio: aspect ratio range, 0 < low <= high (default (3/4, 4/3)).
         interpolation: 'nearest', 'bilinear' (default) or 'bicubic'.
         p: probability (default 1); a sample it skips gets the whole image resized.
+        skip_labels: labels of the samples that always get the whole image resized.
     """
 
-    op = "random_resized_crop"
+    _args = ("size", "scale", "ratio", "interpolation", "p", "skip_labels")
+    size = _arg("size", "Output (height, width) in pixels.")
+    scale = _arg("scale", "Area fraction range (low, high).")
+    ratio = _arg("ratio", "Aspect ratio (width / height) range (low, high).")
+    interpolation = _arg("interpolation", "'nearest', 'bilinear' or 'bicubic'.")
 
     def __init__(
         self,
@@ -222,31 +164,16 @@ class RandomResizedCrop(Transform):
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
     ) -> None:
-        super().__init__(p, skip_labels)
-        name = "RandomResizedCrop"
-        self.size = _size(name, size)
-        self.scale = _range(name, "scale", scale, 0.0, 1.0, True)
-        self.ratio = _range(name, "ratio", ratio, 0.0, 1e30, True)
-        self.interpolation = _choice(name, "interpolation", interpolation, INTERPOLATIONS)
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "height": self.size[0],
-            "width": self.size[1],
-            "lo": self.scale[0],
-            "hi": self.scale[1],
-            "ratio_lo": self.ratio[0],
-            "ratio_hi": self.ratio[1],
-            "interp": self.interpolation,
-            "border": "edge",
-        }
+        super().__init__(
+            _aug.random_resized_crop(size, scale, ratio, interpolation, p, skip_labels)
+        )
 
 
 class RandomRotation(Transform):
     """Rotate about the image centre by a uniform angle in degrees (counter-clockwise).
 
     Args:
-        degrees: the range (low, high), or one number d for (-d, d).
+        degrees: the range (low, high), or one number d >= 0 for (-d, d).
         interpolation: 'nearest', 'bilinear' (default) or 'bicubic'.
         border: 'constant' (default, the value `fill`), 'reflect' or 'edge'.
         fill: value outside the image for border 'constant' (default 0).
@@ -254,7 +181,11 @@ class RandomRotation(Transform):
         skip_labels: labels never rotated (e.g. (6, 9) for digits, when angles reach 180).
     """
 
-    op = "random_rotation"
+    _args = ("degrees", "interpolation", "border", "fill", "p", "skip_labels")
+    degrees = _arg("degrees", "Angle range (low, high) in degrees.")
+    interpolation = _arg("interpolation", "'nearest', 'bilinear' or 'bicubic'.")
+    border = _arg("border", "'constant', 'reflect' or 'edge'.")
+    fill = _arg("fill", "Value outside the image for border 'constant'.")
 
     def __init__(
         self,
@@ -265,103 +196,98 @@ class RandomRotation(Transform):
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
     ) -> None:
-        super().__init__(p, skip_labels)
-        name = "RandomRotation"
-        if isinstance(degrees, (int, float)) and not isinstance(degrees, bool):
-            d = _real(name, "degrees", degrees, 0.0)
-            degrees = (-d, d)
-        self.degrees = _range(name, "degrees", degrees, -1e9, 1e9, False)
-        self.interpolation = _choice(name, "interpolation", interpolation, INTERPOLATIONS)
-        self.border = _choice(name, "border", border, BORDERS)
-        self.fill = _real(name, "fill", fill)
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "lo": self.degrees[0],
-            "hi": self.degrees[1],
-            "interp": self.interpolation,
-            "border": self.border,
-            "fill": self.fill,
-        }
+        super().__init__(_aug.random_rotation(degrees, interpolation, border, fill, p, skip_labels))
 
 
 class Cutout(Transform):
-    """`num_holes` square masks of side `size` pixels at uniform centres (DeVries and Taylor
-    2017), clipped at the image border, set to `fill` (default 0) in every channel."""
+    """`count` square masks of side `size` pixels at uniform centres (DeVries and Taylor
+    2017), clipped at the image border, set to `fill` in every channel.
 
-    op = "cutout"
+    Args:
+        count: number of masks, >= 0 (default 1).
+        size: side of each mask in pixels, >= 1 (default 8).
+        fill: the masks' value (default 0).
+        p: probability (default 1).
+        skip_labels: labels of the samples never masked.
+    """
+
+    _args = ("count", "size", "fill", "p", "skip_labels")
+    count = _arg("count", "Number of masks.")
+    fill = _arg("fill", "The masks' value.")
+
+    @property
+    def size(self) -> int:
+        """Side of each mask in pixels."""
+        return self._step.size[0]
 
     def __init__(
         self,
-        num_holes: int = 1,
+        count: int = 1,
         size: int = 8,
         fill: float = 0.0,
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
     ) -> None:
-        super().__init__(p, skip_labels)
-        self.num_holes = _int("Cutout", "num_holes", num_holes, 0)
-        self.size = _int("Cutout", "size", size, 1)
-        self.fill = _real("Cutout", "fill", fill)
-
-    def _fields(self) -> dict[str, Any]:
-        return {"count": self.num_holes, "height": self.size, "width": self.size, "fill": self.fill}
+        super().__init__(_aug.cutout(count, size, fill, p, skip_labels))
 
 
 class RandomErasing(Transform):
-    """With probability p, one box of area fraction in `scale` and aspect ratio (height /
-    width) log-uniform in `ratio` (Zhong et al. 2017) set to `value`: a number, or 'random'
-    for per-pixel N(0, 1) values (float32) or uniform 0..255 (uint8). After 10 boxes that do
-    not fit, nothing is erased."""
+    """One box of area fraction in `scale` and aspect ratio (height / width) log-uniform in
+    `ratio` (Zhong et al. 2017) set to `fill`: a number, or 'random' for per-pixel N(0, 1)
+    values (float32) or uniform 0..255 (uint8). After 10 boxes that do not fit, nothing is
+    erased.
 
-    op = "random_erasing"
+    Args:
+        scale: area fraction range, 0 < low <= high <= 1 (default (0.02, 0.33)).
+        ratio: aspect ratio range, 0 < low <= high (default (0.3, 3.3)).
+        fill: the box's value, or 'random' (default 0).
+        p: probability (default 0.5).
+        skip_labels: labels of the samples never erased.
+    """
+
+    _args = ("scale", "ratio", "fill", "p", "skip_labels")
+    scale = _arg("scale", "Area fraction range (low, high).")
+    ratio = _arg("ratio", "Aspect ratio (height / width) range (low, high).")
+
+    @property
+    def fill(self) -> float | str:
+        """The box's value, or 'random'."""
+        return "random" if self._step.random_fill else self._step.fill
 
     def __init__(
         self,
-        p: float = 0.5,
         scale: tuple[float, float] = (0.02, 0.33),
         ratio: tuple[float, float] = (0.3, 3.3),
-        value: float | str = 0.0,
+        fill: float | str = 0.0,
+        p: float = 0.5,
         skip_labels: Sequence[int] = (),
     ) -> None:
-        super().__init__(p, skip_labels)
-        name = "RandomErasing"
-        self.scale = _range(name, "scale", scale, 0.0, 1.0, True)
-        self.ratio = _range(name, "ratio", ratio, 0.0, 1e30, True)
-        if value != "random":
-            value = _real(name, "value", value)
-        self.value = value
-
-    def _fields(self) -> dict[str, Any]:
-        random_fill = self.value == "random"
-        return {
-            "lo": self.scale[0],
-            "hi": self.scale[1],
-            "ratio_lo": self.ratio[0],
-            "ratio_hi": self.ratio[1],
-            "random_fill": random_fill,
-            "fill": 0.0 if random_fill else self.value,
-        }
+        super().__init__(_aug.random_erasing(scale, ratio, fill, p, skip_labels))
 
 
 class ElasticDistortion(Transform):
     """Elastic distortion (Simard, Steinkraus and Platt 2003).
 
     Each sample draws two fields of uniform [-1, 1] values, one per pixel, smooths them with a
-    Gaussian of `sigma` pixels (see gaussian_smooth: a recursive filter from sigma 3 up, so
-    the cost does not grow with sigma), scales them by `alpha` pixels and reads the image at
-    (x + dx, y + dy).
+    Gaussian of `sigma` pixels (gaussian_smooth: exact to 1e-3, at a cost that does not grow
+    with sigma), scales them by `alpha` pixels and reads the image at (x + dx, y + dy).
 
     Args:
         alpha: displacement scale in pixels (default 34, Simard's value for 28x28 digits).
-        sigma: smoothing in pixels, >= 0 (default 4).
+        sigma: smoothing in pixels, in [0, 1e6] (default 4).
         interpolation: 'nearest', 'bilinear' (default) or 'bicubic'.
         border: 'constant' (default, the value `fill`), 'reflect' or 'edge'.
         fill: value outside the image for border 'constant' (default 0).
         p: probability (default 1).
+        skip_labels: labels of the samples never distorted.
     """
 
-    op = "elastic_distortion"
+    _args = ("alpha", "sigma", "interpolation", "border", "fill", "p", "skip_labels")
+    alpha = _arg("alpha", "Displacement scale in pixels.")
+    sigma = _arg("sigma", "Smoothing of the fields in pixels.")
+    interpolation = _arg("interpolation", "'nearest', 'bilinear' or 'bicubic'.")
+    border = _arg("border", "'constant', 'reflect' or 'edge'.")
+    fill = _arg("fill", "Value outside the image for border 'constant'.")
 
     def __init__(
         self,
@@ -373,61 +299,52 @@ class ElasticDistortion(Transform):
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
     ) -> None:
-        super().__init__(p, skip_labels)
-        name = "ElasticDistortion"
-        self.alpha = _real(name, "alpha", alpha)
-        self.sigma = _real(name, "sigma", sigma, 0.0)
-        self.interpolation = _choice(name, "interpolation", interpolation, INTERPOLATIONS)
-        self.border = _choice(name, "border", border, BORDERS)
-        self.fill = _real(name, "fill", fill)
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "sigma": self.sigma,
-            "interp": self.interpolation,
-            "border": self.border,
-            "fill": self.fill,
-        }
+        super().__init__(
+            _aug.elastic_distortion(alpha, sigma, interpolation, border, fill, p, skip_labels)
+        )
 
 
 class GaussianNoise(Transform):
-    """Add N(0, std^2) noise to every value, std in pixel value units (uint8: the sum is
-    rounded and saturated to 0..255)."""
+    """Add N(0, std^2) noise to every value, std >= 0 in pixel value units (uint8: the sum is
+    rounded and saturated to 0..255); p (default 1) and skip_labels as for every transform."""
 
-    op = "gaussian_noise"
+    _args = ("std", "p", "skip_labels")
+    std = _arg("std", "Standard deviation in pixel value units.")
 
     def __init__(self, std: float, p: float = 1.0, skip_labels: Sequence[int] = ()) -> None:
-        super().__init__(p, skip_labels)
-        self.std = _real("GaussianNoise", "std", std, 0.0)
-
-    def _fields(self) -> dict[str, Any]:
-        return {"stddev": self.std}
+        super().__init__(_aug.gaussian_noise(std, p, skip_labels))
 
 
 def _layout(x_shape: tuple, layout: str, owner: str) -> str:
-    """'NHWC' or 'NCHW' for a 4-D shape; 'auto': the one whose channel axis alone is <= 4."""
-    if len(x_shape) != 4:
-        raise ValueError(
-            f"[{owner}] x must be 4-D (N, H, W, C) or (N, C, H, W), got shape {tuple(x_shape)}"
-        )
-    if layout in ("NHWC", "NCHW"):
-        return layout
+    """The layout to pass on: 'auto' becomes 'NHWC' or 'NCHW', the one whose channel axis
+    alone is <= 4 (a shape that is not 4-D goes on as 'NHWC', for the native op to report)."""
     if layout != "auto":
-        _fail(owner, "layout", "'auto', 'NHWC' or 'NCHW'", layout)
+        return layout
+    if len(x_shape) != 4:
+        return "NHWC"
     last, second = x_shape[3] <= 4, x_shape[1] <= 4
     if last and not second:
         return "NHWC"
     if second and not last:
         return "NCHW"
     raise ValueError(
-        f"[{owner}] cannot tell the layout of shape {tuple(x_shape)}: pass layout='NHWC' or 'NCHW'"
+        f"[{owner}] argument 'layout' must be 'NHWC' or 'NCHW' for shape {tuple(x_shape)}, "
+        "whose layout 'auto' cannot tell, got 'auto'"
     )
 
 
+def _count(owner: str, name: str, value: Any, low: int) -> int:
+    """An int >= low for the arguments that only this module uses (sizes it allocates, grid
+    layout, step spacing); the native ops check their own."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"[{owner}] argument '{name}' must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
 def _u64(owner: str, name: str, value: Any) -> int:
+    """A Python int as the native ops' uint64 (seeds and sample offsets)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < _U64:
-        _fail(owner, name, "an int in [0, 2**64)", value)
+        raise ValueError(f"[{owner}] argument '{name}' must be an int in [0, 2**64), got {value!r}")
     return int(value)
 
 
@@ -448,17 +365,22 @@ class Compose:
         for i, t in enumerate(transforms):
             if not isinstance(t, Transform):
                 raise ValueError(
-                    f"[Compose] transforms[{i}] must be a seisoku.augment transform, got {t!r}"
+                    f"[Compose] argument 'transforms' must hold seisoku.augment transforms, "
+                    f"got {t!r} at index {i}"
                 )
+        if layout not in ("auto", "NHWC", "NCHW"):
+            raise ValueError(
+                f"[Compose] argument 'layout' must be 'auto', 'NHWC' or 'NCHW', got {layout!r}"
+            )
         self.transforms = transforms
         self.seed = _u64("Compose", "seed", seed)
-        self.layout = _choice("Compose", "layout", layout, ("auto", "NHWC", "NCHW"))
+        self.layout = layout
         self._steps = [t.step() for t in transforms]
         self._results = BufferPool()
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickles and copies hold the transforms, seed and layout: the native steps are
-        rebuilt from the transforms, and the reusable results stay behind."""
+        """Pickles and copies hold the transforms (their native steps pickle), seed and
+        layout; the reusable results stay behind."""
         state = dict(self.__dict__)
         del state["_steps"], state["_results"]
         return state
@@ -527,7 +449,7 @@ class Compose:
         that already have image axes are augmented as they are.
         """
         shape = None if image_shape is None else tuple(int(v) for v in image_shape)
-        per_step = _int("trainer_hook", "samples_per_step", samples_per_step, 1)
+        per_step = _count("trainer_hook", "samples_per_step", samples_per_step, 1)
 
         def hook(x: Array, step: int, labels: Array | None = None) -> Array:
             offset = (int(step) * per_step) % _U64
@@ -548,7 +470,7 @@ class Compose:
     ) -> str:
         """Write a PNG with one row per sample of x: the original, then `versions` augmented
         draws (sample offsets 0, N, 2N, ...). Returns path."""
-        versions = _int("save_grid", "versions", versions, 1)
+        versions = _count("save_grid", "versions", versions, 1)
         n = int(x.shape[0])
         augmented = [self(x, labels=labels, sample_offset=v * n) for v in range(versions)]
         return save_grid(
@@ -557,14 +479,15 @@ class Compose:
 
 
 def gaussian_smooth(x: Array, sigma: float, out: Array | None = None) -> Array:
-    """x (N, H, W) float32 smoothed along H and W by a Gaussian of sigma pixels, edge values
-    extended (the filter of ElasticDistortion): sigma >= 3 the Young-van Vliet recursive
-    filter (cost independent of sigma, within about 4% of the Gaussian's peak), 0.5 <= sigma
-    < 3 the sampled Gaussian of radius ceil(3 sigma), smaller sigma the 3-tap filter of
-    variance sigma^2, sigma 0 a copy."""
+    """x (N, H, W) float32 smoothed along W and H by the sampled Gaussian of `sigma` pixels,
+    sigma in [0, 1e6], the values past each edge taken equal to the edge value (scipy.ndimage's
+    mode "nearest"): the filter of ElasticDistortion. Exact to 1e-3 of the result's largest
+    value for every sigma: the sampled kernel up to sigma 4/3, above it a recursive filter
+    (three causal and three anticausal second-order sections, started from the extended edge)
+    whose cost does not grow with sigma; sigma 0 is a copy."""
     if out is None:
         out = array_module(x).empty_like(x)
-    _core.gaussian_smooth(x, out, float(sigma))
+    _core.gaussian_smooth(x, out, sigma)
     return out
 
 
@@ -581,23 +504,18 @@ def elastic_displacement(
 ) -> Array:
     """The (N, 2, H, W) float32 fields (dx, dy) in pixels that ElasticDistortion(alpha, sigma)
     at position step_index of Compose(..., seed=seed) draws for samples sample_offset + i."""
-    xp = device_module(device)
-    out = xp.empty(
-        (
-            _int("elastic_displacement", "n", n, 0),
-            2,
-            _int("elastic_displacement", "height", height, 1),
-            _int("elastic_displacement", "width", width, 1),
-        ),
-        dtype=np.float32,
+    shape = tuple(
+        _count("elastic_displacement", k, v, 0)
+        for k, v in (("n", n), ("height", height), ("width", width))
     )
+    out = device_module(device).empty((shape[0], 2, *shape[1:]), dtype=np.float32)
     _core.elastic_displacement(
         out,
-        float(alpha),
-        float(sigma),
+        alpha,
+        sigma,
         _u64("elastic_displacement", "seed", seed),
         _u64("elastic_displacement", "sample_offset", sample_offset),
-        _int("elastic_displacement", "step_index", step_index, 0),
+        step_index,
     )
     return out
 
@@ -612,19 +530,13 @@ def displace(
     out: Array | None = None,
 ) -> Array:
     """x read at (col + disp[:, 0], row + disp[:, 1]) for every pixel; disp (N, 2, H, W) float32
-    in pixels (the resampling of ElasticDistortion)."""
+    in pixels (the resampling of ElasticDistortion). interpolation 'nearest', 'bilinear'
+    (default) or 'bicubic'; border 'constant' (default, the value `fill`), 'reflect' or
+    'edge'; layout 'NHWC', 'NCHW' or 'auto' (default)."""
     layout = _layout(tuple(x.shape), layout, "displace")
     if out is None:
         out = array_module(x).empty_like(x)
-    _core.displace(
-        x,
-        disp,
-        out,
-        layout,
-        _choice("displace", "interpolation", interpolation, INTERPOLATIONS),
-        _choice("displace", "border", border, BORDERS),
-        float(fill),
-    )
+    _core.displace(x, disp, out, layout, interpolation, border, fill)
     return out
 
 
@@ -639,7 +551,9 @@ def write_png(path: str, image: np.ndarray) -> str:
     elif image.ndim == 3 and image.shape[2] == 3:
         color = 2
     else:
-        raise ValueError(f"[write_png] image must be (H, W) or (H, W, 3), got {image.shape}")
+        raise ValueError(
+            f"[write_png] argument 'image' must be (H, W) or (H, W, 3), got shape {image.shape}"
+        )
     h, w = image.shape[:2]
     raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
 
@@ -693,13 +607,16 @@ def save_grid(
     n = cells[0].shape[0]
     for b in cells:
         if b.shape[0] != n:
-            raise ValueError(f"[save_grid] every batch must hold {n} samples, got {b.shape[0]}")
+            raise ValueError(
+                f"[save_grid] argument 'augmented' must hold batches of {n} samples, "
+                f"got one of {b.shape[0]}"
+            )
     ch = max(c.shape[1] for c in cells)
     cw = max(c.shape[2] for c in cells)
     color = any(c.shape[3] == 3 for c in cells)
     if scale is None:
         scale = max(1, 96 // ch)
-    scale = _int("save_grid", "scale", scale, 1)
+    scale = _count("save_grid", "scale", scale, 1)
     gap = 2 * scale
     cols = len(cells)
     height = n * ch * scale + (n + 1) * gap

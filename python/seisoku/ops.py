@@ -9,7 +9,6 @@ unless `out` is given.
 from __future__ import annotations
 
 import builtins
-import math
 from typing import Any
 
 from . import _core
@@ -116,10 +115,14 @@ def max(x: Array) -> Array:
     return out
 
 
-def _check_ord(ord: float, op: str) -> float:
-    if ord in (0, 1, 2) or ord == math.inf:
-        return float(ord)
-    raise ValueError(f"[{op}] ord must be 0, 1, 2 or inf, got {ord!r}")
+def _ord(ord: float, op: str) -> float:
+    """ord as a float for the native op (which checks that it is 0, 1, 2 or inf)."""
+    if not isinstance(ord, bool):
+        try:
+            return float(ord)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"[{op}] argument 'ord' must be 0, 1, 2 or inf, got {ord!r}")
 
 
 def norm(x: Array, ord: float = 2) -> Array:
@@ -129,7 +132,7 @@ def norm(x: Array, ord: float = 2) -> Array:
     largest magnitude.
     """
     out = _scalar_out(x, "norm")
-    _core.norm(x, _check_ord(ord, "norm"), out)
+    _core.norm(x, _ord(ord, "norm"), out)
     return out
 
 
@@ -139,7 +142,7 @@ def row_norm(x: Array, ord: float = 2) -> Array:
     if x.ndim < 1:
         raise ValueError(f"[row_norm] x must have at least 1 dimension, got shape {x.shape}")
     out = array_module(x).empty((x.shape[0],), dtype=x.dtype)
-    _core.row_norm(x, _check_ord(ord, "row_norm"), out)
+    _core.row_norm(x, _ord(ord, "row_norm"), out)
     return out
 
 

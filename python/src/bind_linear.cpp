@@ -45,8 +45,8 @@ void bind_linear(py::module_& m) {
       R"doc(dropout(act(x @ weight.T + bias)) with the epilogue fused into one pass.
 
 weight (out_features, in_features); the dropout mask comes from the Philox stream (seed, offset),
-dropout_scale defaults to 1 / (1 - dropout_p). On the CPU, an x of at most 40% nonzeros is
-multiplied over its nonzeros only (see seisoku.nn.Linear).)doc");
+dropout_scale defaults to 1 / (1 - dropout_p). On the CPU, an x that is mostly zeros is
+multiplied over its nonzeros only where that beats the dense product (see seisoku.nn.Linear).)doc");
   m.def(
       "bias_act_dropout",
       [](py::handle z, py::handle bias, py::handle activation, py::handle slope, py::handle p, py::handle scale,
@@ -99,7 +99,7 @@ multiplied over its nonzeros only (see seisoku.nn.Linear).)doc");
 
 Returns grad_x (x's shape; into `grad_x` when given; None unless need_grad_x) and writes
 grad_weight and grad_bias when given (added to their contents when accumulate). On the CPU a
-grad_z of at most 40% nonzeros is multiplied over its nonzeros only.)doc");
+grad_z that is mostly zeros is multiplied over its nonzeros only where that beats the dense product.)doc");
 }
 
 }  // namespace seisoku::python

@@ -65,13 +65,22 @@ void module_setattr(const py::object& self, const py::str& name, const py::objec
   if (param || module) {
     if (param) m.register_parameter(key, value.cast<nn::ParameterPtr>());
     else m.register_module(key, value.cast<nn::ModulePtr>());
-    PyObject* dict = PyObject_GenericGetDict(self.ptr(), nullptr);
-    if (dict == nullptr) throw py::error_already_set();
-    if (PyDict_Contains(dict, name.ptr()) == 1) PyDict_DelItem(dict, name.ptr());
-    Py_DECREF(dict);
+    if (py::hasattr(self, "__dict__")) {  // a Python subclass: no stale plain attribute of that name
+      py::dict dict = self.attr("__dict__");
+      if (dict.contains(name)) PyDict_DelItem(dict.ptr(), name.ptr());
+    }
     return;
   }
-  m.unregister(key);
+  const bool registered = m.parameter(key) || m.module(key);
+  if (value.is_none() && registered) {  // None removes an attached parameter or module
+    m.unregister(key);
+    return;
+  }
+  if (!py::hasattr(self, "__dict__"))
+    throw py::attribute_error("'" + std::string(m.type_name()) + "' object has no attribute '" + key +
+                              "': a native module takes Parameters and modules as attributes (a Python subclass "
+                              "of seisoku.nn.Module takes any)");
+  if (registered) m.unregister(key);
   if (PyObject_GenericSetAttr(self.ptr(), name.ptr(), value.ptr()) != 0) throw py::error_already_set();
 }
 
@@ -84,14 +93,28 @@ py::object module_getattr(const py::object& self, const std::string& name) {
 }
 
 void module_delattr(const py::object& self, const py::str& name) {
-  if (self.cast<nn::Module&>().unregister(name.cast<std::string>())) return;
+  PyObject* descr = _PyType_Lookup(Py_TYPE(self.ptr()), name.ptr());
+  const bool data_descriptor = descr != nullptr && Py_TYPE(descr)->tp_descr_set != nullptr;
+  if (!data_descriptor && self.cast<nn::Module&>().unregister(name.cast<std::string>())) return;
   if (PyObject_GenericSetAttr(self.ptr(), name.ptr(), nullptr) != 0) throw py::error_already_set();
 }
 
 py::list named_parameters(const nn::Module& m, const std::string& prefix) {
   py::list out;
-  for (const auto& [name, p] : m.named_parameters()) out.append(py::make_tuple(prefix + name, p));
+  const std::string head = prefix.empty() ? prefix : prefix + ".";
+  for (const auto& [name, p] : m.named_parameters()) out.append(py::make_tuple(head + name, p));
   return out;
+}
+
+// Runs f (a native call over m's parameters) with the GIL released, on CuPy's stream when they
+// are on the GPU.
+template <class F>
+auto over_parameters(nn::Module& m, const char* op, F&& f) {
+  Call c(op);
+  for (const auto& p : m.parameters()) c.uses(p->value());
+  decltype(f()) result{};
+  c.run([&] { result = f(); });
+  return result;
 }
 
 }  // namespace
@@ -114,8 +137,12 @@ it, and reading ``grad`` before that clears it to zeros first.)doc")
       .def(py::init([](py::handle value, std::string name, py::object regularize) {
              std::optional<bool> reg;
              if (!regularize.is_none()) reg = regularize.cast<bool>();
-             return std::make_shared<nn::Parameter>(as_kept_tensor(value, "Parameter", "value", true), std::move(name),
-                                                    reg);
+             Call c("Parameter");  // the zero gradient is filled as any op is (on CuPy's stream)
+             const Tensor v = as_kept_tensor(value, "Parameter", "value", true);
+             c.uses(v);
+             std::shared_ptr<nn::Parameter> p;
+             c.run([&] { p = std::make_shared<nn::Parameter>(v, std::move(name), reg); });
+             return p;
            }),
            arg("value"), arg("name") = "", arg("regularize") = py::none())
       .def_property(
@@ -127,8 +154,12 @@ it, and reading ``grad`` before that clears it to zeros first.)doc")
       .def_property(
           "grad",
           [](nn::Parameter& p) {
-            const Tensor& g = p.grad();
-            return stable_array(g, [&](Tensor t) { p.set_grad(std::move(t)); });
+            if (p.grad_marked_zero()) {  // the clearing fill runs as any op does
+              Call c("Parameter");
+              c.uses(p.value());
+              c.run([&] { p.grad(); });
+            }
+            return stable_array(p.grad_memory(), [&](Tensor t) { p.set_grad(std::move(t)); });
           },
           [](nn::Parameter& p, py::handle g) {
             if (!held_by(p.grad_memory(), g) || p.grad_marked_zero())
@@ -181,8 +212,7 @@ the loss with respect to the output, adds the parameters' gradients into Paramet
 returns the gradient with respect to the input (None when need_input_grad is False and the module
 skips it). Subclass it in Python with forward and backward over NumPy or CuPy arrays; such a module
 runs inside a Sequential of built-in layers like any other. Assigning a Parameter or a Module to an
-attribute registers it (named_parameters and named_modules see it).)doc",
-                                   py::dynamic_attr())
+attribute registers it (named_parameters and named_modules see it).)doc")
       .def(py::init<>())
       .def("forward", &call_forward, arg("x"), "The module's output for x (kept for backward).")
       .def("backward", &call_backward, arg("grad"), arg("need_input_grad") = true,
@@ -229,11 +259,16 @@ attribute registers it (named_parameters and named_modules see it).)doc",
             return self;
           },
           arg("device"), "Move every parameter to 'cpu' or 'cuda'; returns the module.")
-      .def("penalty", &nn::Module::penalty,
-           "Sum of the activity and tying penalties this module and its descendants added in the last "
-           "backward / apply_penalties.")
-      .def("apply_penalties", &nn::Module::apply_penalties,
-           "Add the gradients of the tying penalties of the tree; returns penalty().")
+      .def(
+          "penalty", [](nn::Module& m) { return over_parameters(m, "penalty", [&] { return m.penalty(); }); },
+          "Sum of the activity and tying penalties this module and its descendants added in the last "
+          "backward / apply_penalties.")
+      .def(
+          "apply_penalties",
+          [](nn::Module& m) { return over_parameters(m, "apply_penalties", [&] { return m.apply_penalties(); }); },
+          "Add the gradients of the tying penalties of the tree; returns penalty().")
+      .def("_set_training", &nn::Module::set_training, py::arg("mode"),
+           "This module's own training flag only (its children keep theirs).")
       .def("release_buffers", &nn::Module::release_buffers,
            "Drop the arrays kept from the last forward and the reusable results (here and below).")
       .def("__setattr__", &module_setattr)
@@ -257,7 +292,7 @@ attribute registers it (named_parameters and named_modules see it).)doc",
       });
 
   // ---- containers ----
-  py::classh<nn::Sequential, nn::Module>(nn, "Sequential", R"doc(Modules applied in order; backward runs them in reverse.
+  py::classh<nn::Sequential, nn::Module>(nn, "Sequential", py::is_final(), R"doc(Modules applied in order; backward runs them in reverse.
 
 A Sequential of built-in layers runs forward and backward as one native call with the GIL
 released (a Python module inside takes the GIL for its own part only).)doc")
@@ -289,7 +324,7 @@ released (a Python module inside takes the GIL for its own part only).)doc")
           arg("module"), "Add a module at the end; returns the Sequential.")
       .def("_config", [](const nn::Sequential& s) { return py::make_tuple(py::tuple(py::cast(s.layers())), py::dict()); });
 
-  py::classh<nn::MultiHead, nn::Module>(nn, "MultiHead", R"doc(A shared trunk feeding several named heads (multi-task learning).
+  py::classh<nn::MultiHead, nn::Module>(nn, "MultiHead", py::is_final(), R"doc(A shared trunk feeding several named heads (multi-task learning).
 
 forward(x) returns {head name: output}; backward takes {head name: gradient} (a head left out
 contributes nothing) and sums the heads' gradients into the trunk.
@@ -313,6 +348,7 @@ Args:
       .def(
           "forward",
           [](nn::MultiHead& mh, py::handle x) {
+            Running<nn::Module> running(mh);
             Call c("MultiHead");
             const Tensor t = c.kept(x, "x");
             nn::HeadOutputs outs;
@@ -325,6 +361,7 @@ Args:
       .def(
           "backward",
           [](nn::MultiHead& mh, const py::dict& grads, bool need_input_grad) {
+            Running<nn::Module> running(mh);
             Call c("MultiHead");
             nn::HeadOutputs gs;
             for (const auto& [k, v] : grads) gs.emplace_back(py::str(k).cast<std::string>(), c.kept(v, "grad"));
@@ -348,7 +385,7 @@ Args:
         return py::make_tuple(py::tuple(), kw);
       });
 
-  py::classh<nn::AutoEncoder, nn::Module>(nn, "AutoEncoder", R"doc(Encoder Linear layers down to a code, decoder back up.
+  py::classh<nn::AutoEncoder, nn::Module>(nn, "AutoEncoder", py::is_final(), R"doc(Encoder Linear layers down to a code, decoder back up.
 
 Args:
     sizes: (inputs, hidden..., code).
@@ -389,13 +426,14 @@ Or from existing parts: AutoEncoder(encoder=Sequential, decoder=Sequential, nois
       .def(
           "encode",
           [](nn::AutoEncoder& ae, py::handle x) {
+            Running<nn::Module> running(ae);
             Call c("AutoEncoder");
             const Tensor t = c.kept(x, "x");
             Tensor y;
             c.run([&] { y = ae.encode(t); });
             return to_python(y);
           },
-          arg("x"), "The code of x (no noise).")
+          arg("x"), "The code of x (no noise), in evaluation mode (it runs the encoder).")
       .def_property_readonly("encoder", &nn::AutoEncoder::encoder)
       .def_property_readonly("decoder", &nn::AutoEncoder::decoder)
       .def_property_readonly("noise", &nn::AutoEncoder::noise)

@@ -54,11 +54,12 @@ void bind_nn_layers(py::module_& nn) {
   using py::arg;
 
   // ---- Linear ----
-  auto linear = py::classh<nn::Linear, nn::Module>(nn, "Linear", R"doc(y = dropout(act(x @ W.T + b)), the epilogue fused into one pass over the output.
+  auto linear = py::classh<nn::Linear, nn::Module>(nn, "Linear", py::is_final(), R"doc(y = dropout(act(x @ W.T + b)), the epilogue fused into one pass over the output.
 
-On the CPU, a product whose left operand is at most 40% nonzeros (the input in forward; the
-gradient behind the epilogue in backward, as after ReLU and dropout) multiplies its nonzero
-entries only; zeros then contribute nothing even where a weight is Inf or NaN.
+On the CPU, a product whose left operand is mostly zeros (the input in forward; the gradient
+behind the epilogue in backward, as after ReLU and dropout) multiplies its nonzero entries only,
+where a cost model of the shape says that beats the dense product (up to about 40% nonzeros for
+an 800 -> 800 layer); zeros then contribute nothing even where a weight is Inf or NaN.
 
 Args:
     in_features, out_features: sizes; weight shape (out_features, in_features).
@@ -83,7 +84,8 @@ Args:
              o.activation = activation_arg(activation, op);
              o.slope = real_arg(slope, op, "slope");
              o.dropout = probability_arg(dropout, op, "dropout");
-             o.dropout_mode = nn::dropout_mode_from_name(str_arg(dropout_mode, op, "dropout_mode", "'inverted' or 'lecture'"));
+             o.dropout_mode = nn::dropout_mode_from_name(
+                 str_arg(dropout_mode, op, "dropout_mode", "'inverted' or 'lecture'"), op, "dropout_mode");
              o.init = init_arg(init, op);
              const Placement pl = placement_arg(dtype, device, op);
              o.dtype = pl.dtype, o.device = pl.device, o.device_index = pl.device_index;
@@ -126,7 +128,7 @@ Args:
       });
   bind_generator(linear);
 
-  py::classh<nn::TiedLinear, nn::Module>(nn, "TiedLinear", R"doc(A decoder layer that uses another Linear's weight transposed: y = act(x @ W + b).
+  py::classh<nn::TiedLinear, nn::Module>(nn, "TiedLinear", py::is_final(), R"doc(A decoder layer that uses another Linear's weight transposed: y = act(x @ W + b).
 
 The weight is the same Parameter (gradients from both uses accumulate into it); only the bias is
 this layer's own (or a Parameter passed to share).)doc")
@@ -158,7 +160,7 @@ this layer's own (or a Parameter passed to share).)doc")
                ", bias=" + (l.bias() ? "True" : "False") + act_repr(l.activation());
       });
 
-  auto dropconnect = py::classh<nn::DropConnect, nn::Module>(nn, "DropConnect", R"doc(A Linear whose weights are masked per mini-batch in training (Wan et al. 2013).
+  auto dropconnect = py::classh<nn::DropConnect, nn::Module>(nn, "DropConnect", py::is_final(), R"doc(A Linear whose weights are masked per mini-batch in training (Wan et al. 2013).
 
 Training uses W * M, M ~ Bernoulli(1 - p) drawn once per forward for the whole batch (no
 rescaling). Evaluation uses the expected weights (1 - p) W ('mean', default) or the moment-matched
@@ -237,7 +239,7 @@ Args:
   bind_generator(dropconnect);
 
   // ---- convolution and pooling ----
-  py::classh<nn::Conv2d, nn::Module>(nn, "Conv2d", R"doc(2-D convolution over NCHW inputs; weight (out_channels, in_channels, kh, kw).
+  py::classh<nn::Conv2d, nn::Module>(nn, "Conv2d", py::is_final(), R"doc(2-D convolution over NCHW inputs; weight (out_channels, in_channels, kh, kw).
 
 kernel_size, stride (default 1) and zero padding (default 0) are an int or an (h, w) pair, in
 pixels. A `weight` Parameter can be passed to share filters between layers (parameter sharing);
@@ -283,7 +285,7 @@ init defaults to 'he'; bias may be a Parameter to share.)doc")
         return std::to_string(c.in_channels()) + ", " + std::to_string(c.out_channels()) + ", " + window_repr(c.window());
       });
 
-  py::classh<nn::MaxPool2d, nn::Module>(nn, "MaxPool2d", R"doc(Max pooling over NCHW inputs.
+  py::classh<nn::MaxPool2d, nn::Module>(nn, "MaxPool2d", py::is_final(), R"doc(Max pooling over NCHW inputs.
 
 kernel_size, stride (default: the kernel size) and padding (default 0, at most half the kernel)
 are an int or an (h, w) pair, in pixels.)doc")
@@ -301,7 +303,7 @@ are an int or an (h, w) pair, in pixels.)doc")
            })
       .def("extra_repr", [](const nn::MaxPool2d& p) { return window_repr(p.window()); });
 
-  py::classh<nn::AvgPool2d, nn::Module>(nn, "AvgPool2d", R"doc(Average pooling over NCHW inputs.
+  py::classh<nn::AvgPool2d, nn::Module>(nn, "AvgPool2d", py::is_final(), R"doc(Average pooling over NCHW inputs.
 
 kernel_size, stride (default: the kernel size) and zero padding (default 0, at most half the
 kernel) as MaxPool2d; each window's sum is divided by kh * kw when count_include_pad (default
@@ -323,7 +325,7 @@ True), else by the number of its elements inside the input.)doc")
            })
       .def("extra_repr", [](const nn::AvgPool2d& p) { return window_repr(p.window()); });
 
-  py::classh<nn::Flatten, nn::Module>(nn, "Flatten", "(N, ...) -> (N, prod(...)), a view of the input.")
+  py::classh<nn::Flatten, nn::Module>(nn, "Flatten", py::is_final(), "(N, ...) -> (N, prod(...)), a view of the input.")
       .def(py::init<>())
       .def("_config", [](const nn::Flatten&) { return py::make_tuple(py::tuple(), py::dict()); });
 
@@ -337,19 +339,19 @@ True), else by the number of its elements inside the input.)doc")
         if (a.activation() == Activation::leaky_relu) kw["slope"] = a.slope();
         return py::make_tuple(py::tuple(), kw);
       });
-  py::classh<nn::Identity, nn::ActivationLayer>(nn, "Identity", "y = x.").def(py::init<>());
-  py::classh<nn::ReLU, nn::ActivationLayer>(nn, "ReLU", "y = max(x, 0).").def(py::init<>());
-  py::classh<nn::LeakyReLU, nn::ActivationLayer>(nn, "LeakyReLU", "y = x for x > 0, slope * x otherwise (slope >= 0, default 0.01).")
+  py::classh<nn::Identity, nn::ActivationLayer>(nn, "Identity", py::is_final(), "y = x.").def(py::init<>());
+  py::classh<nn::ReLU, nn::ActivationLayer>(nn, "ReLU", py::is_final(), "y = max(x, 0).").def(py::init<>());
+  py::classh<nn::LeakyReLU, nn::ActivationLayer>(nn, "LeakyReLU", py::is_final(), "y = x for x > 0, slope * x otherwise (slope >= 0, default 0.01).")
       .def(py::init([](py::handle slope) { return std::make_shared<nn::LeakyReLU>(real_arg(slope, "LeakyReLU", "slope")); }),
            arg("slope") = 0.01)
       .def("extra_repr", [](const nn::LeakyReLU& a) { return "slope=" + num(a.slope()); });
-  py::classh<nn::Tanh, nn::ActivationLayer>(nn, "Tanh", "y = tanh(x).").def(py::init<>());
-  py::classh<nn::Sigmoid, nn::ActivationLayer>(nn, "Sigmoid", "y = 1 / (1 + exp(-x)).").def(py::init<>());
-  py::classh<nn::Softmax, nn::Module>(nn, "Softmax", "Softmax over the last axis.")
+  py::classh<nn::Tanh, nn::ActivationLayer>(nn, "Tanh", py::is_final(), "y = tanh(x).").def(py::init<>());
+  py::classh<nn::Sigmoid, nn::ActivationLayer>(nn, "Sigmoid", py::is_final(), "y = 1 / (1 + exp(-x)).").def(py::init<>());
+  py::classh<nn::Softmax, nn::Module>(nn, "Softmax", py::is_final(), "Softmax over the last axis.")
       .def(py::init<>())
       .def("_config", [](const nn::Softmax&) { return py::make_tuple(py::tuple(), py::dict()); });
 
-  auto dropout = py::classh<nn::Dropout, nn::Module>(nn, "Dropout", R"doc(Drop units with probability p in training.
+  auto dropout = py::classh<nn::Dropout, nn::Module>(nn, "Dropout", py::is_final(), R"doc(Drop units with probability p in training.
 
 mode 'inverted' (default) scales kept units by 1 / (1 - p) and is the identity at evaluation;
 mode 'lecture' (the lecture's form) does not scale in training and multiplies by (1 - p) at
@@ -359,7 +361,7 @@ evaluation. The mask is drawn again in backward from the forward's Philox offset
              const char* op = "Dropout";
              return std::make_shared<nn::Dropout>(
                  probability_arg(p, op, "p"),
-                 nn::dropout_mode_from_name(str_arg(mode, op, "dropout_mode", "'inverted' or 'lecture'")),
+                 nn::dropout_mode_from_name(str_arg(mode, op, "mode", "'inverted' or 'lecture'"), op, "mode"),
                  generator_arg(generator, op));
            }),
            arg("p") = 0.5, arg("mode") = "inverted", arg("generator") = py::none())
@@ -378,7 +380,7 @@ evaluation. The mask is drawn again in backward from the forward's Philox offset
       });
   bind_generator(dropout);
 
-  auto noise = py::classh<nn::GaussianNoise, nn::Module>(nn, "GaussianNoise", R"doc(Add N(0, std**2) noise in training; the identity at evaluation.
+  auto noise = py::classh<nn::GaussianNoise, nn::Module>(nn, "GaussianNoise", py::is_final(), R"doc(Add N(0, std**2) noise in training; the identity at evaluation.
 
 On inputs: noise injection (a denoising autoencoder's corruption); on hidden units: noise
 robustness. std is in the units of the values (>= 0).)doc");
@@ -400,7 +402,7 @@ robustness. std is in the units of the values (>= 0).)doc");
   bind_generator(noise);
 
   // ---- regularizers ----
-  py::classh<nn::ActivityRegularization, nn::Module>(nn, "ActivityRegularization", R"doc(An activity penalty on its input.
+  py::classh<nn::ActivityRegularization, nn::Module>(nn, "ActivityRegularization", py::is_final(), R"doc(An activity penalty on its input.
 
 The identity in forward; backward adds the gradient of lam / N * sum|x| (ord 1, sparse
 representations) or lam / N * sum x**2 (ord 2), and records the penalty's value (see
@@ -408,7 +410,7 @@ Module.penalty).)doc")
       .def(py::init([](py::handle lam, py::handle ord) {
              const char* op = "ActivityRegularization";
              return std::make_shared<nn::ActivityRegularization>(real_arg(lam, op, "lam"),
-                                                                 static_cast<int>(int_arg(ord, op, "ord", 0)));
+                                                                 static_cast<int>(int_arg(ord, op, "ord", 1, 2)));
            }),
            arg("lam"), arg("ord") = 1)
       .def_property_readonly("lam", &nn::ActivityRegularization::lam)
@@ -421,7 +423,7 @@ Module.penalty).)doc")
         return "lam=" + num(a.lam()) + ", ord=" + std::to_string(a.ord());
       });
 
-  py::classh<nn::Tie, nn::Module>(nn, "Tie", R"doc(Soft parameter tying: the penalty lam * ||a - b||**2 between two parameters of one shape.
+  py::classh<nn::Tie, nn::Module>(nn, "Tie", py::is_final(), R"doc(Soft parameter tying: the penalty lam * ||a - b||**2 between two parameters of one shape.
 
 Attach it to a model (model.tie = Tie(a, b, lam)); model.apply_penalties() adds its gradients and
 reports it. The parameters stay their layers' (the tie does not list them).)doc")

@@ -41,12 +41,12 @@ void bind_nn_loss(py::module_& nn) {
 loss(pred, target, sample_weight=None) returns the weighted mean loss as a 0-d array (float() it to
 log) and keeps its gradient with respect to pred, computed in the same native pass, for backward().
 sample_weight: per-sample weights (N,) >= 0 with a positive sum (default: all equal). Subclass it in
-Python with forward(pred, target, sample_weight) and backward().)doc",
-                               py::dynamic_attr())
+Python with forward(pred, target, sample_weight) and backward().)doc")
       .def(py::init<>())
       .def(
           "forward",
           [](nn::Loss& l, py::handle pred, py::handle target, py::handle sample_weight) {
+            Running<nn::Loss> running(l);
             Call c(l.type_name());
             const Tensor p = c.kept(pred, "pred"), t = c.kept(target, "target"),
                          w = c.opt_kept(sample_weight, "sample_weight");
@@ -68,7 +68,7 @@ Python with forward(pred, target, sample_weight) and backward().)doc",
           },
           "d(loss)/d(pred) of the last call.");
 
-  py::classh<nn::CrossEntropyLoss, nn::Loss>(nn, "CrossEntropyLoss", R"doc(Softmax cross-entropy on logits (N, K) with integer class targets (N,).
+  py::classh<nn::CrossEntropyLoss, nn::Loss>(nn, "CrossEntropyLoss", py::is_final(), R"doc(Softmax cross-entropy on logits (N, K) with integer class targets (N,).
 
 Args:
     label_smoothing: epsilon in [0, 1) (default 0).
@@ -88,15 +88,15 @@ Args:
         return py::make_tuple(py::tuple(), kw);
       });
 
-  py::classh<nn::MSELoss, nn::Loss>(nn, "MSELoss", "Mean squared error (per sample: the mean over its elements).")
+  py::classh<nn::MSELoss, nn::Loss>(nn, "MSELoss", py::is_final(), "Mean squared error (per sample: the mean over its elements).")
       .def(py::init<>())
       .def("_config", [](const nn::MSELoss&) { return py::make_tuple(py::tuple(), py::dict()); });
 
-  py::classh<nn::BCEWithLogitsLoss, nn::Loss>(nn, "BCEWithLogitsLoss", "Binary cross-entropy on logits, targets in [0, 1].")
+  py::classh<nn::BCEWithLogitsLoss, nn::Loss>(nn, "BCEWithLogitsLoss", py::is_final(), "Binary cross-entropy on logits, targets in [0, 1].")
       .def(py::init<>())
       .def("_config", [](const nn::BCEWithLogitsLoss&) { return py::make_tuple(py::tuple(), py::dict()); });
 
-  py::classh<nn::DistillationKLLoss, nn::Loss>(nn, "DistillationKLLoss", R"doc(KL(softmax(teacher / T) || softmax(student / T)).
+  py::classh<nn::DistillationKLLoss, nn::Loss>(nn, "DistillationKLLoss", py::is_final(), R"doc(KL(softmax(teacher / T) || softmax(student / T)).
 
 Times T**2 when scale_t2 (default; Hinton et al. 2015, so the gradient keeps the scale of a
 hard-label loss). Call with (student_logits, teacher_logits).)doc")

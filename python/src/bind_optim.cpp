@@ -79,7 +79,14 @@ class PyOptimGroup {
 
   // Reconverts the parameters whose .value or .grad is no longer the cached array.
   void refresh(Call& c) {
+    marked_.clear();
     for (std::size_t i = 0; i < values_.size(); ++i) refresh_one(&c, i);
+  }
+
+  // Clears the gradients zero_grad marked (they count as zero); run inside the call, as any op.
+  void clear_marked() {
+    for (nn::Parameter* p : marked_) p->grad();
+    marked_.clear();
   }
 
   OptimGroup& group() { return group_; }
@@ -101,7 +108,8 @@ class PyOptimGroup {
   void refresh_one(Call* c, std::size_t i) {
     if (const nn::ParameterPtr& p = native_[i]) {
       group_.params[i] = p->value();
-      group_.grads[i] = p->grad();
+      group_.grads[i] = p->grad_memory();
+      if (p->grad_marked_zero()) marked_.push_back(p.get());
       if (regularize_ < 0) group_.penalize[i] = p->regularize ? 1 : 0;
       if (c) {
         c->uses(group_.params[i]);
@@ -143,6 +151,7 @@ class PyOptimGroup {
 
   py::list params_;
   std::vector<nn::ParameterPtr> native_;  // the seisoku.nn Parameters (null for other objects)
+  std::vector<nn::Parameter*> marked_;     // of those, the ones whose gradient is marked zero
   int regularize_;  // -1: each parameter's .regularize; 0 / 1: the group's override
   std::vector<py::object> values_, grads_, keep_;
   OptimGroup group_;
@@ -205,13 +214,18 @@ void bind_optim(py::module_& m) {
         options.nonfinite = nonfinite_from_name(nonfinite);
         Call c("optim_step");
         std::vector<OptimGroup*> ptrs;
+        std::vector<PyOptimGroup*> native;
         for (py::handle h : groups) {
           PyOptimGroup& g = h.cast<PyOptimGroup&>();
           g.refresh(c);
           ptrs.push_back(&g.group());
+          native.push_back(&g);
         }
         OptimStepResult r;
-        c.run([&] { r = seisoku::optim_step(ptrs, options); });
+        c.run([&] {
+          for (PyOptimGroup* g : native) g->clear_marked();
+          r = seisoku::optim_step(ptrs, options);
+        });
         return py::make_tuple(r.applied, r.grad_norm);
       },
       arg("groups"), arg("clip_grad_norm") = 0.0, arg("nonfinite") = "raise",

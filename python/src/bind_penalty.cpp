@@ -11,7 +11,7 @@ void bind_penalty(py::module_& m) {
       [](py::handle x, py::handle lam, py::handle ord, py::handle grad) {
         const char* op = "activity_penalty";
         const double l = real_arg(lam, op, "lam");
-        const auto o = static_cast<int>(int_arg(ord, op, "ord", 0));
+        const auto o = static_cast<int>(int_arg(ord, op, "ord", 1, 2));
         Call c(op);
         const Tensor tx = c.in(x, "x"), tg = c.out(grad, "grad");
         const Tensor value = Tensor::empty({}, tx.dtype(), tx.device(), tx.device_index());

@@ -176,12 +176,12 @@ bool covers(py::handle o, const Tensor& t) {
     if (a.data() != t.data() || a.ndim() != t.dim() || !(a.flags() & py::array::c_style)) return false;
     for (std::int64_t i = 0; i < t.dim(); ++i)
       if (a.shape(i) != t.shape()[i]) return false;
-    return static_cast<std::size_t>(a.itemsize()) == itemsize(t.dtype());
+    return a.dtype().equal(numpy_dtype(t.dtype()));
   }
   if (!t.is_cuda() || !py::hasattr(o, "data") || !py::hasattr(o, "shape")) return false;
   const py::object data = o.attr("data");
   return py::hasattr(data, "ptr") && data.attr("ptr").cast<std::uintptr_t>() == reinterpret_cast<std::uintptr_t>(t.data()) &&
-         same_shape(o.attr("shape"), t) && o.attr("dtype").attr("itemsize").cast<std::size_t>() == itemsize(t.dtype());
+         same_shape(o.attr("shape"), t) && py::object(o.attr("dtype")).equal(numpy_dtype(t.dtype()));
 }
 
 void delete_tensor(PyObject* capsule) {

@@ -3,6 +3,7 @@
 // "[Layer] argument 'x' must be ..., got ..."), and the forward / backward calls of a module.
 #include <pybind11/pybind11.h>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,19 +19,34 @@ namespace seisoku::python {
                         py::repr(value).cast<std::string>());
 }
 
-// An int >= minimum (bool rejected).
-inline std::int64_t int_arg(py::handle v, const char* op, const char* name, std::int64_t minimum) {
-  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
-    const long long n = PyLong_AsLongLong(v.ptr());
-    if (!PyErr_Occurred() && n >= minimum) return n;
-    PyErr_Clear();
-  }
-  bad_argument(op, name, "an int >= " + std::to_string(minimum), v);
+// Whether v is a bool (Python's or NumPy's), which is never taken as a number.
+inline bool is_bool(py::handle v) {
+  return PyBool_Check(v.ptr()) || std::string(Py_TYPE(v.ptr())->tp_name) == "numpy.bool";
 }
 
-// A real number (bool rejected).
+// An int >= minimum (and <= maximum): a Python or NumPy integer (bool rejected).
+inline std::int64_t int_arg(py::handle v, const char* op, const char* name, std::int64_t minimum,
+                            std::int64_t maximum = std::numeric_limits<std::int64_t>::max()) {
+  if (!is_bool(v)) {
+    PyObject* index = PyNumber_Index(v.ptr());  // ints and NumPy integers, not floats
+    if (index != nullptr) {
+      const long long n = PyLong_AsLongLong(index);
+      Py_DECREF(index);
+      if (!PyErr_Occurred() && n >= minimum && n <= maximum) return n;
+    }
+    PyErr_Clear();
+  }
+  bad_argument(op, name,
+               maximum == std::numeric_limits<std::int64_t>::max()
+                   ? "an int >= " + std::to_string(minimum)
+                   : "an int in [" + std::to_string(minimum) + ", " + std::to_string(maximum) + "]",
+               v);
+}
+
+// A real number: a Python or NumPy number (bool and strings rejected).
 inline double real_arg(py::handle v, const char* op, const char* name) {
-  if (!PyBool_Check(v.ptr()) && (PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr()))) {
+  if (!is_bool(v) && !PyUnicode_Check(v.ptr()) && !PyBytes_Check(v.ptr()) &&
+      (PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr()) || PyNumber_Check(v.ptr()))) {
     const double d = PyFloat_AsDouble(v.ptr());
     if (!PyErr_Occurred()) return d;
     PyErr_Clear();
@@ -41,20 +57,19 @@ inline double real_arg(py::handle v, const char* op, const char* name) {
 // An int >= minimum, or a pair (h, w) of them.
 inline std::pair<std::int64_t, std::int64_t> pair_arg(py::handle v, const char* op, const char* name,
                                                       std::int64_t minimum) {
-  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
-    const std::int64_t n = int_arg(v, op, name, minimum);
-    return {n, n};
-  }
-  if ((PyTuple_Check(v.ptr()) || PyList_Check(v.ptr())) && py::len(v) == 2) {
-    const py::sequence s = py::reinterpret_borrow<py::sequence>(v);
-    const py::object a = s[0], b = s[1];
-    if (PyLong_Check(a.ptr()) && !PyBool_Check(a.ptr()) && PyLong_Check(b.ptr()) && !PyBool_Check(b.ptr())) {
-      const long long x = PyLong_AsLongLong(a.ptr()), y = PyLong_AsLongLong(b.ptr());
-      if (!PyErr_Occurred() && x >= minimum && y >= minimum) return {x, y};
-      PyErr_Clear();
+  const std::string must = "an int >= " + std::to_string(minimum) + " or a pair (h, w) of them";
+  try {
+    if (!PyTuple_Check(v.ptr()) && !PyList_Check(v.ptr())) {
+      const std::int64_t n = int_arg(v, op, name, minimum);
+      return {n, n};
     }
+    if (py::len(v) == 2) {
+      const py::sequence s = py::reinterpret_borrow<py::sequence>(v);
+      return {int_arg(s[0], op, name, minimum), int_arg(s[1], op, name, minimum)};
+    }
+  } catch (const py::value_error&) {
   }
-  bad_argument(op, name, "an int >= " + std::to_string(minimum) + " or a pair (h, w) of them", v);
+  bad_argument(op, name, must, v);
 }
 
 // A Python int in [0, 2**64) (a Philox seed or offset).
@@ -166,9 +181,29 @@ inline Placement placement_arg(py::handle dtype, py::handle device, const char* 
   return p;
 }
 
+// Holds a module for one call from Python: a second thread using the same module at the same
+// time gets a clear error instead of sharing its saved state.
+template <class M>
+class Running {
+ public:
+  explicit Running(M& m) : m_(m) {
+    if (!m.try_enter())
+      throw py::value_error(std::string("[") + m.type_name() +
+                            "] is running in another thread: a module keeps one forward's state, so one thread "
+                            "uses it at a time (give each thread its own copy: copy.deepcopy)");
+  }
+  ~Running() { m_.leave(); }
+  Running(const Running&) = delete;
+  Running& operator=(const Running&) = delete;
+
+ private:
+  M& m_;
+};
+
 // module.forward(x) and module.backward(grad, need_input_grad) from Python: the input kept alive
 // for backward, the GIL released while C++ runs (a Python module inside takes it back).
 inline py::object call_forward(nn::Module& m, py::handle x) {
+  Running<nn::Module> running(m);
   Call c(m.type_name());
   const Tensor t = c.kept(x, "x");
   Tensor y;
@@ -177,6 +212,7 @@ inline py::object call_forward(nn::Module& m, py::handle x) {
 }
 
 inline py::object call_backward(nn::Module& m, py::handle grad, bool need_input_grad) {
+  Running<nn::Module> running(m);
   Call c(m.type_name());
   const Tensor g = c.kept(grad, "grad");
   Tensor gx;

@@ -62,7 +62,7 @@ TEST(Augment, CropIsASliceAndRotationByZeroIsTheIdentity) {
     EXPECT_TRUE(found) << "sample " << n;
   }
   Tensor same_out = Tensor::empty(x.shape(), DType::uint8);
-  seisoku::augment(x, same_out, {aug::random_rotation(0.0, 0.0, seisoku::Interp::bicubic)}, ImageLayout::nhwc, 1);
+  seisoku::augment(x, same_out, {aug::random_rotation(0.0, 0.0, seisoku::Interpolation::bicubic)}, ImageLayout::nhwc, 1);
   EXPECT_TRUE(same(same_out, x));
 }
 
@@ -86,17 +86,46 @@ TEST(Augment, SeedAndSampleOffsetMakeItReproducible) {
 TEST(Augment, BadArgumentsThrowInvalidArgument) {
   const Tensor x = batch(2, 8, 8, 1);
   Tensor out = Tensor::empty(x.shape(), DType::uint8);
+  // The factories check their arguments, naming the transform and the argument.
   try {
-    seisoku::augment(x, out, {aug::horizontal_flip(1.5)}, ImageLayout::nhwc, 0);
+    aug::horizontal_flip(1.5);
     FAIL() << "p = 1.5 accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("p must be in [0, 1], got 1.5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[HorizontalFlip] argument 'p' must be in [0, 1], got 1.5"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(aug::elastic_distortion(1.0, -2.0), std::invalid_argument);
+  EXPECT_THROW(aug::random_rotation(10.0, -10.0), std::invalid_argument);
+  EXPECT_THROW(aug::gaussian_noise(-1.0), std::invalid_argument);
+  EXPECT_THROW(aug::random_erasing(0.5, 0.1), std::invalid_argument);
+  // augment checks hand-built steps the same way, and the crop against the image.
+  AugmentStep bad = aug::gaussian_noise(1.0);
+  bad.std = -3.0;
+  try {
+    seisoku::augment(x, out, {aug::horizontal_flip(), bad}, ImageLayout::nhwc, 0);
+    FAIL() << "std = -3 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("[GaussianNoise] argument 'std' must be finite and >= 0, got -3 (steps[1]"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(seisoku::augment(x, out, {aug::random_crop(12, 12, 1)}, ImageLayout::nhwc, 0), std::invalid_argument);
-  EXPECT_THROW(seisoku::augment(x, out, {aug::elastic_distortion(1.0, -2.0)}, ImageLayout::nhwc, 0),
-               std::invalid_argument);
   Tensor wrong = Tensor::empty({2, 8, 8}, DType::uint8);
   EXPECT_THROW(seisoku::augment(wrong, wrong, {}, ImageLayout::nhwc, 0), std::invalid_argument);
+}
+
+TEST(Augment, GaussianSmoothKeepsAConstantAndMatchesTheEdgeImpulse) {
+  // An impulse at the end of a 16-pixel line, sigma 4: 0.5499 at the impulse (the sampled
+  // Gaussian with the edge value extended: half the mass beyond the edge plus g(0) / 2).
+  Tensor x = Tensor::empty({1, 1, 16}, DType::float32), out = Tensor::empty({1, 1, 16}, DType::float32);
+  float* px = x.data_as<float>();
+  for (int i = 0; i < 16; ++i) px[i] = i == 15 ? 1.0f : 0.0f;
+  seisoku::gaussian_smooth(x, out, 4.0);
+  EXPECT_NEAR(out.data_as<float>()[15], 0.5499, 1e-3);
+  for (int i = 0; i < 16; ++i) px[i] = 2.5f;
+  seisoku::gaussian_smooth(x, out, 100.0);
+  for (int i = 0; i < 16; ++i) EXPECT_NEAR(out.data_as<float>()[i], 2.5f, 1e-5f);
+  EXPECT_THROW(seisoku::gaussian_smooth(x, out, 2e6), std::invalid_argument);
 }
 
 }  // namespace

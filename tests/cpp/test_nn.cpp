@@ -139,6 +139,8 @@ TEST(NnLayers, DenoisingAutoencoderWithTiedWeights) {
   EXPECT_EQ(model.parameters().size(), 6u);
   const std::uint64_t start = gen->offset();
   check_gradients(model, random_tensor({4, 10}, 7), [&] { gen->set_offset(start); });
+  EXPECT_THROW(model.encode(random_tensor({4, 10}, 8)), std::invalid_argument);  // training mode
+  model.eval();
   EXPECT_EQ(model.encode(random_tensor({4, 10}, 8)).shape(), (seisoku::Shape{4, 3}));
 }
 

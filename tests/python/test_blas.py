@@ -81,7 +81,7 @@ def test_gemm_bad_input():
     with pytest.raises(ValueError, match=r"\[gemm\] c must have shape \(2, 2\)"):
         sei.gemm(a, a.T.copy(), np.zeros((3, 3), np.float32))
     with pytest.raises(ValueError, match=r"\[gemm\] a must be 2-D"):
-        sei._core.gemm(np.ones(3, np.float32), a, np.zeros((1, 3), np.float32))
+        sei.gemm(np.ones(3, np.float32), a, np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match=r"argument 'b' must be C-contiguous"):
         sei.gemm(a, a.T)
     with pytest.raises(ValueError, match=r"needs an existing out array"):
@@ -101,6 +101,7 @@ def test_gemm_bad_input():
         (128, 10, 800, False, True),
         (1000, 300, 64, False, False),
         (257, 263, 301, True, True),
+        (800, 800, 512, True, False),  # cut into tiles both ways
     ],
 )
 def test_gemm_bits_do_not_depend_on_the_thread_count(dtype, m, n, k, trans_a, trans_b):

@@ -49,7 +49,7 @@ def test_info_runs_as_a_command():
 
 def test_cuda_state_is_consistent():
     built = sei.cuda.is_built()
-    info = sei._core.build_info()
+    info = sei.build_info()
     assert info["cuda_built"] == ("yes" if built else "no")
     if not sei.cuda.is_available():
         assert sei.cuda.device_count() == 0

@@ -73,10 +73,10 @@ def test_views_of_numpy_memory_see_the_change():
 
 
 def test_describe_reports_what_the_core_sees():
-    assert sei._core.describe(np.zeros((2, 3), np.float32)) == "float32(2, 3) cpu"
+    assert sei.describe(np.zeros((2, 3), np.float32)) == "float32(2, 3) cpu"
     import ml_dtypes
 
-    assert sei._core.describe(np.zeros(4, ml_dtypes.bfloat16)) == "bfloat16(4,) cpu"
+    assert sei.describe(np.zeros(4, ml_dtypes.bfloat16)) == "bfloat16(4,) cpu"
 
 
 # ---- axpy_sign ----

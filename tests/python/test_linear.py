@@ -400,6 +400,97 @@ def test_linear_sparse_rejects_mismatched_dtypes_before_reading():
         nnf.linear_backward(grad_z, rand((128, 64)), rand((300, 64)), grad_x=np.empty((64, 128)))
 
 
+def exact_share(shape, share, seed, dtype=np.float32):
+    """Nonzero normal values at exactly round(share * size) random places, zeros elsewhere."""
+    rng = np.random.default_rng(seed)
+    size = shape[0] * shape[1]
+    keep = np.zeros(size, bool)
+    keep[rng.permutation(size)[: round(share * size)]] = True
+    values = rng.standard_normal(size) + np.sign(rng.standard_normal(size))
+    return np.where(keep, values, 0.0).astype(dtype).reshape(shape)
+
+
+def sparse_paths(x, w, grad_z):
+    """Which path each product of a Linear took, (forward, grad_x, grad_weight), True for
+    the sparse one: each product meets an Inf in its right operand with zeros only (column 5
+    of x, column 5 of grad_z, sample 7 of grad_z are emptied), which gives NaN only where
+    the zeros' terms are multiplied."""
+    x, grad_z = x.copy(), grad_z.copy()
+    x[:, 5] = 0.0
+    grad_z[:, 5] = 0.0
+    grad_z[7, :] = 0.0
+    w_fwd, w_bwd, x_bwd = w.copy(), w.copy(), x.copy()
+    w_fwd[:, 5] = np.inf
+    w_bwd[5, :] = np.inf
+    x_bwd[7, :] = np.inf
+    grad_w = np.empty_like(w)
+    forward = np.isfinite(nnf.linear(x, w_fwd)).all()
+    grad_x = np.isfinite(nnf.linear_backward(grad_z, x, w_bwd)).all()
+    nnf.linear_backward(grad_z, x_bwd, w, need_grad_x=False, grad_weight=grad_w)
+    return bool(forward), bool(grad_x), bool(np.isfinite(grad_w).all())
+
+
+@pytest.mark.parametrize("percent", [30, 40, 45, 50, 60])
+def test_linear_sparse_decision_in_the_band(percent):
+    """The products of a 800 -> 800 Linear at batch 128 (an MLP's hidden layer) take the
+    sparse path up to 40% nonzeros and the dense one from 45% on, where the sparse path
+    would be slower, for any thread count; both give the product."""
+    x = exact_share((128, 800), percent / 100, seed=percent)
+    grad_z = exact_share((128, 800), percent / 100, seed=percent + 1)
+    w = rand((800, 800), np.float32, seed=2)
+    for threads in (1, 2, 3):  # the split of the work differs, the decision must not
+        with num_threads(threads):
+            assert sparse_paths(x, w, grad_z) == (percent <= 40,) * 3
+    assert_product(nnf.linear(x, w), x, w.T, np.float32)
+    grad_w = np.empty_like(w)
+    grad_x = nnf.linear_backward(grad_z, x, w, grad_weight=grad_w)
+    assert_product(grad_x, grad_z, w, np.float32)
+    assert_product(grad_w, grad_z.T, x, np.float32)
+
+
+def test_linear_sparse_decision_counts_every_column():
+    """Nonzeros in every 25th column only (4%), and the reverse at 45%: an evenly strided
+    sample of a 128 x 800 operand (stride 25) sees the same 32 columns in every row and
+    would take the first for dense and the second for sparse."""
+    w = rand((800, 800), np.float32, seed=3)
+    lone = np.zeros((128, 800), np.float32)
+    lone[:, ::25] = exact_share((128, 32), 1.0, seed=4)
+    assert sparse_paths(lone, w, lone) == (True, True, True)
+    rest = exact_share((128, 800), 0.45 * 800 / 768, seed=5)
+    rest[:, ::25] = 0.0
+    assert 0.44 < np.count_nonzero(rest) / rest.size < 0.46
+    assert sparse_paths(rest, w, rest) == (False, False, False)
+    assert_product(nnf.linear(lone, w), lone, w.T, np.float32)
+    assert_product(nnf.linear(rest, w), rest, w.T, np.float32)
+
+
+@pytest.mark.parametrize("dense_rows", ["even", "odd"])
+def test_linear_sparse_decision_samples_rows_across_periods(dense_rows):
+    """A product too small to count all of op(A) (512 x 800 into 128 outputs) counts whole
+    rows of a sample: with every other row empty it must still see the share, 25% (sparse)
+    or 45% (dense), whichever rows hold the nonzeros."""
+    x = np.zeros((512, 800), np.float32)
+    rows = slice(0, None, 2) if dense_rows == "even" else slice(1, None, 2)
+    share = 0.5 if dense_rows == "even" else 0.9
+    x[rows] = exact_share((256, 800), share, seed=6)
+    w = rand((128, 800), np.float32, seed=7)
+    w_inf = w.copy()
+    x[:, 5] = 0.0
+    w_inf[:, 5] = np.inf
+    assert np.isfinite(nnf.linear(x, w_inf)).all() == (dense_rows == "even")
+    assert_product(nnf.linear(x, w), x, w.T, np.float32)
+
+
+def test_linear_sparse_path_declines_narrow_outputs():
+    """16 outputs: a pass over each nonzero computes one vector, and counting and
+    compacting op(A) alone cost more than the dense product; the dense path runs."""
+    x = exact_share((256, 800), 0.05, seed=8)
+    assert (
+        sparse_paths(x, rand((16, 800), np.float32, seed=9), exact_share((256, 16), 0.05, 10))[0]
+        is False
+    )
+
+
 # ---- CUDA twins (the CPU result is the oracle) ----
 
 

@@ -519,7 +519,7 @@ BAD_ARGUMENTS = {
     "linear_unknown_init": (lambda: nn.Linear(3, 3, init="xavier"), "init"),
     "dropout_one": (lambda: nn.Dropout(1.0), r"\[Dropout\] argument 'p' must be"),
     "dropout_negative": (lambda: nn.Dropout(-0.1), r"\[Dropout\] argument 'p' must be"),
-    "dropout_mode": (lambda: nn.Dropout(0.5, mode="seed"), "dropout_mode"),
+    "dropout_mode": (lambda: nn.Dropout(0.5, mode="seed"), r"\[Dropout\] argument 'mode'"),
     "dropconnect_inference": (lambda: nn.DropConnect(3, 3, inference="x"), "inference"),
     "noise_negative_std": (lambda: nn.GaussianNoise(-1), "std"),
     "activity_ord_3": (lambda: nn.ActivityRegularization(0.1, ord=3), "ord"),

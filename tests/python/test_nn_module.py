@@ -196,8 +196,10 @@ def test_assignment_registers_and_replaces():
     assert [n for n, _ in model.named_modules()] == ["", "0", "1", "extra"]
     names = [n for n, _ in model.named_parameters()]
     assert names == ["scale", "0.weight", "0.bias", "extra.weight", "extra.bias"]
-    model.scale = 3.0  # a plain attribute replaces the registered parameter
-    assert "scale" not in dict(model.named_parameters()) and model.scale == 3.0
+    with pytest.raises(AttributeError, match="a native module takes Parameters and modules"):
+        model.scale = 3.0  # a native module has no plain attributes
+    model.scale = None  # None removes what was attached
+    assert "scale" not in dict(model.named_parameters())
     del model.extra
     assert [n for n, _ in model.named_modules()] == ["", "0", "1"]
     layer = model[0]
@@ -364,12 +366,11 @@ def test_pickles_and_copies_keep_values_sharing_modes_and_attributes():
     ae = nn.AutoEncoder([6, 4, 2], noise_std=0.1, dtype=F64, generator=sei.Generator(205))
     model = nn.Sequential(ae.encoder, Scale(2), nn.Dropout(0.3, generator=sei.Generator(206)))
     model.tie = nn.Tie(model[0][0].weight, model[0][0].weight, 0.5)
-    model.note = "kept"
     model.eval()
     x = rand((3, 6), 207)
     expected = model(x).copy()
     for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
-        assert twin.note == "kept" and not twin.training and not twin[2].training
+        assert not twin.training and not twin[2].training
         np.testing.assert_array_equal(twin(x), expected)
         assert twin.tie.a is twin[0][0].weight  # sharing survives
         assert twin[0][0].weight is not model[0][0].weight  # a copy, not the same memory
@@ -525,3 +526,175 @@ def test_models_train_in_parallel_threads_as_they_do_alone():
     for s in range(4):
         for a, b in zip(alone[s], results[s]):
             np.testing.assert_array_equal(a, b)
+
+
+# ---- the rules a module keeps (one path, one thread, structure, cycles) ------------------
+
+
+def test_python_subclasses_in_reference_cycles_are_collected():
+    import gc
+    import weakref
+
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hook = self.forward  # a cycle through the instance's own __dict__
+            self.w = nn.Parameter(np.ones(3, np.float32))
+
+        def forward(self, x):
+            return x
+
+    class MyLoss(nn.Loss):
+        def __init__(self):
+            super().__init__()
+            self.me = self
+
+    for make in (Loop, MyLoss):
+        obj = make()
+        ref = weakref.ref(obj)
+        del obj
+        gc.collect()
+        assert ref() is None, make.__name__
+
+
+def test_native_layers_cannot_be_subclassed_or_given_attributes():
+    with pytest.raises(TypeError):
+
+        class Twice(nn.Linear):
+            pass
+
+    layer = nn.Linear(2, 2)
+    with pytest.raises(AttributeError):
+        layer.tag = "lost"  # a native layer has no dict that could silently lose it
+
+
+def test_a_module_used_by_another_thread_at_the_same_time_is_an_error():
+    inside, release = threading.Event(), threading.Event()
+
+    class Wait(nn.Module):
+        def forward(self, x):
+            inside.set()
+            release.wait(30)
+            return x
+
+    model = nn.Sequential(nn.Linear(3, 3), Wait())
+    x = np.ones((2, 3), np.float32)
+    thread = threading.Thread(target=lambda: model(x))
+    thread.start()
+    try:
+        assert inside.wait(30)
+        with pytest.raises(ValueError, match=r"\[Sequential\] is running in another thread"):
+            model(x)
+    finally:
+        release.set()
+        thread.join()
+    assert model(x).shape == (2, 3)  # free again
+
+
+def test_cycles_and_repeated_modules_are_rejected():
+    a = nn.Sequential(nn.ReLU())
+    b = nn.Sequential(a)
+    with pytest.raises(ValueError, match="cannot contain itself"):
+        a.append(b)
+    lin = nn.Linear(4, 4, activation="relu")
+    with pytest.raises(ValueError, match="appears twice in the model"):
+        nn.Sequential(lin, nn.Tanh(), lin)
+    with pytest.raises(ValueError, match="appears twice in the model"):
+        nn.Sequential(nn.Sequential(lin), lin)
+    with pytest.raises(ValueError, match="appears twice in the model"):
+        nn.MultiHead(lin, {"a": lin})
+    with pytest.raises(ValueError, match="cannot contain itself"):
+        a.loop = a
+    ae = nn.AutoEncoder([6, 4, 2])
+    with pytest.raises(ValueError, match="evaluation mode"):
+        ae.encode(np.ones((2, 6), np.float32))
+    assert ae.eval().encode(np.ones((2, 6), np.float32)).shape == (2, 2)
+
+
+def test_a_models_structure_is_not_changed_by_assignment():
+    lin = nn.Linear(3, 2)
+    for name in ("bias", "weight"):
+        with pytest.raises(AttributeError):
+            delattr(lin, name)
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    mh = nn.MultiHead(nn.Linear(3, 4), {"a": nn.Linear(4, 2)})
+    with pytest.raises(ValueError, match="'a' is part of the MultiHead's structure"):
+        mh.a = nn.Linear(4, 2)
+    seq = nn.Sequential(nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="'0' is part of the Sequential's structure"):
+        setattr(seq, "0", None)
+    with pytest.raises(ValueError, match="structure"):
+        delattr(seq, "0")
+    seq.extra = nn.ReLU()  # attached, so removable
+    del seq.extra
+    assert [n for n, _ in seq.named_modules()] == ["", "0"]
+
+
+def test_pickles_keep_each_modules_own_mode():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 1))
+    model.train()
+    model[1].eval()
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert [m.training for _, m in twin.named_modules()] == [True, True, False, True]
+
+
+def test_tied_layer_follows_a_replaced_source_weight():
+    src = nn.Linear(4, 3)
+    tied = nn.TiedLinear(src)
+    src.weight = nn.Parameter(np.ones((3, 4), np.float32))
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(tied(x), x @ np.ones((3, 4), np.float32))
+    assert tied.weight is src.weight
+    twin = pickle.loads(pickle.dumps(nn.Sequential(src, tied)))
+    assert twin[1].weight is twin[0].weight
+    ones = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(twin(ones), tied(src(ones)))
+
+
+def test_a_failed_forward_keeps_the_state_of_the_last_good_one():
+    gen = sei.Generator(8)
+    layer = nn.Linear(6, 3, dropout=0.5, dtype=F64, generator=gen)
+    x, g = rand((4, 6), 1), rand((4, 3), 2)
+    layer.forward(x)
+    expected = layer.backward(g).copy()
+    with pytest.raises(ValueError):
+        layer.forward(rand((4, 5), 3))
+    np.testing.assert_array_equal(layer.backward(g), expected)
+
+
+def test_backward_checks_the_forwards_shape():
+    for layer in (nn.Dropout(0.5), nn.GaussianNoise(0.1)):
+        with pytest.raises(ValueError, match="backward needs a forward first"):
+            layer.backward(np.ones((2, 4), np.float32))
+        layer(np.ones((2, 4), np.float32))
+        with pytest.raises(ValueError, match="grad must have the shape of the forward's input"):
+            layer.backward(np.ones((5, 7), np.float32))
+
+
+def test_small_semantics():
+    assert nn.Flatten()(np.zeros((0, 3, 2), np.float32)).shape == (0, 6)
+    model = nn.Sequential(nn.Linear(2, 2))
+    assert [n for n, _ in model.named_parameters("enc")] == ["enc.0.weight", "enc.0.bias"]
+    x = nn.Flatten()(np.zeros((2, 3, 4), np.float32))
+    z = x.view(np.int32).reshape(2, 3, 4)
+    assert nn.GaussianNoise(0.1).eval()(z).dtype == np.int32  # the array it came from, as it is
+    assert nn.Linear(np.int64(4), 3).in_features == 4 and nn.Dropout(np.float32(0.5)).p == 0.5
+    ord_must = r"\[ActivityRegularization\] argument 'ord' must be an int in \[1, 2\]"
+    with pytest.raises(ValueError, match=ord_must):
+        nn.ActivityRegularization(0.1, ord=2**32 + 1)
+    with pytest.raises(ValueError, match=r"\[Linear\] argument 'dropout_mode' must be"):
+        nn.Linear(2, 2, dropout_mode="x")
+    with pytest.raises(ValueError, match=r"\[Dropout\] argument 'mode' must be"):
+        nn.Dropout(0.5, mode="x")
+    with pytest.raises(ValueError, match=r"\[Linear\] argument 'in_features' must be an int"):
+        nn.Linear(True, 2)
+
+
+def test_gaussian_inference_is_deterministic_and_leaves_the_training_masks_alone():
+    gen = sei.Generator(4)
+    layer = nn.DropConnect(8, 5, p=0.3, activation="tanh", inference="gaussian", generator=gen)
+    x = rand((3, 8), 5).astype(np.float32)
+    before = gen.offset
+    first, second = layer.eval()(x).copy(), layer(x).copy()
+    np.testing.assert_array_equal(first, second)
+    assert gen.offset == before

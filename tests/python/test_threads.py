@@ -155,5 +155,5 @@ def test_seisoku_regions_keep_its_count_after_omp_set_num_threads():
         if gomp:
             ctypes.CDLL(gomp[0]).omp_set_num_threads(1)
     """
-    expected = ["1"] if sei._core.build_info()["openmp"] == "yes" else ["0"]
+    expected = ["1"] if sei.build_info()["openmp"] == "yes" else ["0"]
     assert run_python(textwrap.dedent(code) + COUNT_WORKERS) == expected

@@ -4,8 +4,14 @@
 // shape only, each tile is one single-threaded sgemm/dgemm call, and seisoku's OpenMP threads
 // share out the tiles. Every element of C is then computed by the same call on the same
 // operands whatever the thread count, so results never depend on it (OpenBLAS's own threading
-// changes how a product is split and summed with the thread count), and OpenBLAS keeps no thread
-// pool of its own to compete with OpenMP's for the cores.
+// changes how a product is split and summed with the thread count, and the bits of an element
+// depend on the size of the call that computes it), and OpenBLAS keeps no thread pool of its
+// own to compete with OpenMP's for the cores.
+//
+// Each call packs its rows of op(A) and its columns of op(B) again, so a tile is kept at
+// kTileWork multiply-adds or more: a 128 x 800 x 800 product (a Linear layer's at batch 128)
+// takes 8 tiles; cut into 16, it took 10% more time on one thread and 13% more on two
+// (2-core AMD EPYC).
 #include <cblas.h>
 
 #include <algorithm>
@@ -20,7 +26,7 @@ namespace seisoku::cpu {
 namespace {
 
 // Multiply-adds per tile at which a product is cut further, and the most tiles of one product.
-constexpr std::int64_t kTileWork = std::int64_t{1} << 20;
+constexpr std::int64_t kTileWork = std::int64_t{1} << 23;
 constexpr int kMaxTiles = 16;
 constexpr std::int64_t kMinTileSide = 32;
 

@@ -145,8 +145,11 @@ void column_sum(const Tensor& x, const Tensor& out, bool accumulate) {
     using T = decltype(tag);
     const T* xs = x.data_as<T>();
     T* o = out.data_as<T>();
-    // Columns split across threads in chunks; each column adds its rows in order.
+    // Columns split across threads in chunks; each column adds its rows in order. Below
+    // kSerialWork elements (some 25 us on one thread) the calling thread sums them alone:
+    // waking sleeping workers (OMP_WAIT_POLICY=PASSIVE) costs about as much.
     constexpr std::int64_t kChunk = 256;
+    constexpr std::int64_t kSerialWork = std::int64_t{1} << 18;
     const std::int64_t chunks = (cols + kChunk - 1) / kChunk;
     parallel_for(
         chunks,
@@ -162,7 +165,7 @@ void column_sum(const Tensor& x, const Tensor& out, bool accumulate) {
             for (std::int64_t j = j0; j < j1; ++j) o[j] = static_cast<T>(acc[j - j0]);
           }
         },
-        /*grain=*/std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(rows * kChunk, 1)));
+        /*grain=*/std::max<std::int64_t>(1, kSerialWork / std::max<std::int64_t>(rows * kChunk, 1)));
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// The augmentation family shared by cpp/src/augment.cpp (which validates and plans),
-// cpp/src/cpu/augment.cpp and cuda/augment.cu (which execute): the plan of one call, and the
+// The augmentation family shared by cpp/src/ops/augment.cpp and augment_plan.cpp (which
+// validate and plan), cpp/src/cpu/augment*.cpp and cuda/augment.cu (which execute): the plan
+// of one call, the Gaussian smoothing of a line, and the
 // per-pixel arithmetic both devices run with the same operations in the same order (the
 // kernel files are built without fp contraction), so that a result is the same bits on CPU
 // and GPU.
@@ -42,17 +43,102 @@ inline ImageShape image_shape(std::int64_t h, std::int64_t w, std::int64_t c, Im
   return layout == ImageLayout::nchw ? ImageShape{h, w, c, 1} : ImageShape{h, w, 1, c};
 }
 
-// Gaussian smoothing coefficients: mode 0 none, 1 the 3-tap (a, m, a), 2 the recursive
-// filter w[i] = b in[i] + ((c1 w[i-1] + c2 w[i-2]) + c3 w[i-3]) forward, then backward,
-// 3 the sampled Gaussian g[0..radius]: out[i] = g0 in[i] + sum_k g[k] (in[i-k] + in[i+k]).
-// Ends extend the edge value.
-constexpr int kMaxRadius = 9;
+// Gaussian smoothing of a line of values, the values past each end taken equal to the end
+// value (scipy.ndimage's mode "nearest"): out = scale * (the line convolved with the sampled
+// Gaussian exp(-k^2 / (2 sigma^2)) / Z). smooth_coef(sigma) picks one of:
+//   kSmoothCopy    sigma 0;
+//   kSmoothDirect  sigma <= kDirectMaxSigma: the sampled Gaussian g[0..radius], radius
+//                  ceil(4.5 sigma), sum 1, in float: acc = g0 x[i], then for k = 1..radius
+//                  acc = acc + g[k] (x[i-k] + x[i+k]) with clamped indices;
+//   kSmoothFloat / kSmoothDouble: the recursive filter of smooth_line_recursive in float
+//                  (sigma < kDoubleMinSigma) or double (beyond, where float coefficients would
+//                  misplace poles this close to 1).
+enum SmoothMode : std::int32_t { kSmoothCopy = 0, kSmoothDirect = 1, kSmoothFloat = 2, kSmoothDouble = 3 };
+constexpr double kDirectMaxSigma = 4.0 / 3.0;
+constexpr double kDoubleMinSigma = 64.0;
+constexpr double kMaxSigma = 1e6;
+constexpr int kMaxRadius = 6;  // ceil(4.5 kDirectMaxSigma)
+constexpr int kSmoothSections = 3;
+
+// One second-order section of the recursive filter, in both directions:
+//   causal      u[i] = ((c0 x[i] + c1 x[i-1]) + d1 u[i-1]) + d2 u[i-2]
+//   anticausal  v[i] = ((e0 x[i+1] + e1 x[i+2]) + d1 v[i+1]) + d2 v[i+2]
+// started from the steady state of the extended end value: x[-1] = x[0], u[-1] = u[-2] =
+// gc x[0]; x[L] = x[L+1] = x[L-1], v[L] = v[L+1] = ga x[L-1] (gc, ga: the DC gains).
+struct SmoothSection {
+  double c0, c1, e0, e1, d1, d2, gc, ga;  // float mode: each already a float value
+};
+
 struct SmoothCoef {
   std::int32_t mode;
-  float a, m, b, c1, c2, c3;
   std::int32_t radius;
   float g[kMaxRadius + 1];
+  SmoothSection s[kSmoothSections];
 };
+
+// The recursive filter on one line of len values `stride` apart, in R (float or double): the
+// causal sums C[i] = (u0 + u1) + u2 of the three sections go to work (R, same indexing),
+// then with A[i] = (v0 + v1) + v2, out[i] = scale * float(C[i] + A[i]). The CPU runs the
+// same operations on many lines at once.
+template <class R>
+SEISOKU_HD void smooth_line_recursive(const float* x, float* out, R* work, std::int64_t len, std::int64_t stride,
+                                      const SmoothCoef& c, float scale) {
+  R u1[kSmoothSections], u2[kSmoothSections];
+  R xp = static_cast<R>(x[0]);
+  for (int k = 0; k < kSmoothSections; ++k) u1[k] = u2[k] = static_cast<R>(c.s[k].gc) * xp;
+  for (std::int64_t i = 0; i < len; ++i) {
+    const R xi = static_cast<R>(x[i * stride]);
+    R u[kSmoothSections];
+    for (int k = 0; k < kSmoothSections; ++k) {
+      const SmoothSection& s = c.s[k];
+      u[k] = ((static_cast<R>(s.c0) * xi + static_cast<R>(s.c1) * xp) + static_cast<R>(s.d1) * u1[k]) +
+             static_cast<R>(s.d2) * u2[k];
+      u2[k] = u1[k], u1[k] = u[k];
+    }
+    work[i * stride] = (u[0] + u[1]) + u[2];
+    xp = xi;
+  }
+  R x1 = static_cast<R>(x[(len - 1) * stride]), x2 = x1;
+  for (int k = 0; k < kSmoothSections; ++k) u1[k] = u2[k] = static_cast<R>(c.s[k].ga) * x1;
+  for (std::int64_t i = len - 1; i >= 0; --i) {
+    R v[kSmoothSections];
+    for (int k = 0; k < kSmoothSections; ++k) {
+      const SmoothSection& s = c.s[k];
+      v[k] = ((static_cast<R>(s.e0) * x1 + static_cast<R>(s.e1) * x2) + static_cast<R>(s.d1) * u1[k]) +
+             static_cast<R>(s.d2) * u2[k];
+      u2[k] = u1[k], u1[k] = v[k];
+    }
+    out[i * stride] = scale * static_cast<float>(work[i * stride] + ((v[0] + v[1]) + v[2]));
+    x2 = x1, x1 = static_cast<R>(x[i * stride]);
+  }
+}
+
+// The sampled kernel (kSmoothDirect) on one line.
+SEISOKU_HD void smooth_line_direct(const float* x, float* out, std::int64_t len, std::int64_t stride,
+                                   const SmoothCoef& c, float scale) {
+  for (std::int64_t i = 0; i < len; ++i) {
+    float acc = c.g[0] * x[i * stride];
+    for (int k = 1; k <= c.radius; ++k) {
+      const std::int64_t lo = i - k < 0 ? 0 : i - k, hi = i + k < len ? i + k : len - 1;
+      acc = acc + c.g[k] * (x[lo * stride] + x[hi * stride]);
+    }
+    out[i * stride] = scale * acc;
+  }
+}
+
+// One line by any mode; work: len values of double (used as R by the recursive modes).
+SEISOKU_HD void smooth_line(const float* x, float* out, double* work, std::int64_t len, std::int64_t stride,
+                            const SmoothCoef& c, float scale) {
+  if (c.mode == kSmoothDirect) {
+    smooth_line_direct(x, out, len, stride, c, scale);
+  } else if (c.mode == kSmoothFloat) {
+    smooth_line_recursive<float>(x, out, reinterpret_cast<float*>(work), len, stride, c, scale);
+  } else if (c.mode == kSmoothDouble) {
+    smooth_line_recursive<double>(x, out, work, len, stride, c, scale);
+  } else {
+    for (std::int64_t i = 0; i < len; ++i) out[i * stride] = scale * x[i * stride];
+  }
+}
 
 enum class StageKind : std::int32_t { geometric, elastic, fill, noise };
 // Where a stage reads and writes: the input, the output, or one of two scratch images.
@@ -60,16 +146,16 @@ enum Buffer : std::int32_t { kBufX = 0, kBufOut = 1, kBufScratch0 = 2, kBufScrat
 
 struct StagePlan {
   StageKind kind;
-  std::int32_t step;              // pipeline index (key of the per-pixel draws)
-  std::int32_t src, dst;          // Buffer codes; a fill / noise stage copies src to dst first
-  ImageShape in, out;             // image sizes before and after the stage
-  Interp interp;
+  ::std::int32_t step;              // pipeline index (key of the per-pixel draws)
+  ::std::int32_t src, dst;          // Buffer codes; a fill / noise stage copies src to dst first
+  ImageShape in, out;               // image sizes before and after the stage
+  Interpolation interpolation;
   Border border;
-  float fill;                     // already rounded and saturated for uint8
-  float alpha;                    // elastic
-  SmoothCoef smooth;              // elastic
-  float stddev;                   // noise
-  bool random_fill;               // fill
+  float fill;                       // already rounded and saturated for uint8
+  float alpha;                      // elastic
+  SmoothCoef smooth;                // elastic
+  float std;                        // noise (so the struct spells the namespace ::std)
+  bool random_fill;                 // fill
 };
 
 // Per-sample mode of a geometric stage.
@@ -198,9 +284,9 @@ SEISOKU_HD void geometric_pixel(const T* src, T* dst, const StagePlan& st, const
                                 std::int64_t x) {
   float sx, sy;
   affine_source(ss.m, x, y, &sx, &sy);
-  if (ss.mode != kGeoInterp || st.interp == Interp::nearest)
+  if (ss.mode != kGeoInterp || st.interpolation == Interpolation::nearest)
     resample_pixel<1>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
-  else if (st.interp == Interp::bilinear)
+  else if (st.interpolation == Interpolation::bilinear)
     resample_pixel<2>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
   else
     resample_pixel<4>(src, dst, st.in, st.out, y, x, sx, sy, st.border, st.fill);
@@ -209,11 +295,11 @@ SEISOKU_HD void geometric_pixel(const T* src, T* dst, const StagePlan& st, const
 // Output pixel (y, x) of a displacement resampling: source (x + dx, y + dy).
 template <class T>
 SEISOKU_HD void displace_pixel(const T* src, T* dst, const float* dx, const float* dy, const ImageShape& img,
-                               Interp interp, Border border, float fill, std::int64_t y, std::int64_t x) {
+                               Interpolation interpolation, Border border, float fill, std::int64_t y, std::int64_t x) {
   const std::int64_t i = y * img.w + x;
   const float sx = static_cast<float>(x) + dx[i], sy = static_cast<float>(y) + dy[i];
-  if (interp == Interp::nearest) resample_pixel<1>(src, dst, img, img, y, x, sx, sy, border, fill);
-  else if (interp == Interp::bilinear) resample_pixel<2>(src, dst, img, img, y, x, sx, sy, border, fill);
+  if (interpolation == Interpolation::nearest) resample_pixel<1>(src, dst, img, img, y, x, sx, sy, border, fill);
+  else if (interpolation == Interpolation::bilinear) resample_pixel<2>(src, dst, img, img, y, x, sx, sy, border, fill);
   else resample_pixel<4>(src, dst, img, img, y, x, sx, sy, border, fill);
 }
 
@@ -241,57 +327,20 @@ SEISOKU_HD T random_fill_value(std::uint64_t seed, std::uint64_t offset, std::in
   }
 }
 
-// x + stddev * z for one value (uint8: rounded and saturated).
+// x + noise_std * z for one value (uint8: rounded and saturated).
 template <class T>
-SEISOKU_HD T noisy(T x, float z, float stddev) {
-  return store_value<T>(philox::fma_(z, stddev, static_cast<float>(x)));
+SEISOKU_HD T noisy(T x, float z, float noise_std) {
+  return store_value<T>(philox::fma_(z, noise_std, static_cast<float>(x)));
 }
 
-// Smooths one line of `len` values `stride` apart in place (the CUDA form; the CPU runs the
-// same arithmetic over many lines at once). Mode 3 reads `src` (a copy of the line) instead.
-SEISOKU_HD void smooth_line(float* p, std::int64_t len, std::int64_t stride, const SmoothCoef& c,
-                            const float* src = nullptr) {
-  if (c.mode == 3) {
-    for (std::int64_t i = 0; i < len; ++i) {
-      float acc = c.g[0] * src[i * stride];
-      for (int k = 1; k <= c.radius; ++k) {
-        const std::int64_t lo = i - k < 0 ? 0 : i - k, hi = i + k < len ? i + k : len - 1;
-        acc = acc + c.g[k] * (src[lo * stride] + src[hi * stride]);
-      }
-      p[i * stride] = acc;
-    }
-  } else if (c.mode == 1) {
-    float prev = p[0];
-    for (std::int64_t i = 0; i < len; ++i) {
-      const float cur = p[i * stride];
-      const float next = i + 1 < len ? p[(i + 1) * stride] : cur;
-      p[i * stride] = (c.a * prev + c.m * cur) + c.a * next;
-      prev = cur;
-    }
-  } else if (c.mode == 2) {
-    float w1 = p[0], w2 = p[0], w3 = p[0];
-    for (std::int64_t i = 0; i < len; ++i) {
-      const float w = c.b * p[i * stride] + ((c.c1 * w1 + c.c2 * w2) + c.c3 * w3);
-      p[i * stride] = w;
-      w3 = w2, w2 = w1, w1 = w;
-    }
-    float o1 = w1, o2 = w1, o3 = w1;
-    for (std::int64_t i = len - 1; i >= 0; --i) {
-      const float o = c.b * p[i * stride] + ((c.c1 * o1 + c.c2 * o2) + c.c3 * o3);
-      p[i * stride] = o;
-      o3 = o2, o2 = o1, o1 = o;
-    }
-  }
-}
-
-SmoothCoef smooth_coef(double sigma);  // cpp/src/augment.cpp
+SmoothCoef smooth_coef(double sigma);  // cpp/src/ops/augment.cpp; sigma in [0, kMaxSigma]
 
 #define SEISOKU_AUGMENT_KERNEL_DECLS                                                                 \
   void augment(const Tensor& x, const Tensor& out, const AugmentPlan& plan);                         \
   void gaussian_smooth(const Tensor& x, const Tensor& out, const SmoothCoef& coef);                  \
   void elastic_displacement(const Tensor& out, float alpha, const SmoothCoef& coef, std::uint64_t seed, \
                             std::uint64_t sample_offset, std::int64_t step_index);                   \
-  void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interp interp, \
+  void displace(const Tensor& x, const Tensor& disp, const Tensor& out, const ImageShape& img, Interpolation interpolation, \
                 Border border, float fill);
 
 namespace cpu {

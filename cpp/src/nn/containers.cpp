@@ -8,6 +8,21 @@
 #include "seisoku/nn/containers.hpp"
 
 namespace seisoku::nn {
+namespace {
+
+// Adds m and its descendants to `seen`; fails when one of them is already there: a module keeps
+// one forward's state, so it can appear only once on a model's path.
+void claim(std::unordered_set<const Module*>& seen, const Module& m, const char* op) {
+  std::vector<const Module*> all{&m};
+  for (const auto& entry : m.named_descendants()) all.push_back(entry.second.get());
+  for (const Module* p : all)
+    if (!seen.insert(p).second)
+      detail::fail(op, std::string("a ") + p->type_name() +
+                           " appears twice in the model: a module keeps one forward's state, so it can be used once "
+                           "(share parameters instead, e.g. Linear(weight=...))");
+}
+
+}  // namespace
 
 // ---- Sequential ----
 
@@ -17,6 +32,10 @@ Sequential::Sequential(std::vector<ModulePtr> modules) {
 
 Sequential& Sequential::append(ModulePtr module) {
   if (!module) detail::fail("Sequential", "argument 'module' must be a module, got none");
+  if (module->contains(this)) detail::fail("Sequential", "the module contains this Sequential: a model cannot contain itself");
+  std::unordered_set<const Module*> seen{this};
+  for (const auto& entry : named_descendants()) seen.insert(entry.second.get());
+  claim(seen, *module, "Sequential");
   register_module(std::to_string(layers_.size()), module, false);
   layers_.push_back(std::move(module));
   return *this;
@@ -42,8 +61,11 @@ MultiHead::MultiHead(ModulePtr trunk, std::vector<std::pair<std::string, ModuleP
   if (heads_.empty()) detail::fail("MultiHead", "argument 'heads' must name at least one head");
   register_module("trunk", trunk_, false);
   std::unordered_set<std::string> names;
+  std::unordered_set<const Module*> seen{this};
+  claim(seen, *trunk_, "MultiHead");
   for (const auto& [name, head] : heads_) {
     if (!head) detail::fail("MultiHead", "head '" + name + "' is not a module");
+    claim(seen, *head, "MultiHead");
     if (name == "trunk" || !names.insert(name).second)
       detail::fail("MultiHead", "head names must be unique and not 'trunk', got '" + name + "'");
     register_module(name, head, false);  // checks the name
@@ -136,7 +158,11 @@ void AutoEncoder::attach() {
   register_module("decoder", decoder_, false);
 }
 
-Tensor AutoEncoder::encode(const Tensor& x) { return encoder_->forward(x); }
+Tensor AutoEncoder::encode(const Tensor& x) {
+  if (training_) detail::fail("AutoEncoder", "encode runs the encoder: call it in evaluation mode (eval()), not between "
+                                             "a training forward and its backward");
+  return encoder_->forward(x);
+}
 
 Tensor AutoEncoder::forward(const Tensor& x) { return decoder_->forward(encoder_->forward(noise_->forward(x))); }
 

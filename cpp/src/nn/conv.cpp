@@ -86,8 +86,9 @@ Tensor MaxPool2d::forward(const Tensor& x) {
   const Shape shape =
       pool2d_shape("max_pool2d", x, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
   Tensor y = buffers_.like(kY, shape, x);
-  indices_ = buffers_.get(kIndices, shape, DType::int64, x.device(), x.device_index());
-  max_pool2d(x, y, indices_, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
+  Tensor indices = buffers_.get(kIndices, shape, DType::int64, x.device(), x.device_index());
+  max_pool2d(x, y, indices, window_.kh, window_.kw, window_.stride_h, window_.stride_w, window_.pad_h, window_.pad_w);
+  indices_ = indices;
   shape_ = x.shape();
   return y;
 }
@@ -129,9 +130,10 @@ Tensor AvgPool2d::backward(const Tensor& grad, bool) {
 Tensor Flatten::forward(const Tensor& x) {
   if (!x.defined() || x.dim() < 1)
     detail::fail("Flatten", "x must have a batch axis, got shape " + (x.defined() ? shape_str(x.shape()) : "none"));
+  std::int64_t features = 1;
+  for (std::size_t i = 1; i < x.shape().size(); ++i) features *= x.shape()[i];
   shape_ = x.shape();
-  const std::int64_t n = x.shape()[0];
-  return x.reshape({n, n == 0 ? 0 : x.numel() / n});
+  return x.reshape({x.shape()[0], features});
 }
 
 Tensor Flatten::backward(const Tensor& grad, bool) {

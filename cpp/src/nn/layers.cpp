@@ -1,6 +1,7 @@
 // Elementwise layers (activations, softmax, dropout, Gaussian noise) and the regularizers that are
 // modules (activity penalty, tying penalty).
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "core/check.hpp"
@@ -21,14 +22,22 @@ Tensor like_input(BufferPool& pool, std::size_t key, const char* op, const Tenso
   return pool.like(key, x.shape(), x);
 }
 
+// A backward's gradient must have the shape of the forward's input (and follow a forward).
+void check_backward(const char* op, const std::optional<Shape>& shape, const Tensor& grad) {
+  if (!shape) detail::fail(op, "backward needs a forward first");
+  if (!grad.defined() || grad.shape() != *shape)
+    detail::fail(op, "grad must have the shape of the forward's input " + shape_str(*shape) + ", got " +
+                         (grad.defined() ? shape_str(grad.shape()) : std::string("none")));
+}
+
 }  // namespace
 
 const char* dropout_mode_name(DropoutMode mode) { return mode == DropoutMode::lecture ? "lecture" : "inverted"; }
 
-DropoutMode dropout_mode_from_name(const std::string& name) {
+DropoutMode dropout_mode_from_name(const std::string& name, const char* op, const char* argument) {
   if (name == "inverted") return DropoutMode::inverted;
   if (name == "lecture") return DropoutMode::lecture;
-  detail::fail("Dropout", "argument 'dropout_mode' must be 'inverted' or 'lecture', got '" + name + "'");
+  detail::fail(op, std::string("argument '") + argument + "' must be 'inverted' or 'lecture', got '" + name + "'");
 }
 
 // ---- activations ----
@@ -48,9 +57,10 @@ const char* ActivationLayer::type_name() const {
 }
 
 Tensor ActivationLayer::forward(const Tensor& x) {
-  y_ = like_input(buffers_, kY, "activation", x);
-  seisoku::activation(x, y_, activation_, slope_);
-  return y_;
+  Tensor y = like_input(buffers_, kY, "activation", x);
+  seisoku::activation(x, y, activation_, slope_);
+  y_ = y;
+  return y;
 }
 
 Tensor ActivationLayer::backward(const Tensor& grad, bool) {
@@ -61,9 +71,10 @@ Tensor ActivationLayer::backward(const Tensor& grad, bool) {
 }
 
 Tensor Softmax::forward(const Tensor& x) {
-  y_ = like_input(buffers_, kY, "softmax", x);
-  softmax(x, y_);
-  return y_;
+  Tensor y = like_input(buffers_, kY, "softmax", x);
+  softmax(x, y);
+  y_ = y;
+  return y;
 }
 
 Tensor Softmax::backward(const Tensor& grad, bool) {
@@ -81,22 +92,26 @@ Dropout::Dropout(double p, DropoutMode mode, std::shared_ptr<Generator> generato
 }
 
 Tensor Dropout::forward(const Tensor& x) {
-  masked_ = training_ && p_ > 0;
-  factor_ = !training_ && mode_ == DropoutMode::lecture ? 1.0 - p_ : 1.0;
-  if (!masked_ && factor_ == 1.0) return x;
-  Tensor y = like_input(buffers_, kY, "dropout", x);
-  if (masked_) {
+  if (!x.defined()) detail::fail("dropout", "x is missing");
+  const bool masked = training_ && p_ > 0;
+  const double factor = !training_ && mode_ == DropoutMode::lecture ? 1.0 - p_ : 1.0;
+  Tensor y = x;
+  if (masked) {
+    y = like_input(buffers_, kY, "dropout", x);
     Generator& g = generator_or_default(gen_);
-    seed_ = g.seed();
-    offset_ = g.next_offset();
-    dropout(x, y, p_, seed_, offset_, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0);
-  } else {
-    scale(factor_, x, y);
+    const std::uint64_t seed = g.seed(), offset = g.next_offset();
+    dropout(x, y, p_, seed, offset, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0);
+    seed_ = seed, offset_ = offset;
+  } else if (factor != 1.0) {
+    y = like_input(buffers_, kY, "dropout", x);
+    scale(factor, x, y);
   }
+  masked_ = masked, factor_ = factor, shape_ = x.shape();
   return y;
 }
 
 Tensor Dropout::backward(const Tensor& grad, bool) {
+  check_backward("Dropout", shape_, grad);
   if (!masked_ && factor_ == 1.0) return grad;
   Tensor g = like_input(buffers_, kGradX, "dropout", grad);
   if (masked_) dropout(grad, g, p_, seed_, offset_, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0);
@@ -111,14 +126,21 @@ GaussianNoise::GaussianNoise(double stddev, std::shared_ptr<Generator> generator
 }
 
 Tensor GaussianNoise::forward(const Tensor& x) {
-  if (!training_ || std_ == 0.0) return x;
-  Tensor y = like_input(buffers_, kY, "gaussian_noise", x);
-  Generator& g = generator_or_default(gen_);
-  gaussian_noise(x, y, std_, g.seed(), g.next_offset());
+  if (!x.defined()) detail::fail("gaussian_noise", "x is missing");
+  Tensor y = x;
+  if (training_ && std_ != 0.0) {
+    y = like_input(buffers_, kY, "gaussian_noise", x);
+    Generator& g = generator_or_default(gen_);
+    gaussian_noise(x, y, std_, g.seed(), g.next_offset());
+  }
+  shape_ = x.shape();
   return y;
 }
 
-Tensor GaussianNoise::backward(const Tensor& grad, bool) { return grad; }
+Tensor GaussianNoise::backward(const Tensor& grad, bool) {
+  check_backward("GaussianNoise", shape_, grad);
+  return grad;
+}
 
 // ---- regularizers ----
 
@@ -164,7 +186,7 @@ Tensor Tie::backward(const Tensor&, bool) {
 
 void Tie::apply_own_penalties() {
   const Tensor& a = a_->value();
-  value_ = Tensor::empty({}, a.dtype(), a.device(), a.device_index());
+  value_ = buffers_.get(kValue, {}, a.dtype(), a.device(), a.device_index());
   tying_penalty(a, b_->value(), lam_, a_->grad(), b_->grad(), value_);
 }
 

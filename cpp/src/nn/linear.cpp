@@ -15,7 +15,7 @@
 namespace seisoku::nn {
 namespace {
 
-enum Buffer : std::size_t { kY, kScaled, kGradZ, kGradX, kMean, kVar, kGradMasked };
+enum Buffer : std::size_t { kY, kScaled, kGradZ, kGradX, kMean, kVar, kGradMasked, kMasked, kSquaredX, kSquaredW };
 
 Tensor output_of(BufferPool& pool, const char* op, const Tensor& x, std::int64_t features) {
   if (!x.defined()) detail::fail(op, "x is missing");
@@ -63,23 +63,28 @@ void Linear::set_bias(ParameterPtr bias) {
 
 Tensor Linear::forward(const Tensor& x) {
   const double p = options_.dropout;
-  epilogue_ = plain_epilogue(options_.activation, options_.slope);
+  Epilogue e = plain_epilogue(options_.activation, options_.slope);
   if (training_ && p > 0) {
     Generator& g = generator_or_default(gen_);
-    epilogue_.dropout_p = p;
-    epilogue_.dropout_scale = options_.dropout_mode == DropoutMode::inverted ? 1.0 / (1.0 - p) : 1.0;
-    epilogue_.seed = g.seed();
-    epilogue_.offset = g.next_offset();
+    e.dropout_p = p;
+    e.dropout_scale = options_.dropout_mode == DropoutMode::inverted ? 1.0 / (1.0 - p) : 1.0;
+    e.seed = g.seed();
+    e.offset = g.next_offset();
   }
-  eval_factor_ = !training_ && options_.dropout_mode == DropoutMode::lecture ? 1.0 - p : 1.0;
+  const double factor = !training_ && options_.dropout_mode == DropoutMode::lecture ? 1.0 - p : 1.0;
   Tensor y = output_of(buffers_, "linear", x, out_);
-  linear(x, weight_->value(), bias_ ? bias_->value() : Tensor(), y, epilogue_);
+  linear(x, weight_->value(), bias_ ? bias_->value() : Tensor(), y, e);
+  Tensor result = y;
+  if (factor != 1.0) {
+    result = buffers_.like(kScaled, y.shape(), y);
+    scale(factor, y, result);
+  }
+  // The state of this forward, kept once it has succeeded.
   x_ = x;
   y_ = y;
-  if (eval_factor_ == 1.0) return y;
-  Tensor scaled = buffers_.like(kScaled, y.shape(), y);
-  scale(eval_factor_, y, scaled);
-  return scaled;
+  epilogue_ = e;
+  eval_factor_ = factor;
+  return result;
 }
 
 Tensor Linear::backward(const Tensor& grad, bool need_input_grad) {
@@ -127,6 +132,10 @@ TiedLinear::TiedLinear(std::shared_ptr<Linear> source, bool bias, Activation act
 }
 
 Tensor TiedLinear::forward(const Tensor& x) {
+  if (source_->weight() != weight_) {  // the source's weight was replaced: follow it
+    weight_ = source_->weight();
+    register_parameter("weight", weight_, false);
+  }
   const Tensor& w = weight_->value();
   Tensor y = output_of(buffers_, "TiedLinear", x, w.shape()[1]);
   gemm(x, w, y);
@@ -201,39 +210,36 @@ Tensor DropConnect::forward(const Tensor& x) {
   const Tensor b = bias_ ? bias_->value() : Tensor();
   const Epilogue e = plain_epilogue(options_.activation, options_.slope);
   Tensor y = output_of(buffers_, "DropConnect", x, out_);
-  trained_forward_ = false;
   const double keep = 1.0 - options_.p;
   if (training_) {
     Generator& g = generator_or_default(gen_);
-    seed_ = g.seed();
-    offset_ = g.next_offset();
-    if (!masked_.defined() || masked_.shape() != w.shape() || masked_.dtype() != w.dtype() ||
-        masked_.device() != w.device())
-      masked_ = Tensor::empty(w.shape(), w.dtype(), w.device(), w.device_index());
-    dropout(w, masked_, options_.p, seed_, offset_, 1.0);
-    linear(x, masked_, b, y, e);
-    trained_forward_ = true;
+    const std::uint64_t seed = g.seed(), offset = g.next_offset();
+    Tensor masked = buffers_.like(kMasked, w.shape(), w);
+    dropout(w, masked, options_.p, seed, offset, 1.0);
+    linear(x, masked, b, y, e);
+    masked_ = masked, seed_ = seed, offset_ = offset;
   } else if (options_.inference == DropConnectInference::mean || options_.p == 0) {
     // Expected weights (1 - p) W: the product of x and W scaled before the epilogue.
     linear(x, w, Tensor(), y, Epilogue{});
     if (keep != 1.0) scale(keep, y, y);
     bias_act_dropout(y, b, y, e);
   } else {
-    // Moments of u = x (W * M)^T + b: mean q x W^T + b, variance q (1 - q) (x * x)(W * W)^T.
+    // Moments of u = x (W * M)^T + b: mean q x W^T + b, variance q (1 - q) (x * x)(W * W)^T. The
+    // draws come from a stream of their own (the generator's seed at offset 2^63, which training
+    // never reaches), so evaluation is deterministic and never shifts the training masks.
     Tensor mean = buffers_.like(kMean, y.shape(), y), var = buffers_.like(kVar, y.shape(), y);
     linear(x, w, Tensor(), mean, Epilogue{});
     scale(keep, mean, mean);
     if (b.defined()) bias_act_dropout(mean, b, mean, Epilogue{});
-    Tensor x2 = Tensor::empty(x.shape(), x.dtype(), x.device(), x.device_index());
-    Tensor w2 = Tensor::empty(w.shape(), w.dtype(), w.device(), w.device_index());
+    Tensor x2 = buffers_.like(kSquaredX, x.shape(), x), w2 = buffers_.like(kSquaredW, w.shape(), w);
     mul(x, x, x2);
     mul(w, w, w2);
     linear(x2, w2, Tensor(), var, Epilogue{});
     scale(keep * (1.0 - keep), var, var);
-    Generator& g = generator_or_default(gen_);
-    dropconnect_gaussian(mean, var, y, options_.activation, options_.slope, options_.samples, g.seed(),
-                         g.next_offset());
+    dropconnect_gaussian(mean, var, y, options_.activation, options_.slope, options_.samples,
+                         generator_or_default(gen_).seed(), std::uint64_t{1} << 63);
   }
+  trained_forward_ = training_;
   x_ = x;
   y_ = y;
   return y;

@@ -129,9 +129,23 @@ Tensor BufferPool::get(std::size_t key, const Shape& shape, DType dtype, Device 
 
 Module::~Module() = default;
 
+namespace {
+// An attached registration may not touch an entry of the module's structure.
+template <class Entries>
+void check_not_structural(const Module& m, const Entries& entries, const std::string& name, bool attached) {
+  if (!attached) return;
+  for (const auto& e : entries)
+    if (e.name == name && !e.attached)
+      detail::fail(m.type_name(), "'" + name + "' is part of the " + m.type_name() +
+                                      "'s structure: it cannot be replaced or removed by assignment");
+}
+}  // namespace
+
 void Module::register_parameter(const std::string& name, ParameterPtr parameter, bool attached) {
   if (name.empty() || name.find('.') != std::string::npos)
     detail::fail(type_name(), "a parameter name must be non-empty without dots, got '" + name + "'");
+  check_not_structural(*this, params_, name, attached);
+  check_not_structural(*this, children_, name, attached);
   for (auto it = children_.begin(); it != children_.end(); ++it)
     if (it->name == name) {
       children_.erase(it);
@@ -149,7 +163,10 @@ void Module::register_parameter(const std::string& name, ParameterPtr parameter,
 void Module::register_module(const std::string& name, ModulePtr module, bool attached) {
   if (name.empty() || name.find('.') != std::string::npos)
     detail::fail(type_name(), "a module name must be non-empty without dots, got '" + name + "'");
-  if (module.get() == this) detail::fail(type_name(), "a module cannot be its own child ('" + name + "')");
+  if (module && module->contains(this))
+    detail::fail(type_name(), "'" + name + "' contains this module: a model cannot contain itself");
+  check_not_structural(*this, params_, name, attached);
+  check_not_structural(*this, children_, name, attached);
   for (auto it = params_.begin(); it != params_.end(); ++it)
     if (it->name == name) {
       params_.erase(it);
@@ -165,6 +182,8 @@ void Module::register_module(const std::string& name, ModulePtr module, bool att
 }
 
 bool Module::unregister(const std::string& name) {
+  check_not_structural(*this, params_, name, true);
+  check_not_structural(*this, children_, name, true);
   for (auto it = params_.begin(); it != params_.end(); ++it)
     if (it->name == name) {
       params_.erase(it);
@@ -175,6 +194,13 @@ bool Module::unregister(const std::string& name) {
       children_.erase(it);
       return true;
     }
+  return false;
+}
+
+bool Module::contains(const Module* m) const {
+  if (m == this) return true;
+  for (const auto& entry : named_descendants())
+    if (entry.second.get() == m) return true;
   return false;
 }
 

@@ -1,95 +1,55 @@
-// Front-ends of the augmentation family: validate the pipeline and the tensors, then plan the
-// call on the host (stages, buffers, every sample's random parameters) and dispatch it.
+// Front-ends of the augmentation family: the transform factories of seisoku::aug, which check
+// their arguments, and the ops, which check their tensors and steps, plan the call on the host
+// (augment_plan.cpp) and dispatch it. Every message reads "[name] argument 'x' must be ...,
+// got ...", naming the seisoku.augment class (or the op) and the argument as Python spells it.
 #include "seisoku/augment.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
-#include "core/check.hpp"
+#include "augment_plan.hpp"
+#include "core/dispatch.hpp"
 #include "kernels/augment.hpp"
 
 namespace seisoku {
 
-namespace aug {
-
-AugmentStep horizontal_flip(double p) {
-  AugmentStep s;
-  s.op = AugmentOp::horizontal_flip;
-  s.p = p;
-  return s;
-}
-
-AugmentStep vertical_flip(double p) {
-  AugmentStep s;
-  s.op = AugmentOp::vertical_flip;
-  s.p = p;
-  return s;
-}
-
-AugmentStep random_crop(std::int64_t height, std::int64_t width, std::int64_t padding, Border border, double fill,
-                        double p) {
-  AugmentStep s;
-  s.op = AugmentOp::random_crop;
-  s.height = height, s.width = width, s.padding = padding, s.border = border, s.fill = fill, s.p = p;
-  return s;
-}
-
-AugmentStep random_resized_crop(std::int64_t height, std::int64_t width, double scale_lo, double scale_hi,
-                                double ratio_lo, double ratio_hi, Interp interp, double p) {
-  AugmentStep s;
-  s.op = AugmentOp::random_resized_crop;
-  s.height = height, s.width = width, s.lo = scale_lo, s.hi = scale_hi, s.ratio_lo = ratio_lo;
-  s.ratio_hi = ratio_hi, s.interp = interp, s.border = Border::edge, s.p = p;
-  return s;
-}
-
-AugmentStep random_rotation(double deg_lo, double deg_hi, Interp interp, Border border, double fill, double p) {
-  AugmentStep s;
-  s.op = AugmentOp::random_rotation;
-  s.lo = deg_lo, s.hi = deg_hi, s.interp = interp, s.border = border, s.fill = fill, s.p = p;
-  return s;
-}
-
-AugmentStep cutout(std::int64_t count, std::int64_t size, double fill, double p) {
-  AugmentStep s;
-  s.op = AugmentOp::cutout;
-  s.count = count, s.height = size, s.width = size, s.fill = fill, s.p = p;
-  return s;
-}
-
-AugmentStep random_erasing(double p, double scale_lo, double scale_hi, double ratio_lo, double ratio_hi, double fill,
-                           bool random_fill) {
-  AugmentStep s;
-  s.op = AugmentOp::random_erasing;
-  s.p = p, s.lo = scale_lo, s.hi = scale_hi, s.ratio_lo = ratio_lo, s.ratio_hi = ratio_hi, s.fill = fill;
-  s.random_fill = random_fill;
-  return s;
-}
-
-AugmentStep elastic_distortion(double alpha, double sigma, Interp interp, Border border, double fill, double p) {
-  AugmentStep s;
-  s.op = AugmentOp::elastic_distortion;
-  s.alpha = alpha, s.sigma = sigma, s.interp = interp, s.border = border, s.fill = fill, s.p = p;
-  return s;
-}
-
-AugmentStep gaussian_noise(double stddev, double p) {
-  AugmentStep s;
-  s.op = AugmentOp::gaussian_noise;
-  s.stddev = stddev, s.p = p;
-  return s;
-}
-
-}  // namespace aug
-
 namespace {
 
-using detail::fail;
-constexpr const char* kOp = "augment";
+std::string num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
 
-const char* op_name(AugmentOp op) {
+std::string pair(double a, double b) { return "(" + num(a) + ", " + num(b) + ")"; }
+
+[[noreturn]] void fail(const char* name, const char* arg, const std::string& must) {
+  throw std::invalid_argument(std::string("[") + name + "] argument '" + arg + "' must " + must);
+}
+
+// A (low, high) range with min_lo < low (or <=) and low <= high <= max_hi.
+void check_range(const char* name, const char* arg, double lo, double hi, double min_lo, double max_hi,
+                 bool open_min) {
+  const bool lo_ok = std::isfinite(lo) && (open_min ? lo > min_lo : lo >= min_lo);
+  if (!lo_ok || !std::isfinite(hi) || hi < lo || hi > max_hi)
+    fail(name, arg,
+         "satisfy " + num(min_lo) + (open_min ? " < " : " <= ") + "low <= high <= " + num(max_hi) + ", got " +
+             pair(lo, hi));
+}
+
+void check_size(const char* name, std::int64_t h, std::int64_t w) {
+  if (h < 1 || w < 1)
+    fail(name, "size", "be at least 1 in both dimensions, got (" + std::to_string(h) + ", " + std::to_string(w) + ")");
+}
+
+}  // namespace
+
+namespace aug {
+
+const char* transform_name(AugmentOp op) {
   switch (op) {
     case AugmentOp::horizontal_flip: return "HorizontalFlip";
     case AugmentOp::vertical_flip: return "VerticalFlip";
@@ -104,435 +64,211 @@ const char* op_name(AugmentOp op) {
   return "?";
 }
 
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
-// "[augment] RandomCrop (step 2): " + msg
-[[noreturn]] void step_fail(std::size_t k, const AugmentStep& s, const std::string& msg) {
-  fail(kOp, std::string(op_name(s.op)) + " (step " + std::to_string(k) + "): " + msg);
-}
-
-void check_range(std::size_t k, const AugmentStep& s, const char* name, double lo, double hi, double min_lo,
-                 double max_hi, bool open_min) {
-  const bool lo_ok = std::isfinite(lo) && (open_min ? lo > min_lo : lo >= min_lo);
-  if (!lo_ok || !std::isfinite(hi) || hi < lo || hi > max_hi)
-    step_fail(k, s, std::string(name) + " must satisfy " + num(min_lo) + (open_min ? " < " : " <= ") + "lo <= hi <= " +
-                        num(max_hi) + ", got (" + num(lo) + ", " + num(hi) + ")");
-}
-
-void check_step(std::size_t k, const AugmentStep& s) {
-  if (!(s.p >= 0.0 && s.p <= 1.0)) step_fail(k, s, "p must be in [0, 1], got " + num(s.p));
-  if (!std::isfinite(s.fill)) step_fail(k, s, "fill must be finite, got " + num(s.fill));
+void check_step(const AugmentStep& s) {
+  const char* name = transform_name(s.op);
+  if (!(s.p >= 0.0 && s.p <= 1.0)) fail(name, "p", "be in [0, 1], got " + num(s.p));
+  if (!std::isfinite(s.fill)) fail(name, "fill", "be finite, got " + num(s.fill));
   switch (s.op) {
     case AugmentOp::random_crop:
-      if (s.height < 1 || s.width < 1)
-        step_fail(k, s, "size must be >= 1, got " + std::to_string(s.height) + "x" + std::to_string(s.width));
-      if (s.padding < 0) step_fail(k, s, "padding must be >= 0, got " + std::to_string(s.padding));
+      check_size(name, s.height, s.width);
+      if (s.padding < 0) fail(name, "padding", "be >= 0, got " + std::to_string(s.padding));
       break;
     case AugmentOp::random_resized_crop:
-      if (s.height < 1 || s.width < 1)
-        step_fail(k, s, "size must be >= 1, got " + std::to_string(s.height) + "x" + std::to_string(s.width));
-      check_range(k, s, "scale", s.lo, s.hi, 0.0, 1.0, true);
-      check_range(k, s, "ratio", s.ratio_lo, s.ratio_hi, 0.0, 1e30, true);
+      check_size(name, s.height, s.width);
+      check_range(name, "scale", s.scale_lo, s.scale_hi, 0.0, 1.0, true);
+      check_range(name, "ratio", s.ratio_lo, s.ratio_hi, 0.0, 1e30, true);
       break;
-    case AugmentOp::random_rotation:
-      check_range(k, s, "degrees", s.lo, s.hi, -1e9, 1e9, false);
-      break;
+    case AugmentOp::random_rotation: check_range(name, "degrees", s.degrees_lo, s.degrees_hi, -1e9, 1e9, false); break;
     case AugmentOp::cutout:
-      if (s.count < 0) step_fail(k, s, "count must be >= 0, got " + std::to_string(s.count));
-      if (s.height < 1) step_fail(k, s, "size must be >= 1, got " + std::to_string(s.height));
+      if (s.count < 0) fail(name, "count", "be >= 0, got " + std::to_string(s.count));
+      if (s.height < 1 || s.width != s.height) fail(name, "size", "be >= 1, got " + std::to_string(s.height));
       break;
     case AugmentOp::random_erasing:
-      check_range(k, s, "scale", s.lo, s.hi, 0.0, 1.0, true);
-      check_range(k, s, "ratio", s.ratio_lo, s.ratio_hi, 0.0, 1e30, true);
+      check_range(name, "scale", s.scale_lo, s.scale_hi, 0.0, 1.0, true);
+      check_range(name, "ratio", s.ratio_lo, s.ratio_hi, 0.0, 1e30, true);
       break;
     case AugmentOp::elastic_distortion:
-      if (!std::isfinite(s.alpha)) step_fail(k, s, "alpha must be finite, got " + num(s.alpha));
-      if (!(s.sigma >= 0.0 && std::isfinite(s.sigma)))
-        step_fail(k, s, "sigma must be finite and >= 0, got " + num(s.sigma));
+      if (!std::isfinite(s.alpha)) fail(name, "alpha", "be finite, got " + num(s.alpha));
+      if (!(s.sigma >= 0.0 && s.sigma <= kMaxSigma)) fail(name, "sigma", "be in [0, 1e6] pixels, got " + num(s.sigma));
       break;
     case AugmentOp::gaussian_noise:
-      if (!(s.stddev >= 0.0 && std::isfinite(s.stddev)))
-        step_fail(k, s, "stddev must be finite and >= 0, got " + num(s.stddev));
+      if (!(s.std >= 0.0 && std::isfinite(s.std))) fail(name, "std", "be finite and >= 0, got " + num(s.std));
       break;
     default: break;
   }
 }
 
-bool is_geometric(AugmentOp op) {
-  return op == AugmentOp::horizontal_flip || op == AugmentOp::vertical_flip || op == AugmentOp::random_crop ||
-         op == AugmentOp::random_resized_crop || op == AugmentOp::random_rotation;
+namespace {
+
+AugmentStep checked(AugmentStep s, Labels skip_labels) {
+  s.skip_labels = std::move(skip_labels);
+  check_step(s);
+  return s;
 }
 
-// A transform that can read outside its input (and so brings a border).
-bool is_bordered(AugmentOp op) { return is_geometric(op) && op != AugmentOp::horizontal_flip && op != AugmentOp::vertical_flip; }
-
-struct Dims {
-  std::int64_t n, h, w, c;
-};
-
-Dims dims_of(const Shape& s, ImageLayout layout) {
-  return layout == ImageLayout::nchw ? Dims{s[0], s[2], s[3], s[1]} : Dims{s[0], s[1], s[2], s[3]};
-}
-
-Shape shape_of(const Dims& d, ImageLayout layout) {
-  return layout == ImageLayout::nchw ? Shape{d.n, d.c, d.h, d.w} : Shape{d.n, d.h, d.w, d.c};
-}
-
-void check_image_shape(const char* op, const char* name, const Shape& s, ImageLayout layout) {
-  const char* form = layout == ImageLayout::nchw ? "(N, C, H, W)" : "(N, H, W, C)";
-  if (s.size() != 4) fail(op, std::string(name) + " must be 4-D " + form + ", got shape " + shape_str(s));
-  const Dims d = dims_of(s, layout);
-  if (d.h < 1 || d.w < 1 || d.c < 1)
-    fail(op, std::string(name) + " must have H, W, C >= 1 " + form + ", got shape " + shape_str(s));
-  if (d.h > (1 << 24) || d.w > (1 << 24))
-    fail(op, std::string(name) + " is too large: H and W must be at most 2^24, got shape " + shape_str(s));
-}
-
-float stored_fill(double fill, DType dtype) {
-  if (dtype == DType::uint8) return static_cast<float>(std::floor(std::clamp(fill, 0.0, 255.0) + 0.5));
-  return static_cast<float>(fill);
-}
-
-// The draws of one (sample, step): 32-bit words of consecutive Philox blocks.
-class StepDraws {
- public:
-  StepDraws(std::uint64_t seed, std::uint64_t offset, std::size_t step)
-      : seed_(seed), offset_(offset), base_(step_block(static_cast<std::int64_t>(step), 0)) {}
-  std::uint32_t word() {
-    if (used_ == 4) {
-      block_ = philox::draw(seed_, offset_, base_ + next_++);
-      used_ = 0;
-    }
-    return block_.v[used_++];
-  }
-  double uniform() {  // [0, 1), 53 bits
-    const std::uint32_t a = word(), b = word();
-    return philox::to_unit_double(a, b);
-  }
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  std::int64_t randint(std::int64_t lo, std::int64_t hi) {  // inclusive
-    const std::int64_t span = hi - lo + 1;
-    return lo + std::min(span - 1, static_cast<std::int64_t>(uniform() * static_cast<double>(span)));
-  }
-
- private:
-  std::uint64_t seed_, offset_, base_, next_ = 0;
-  philox::Block block_{};
-  int used_ = 4;
-};
-
-// 2x3 affine maps in double: (x, y) -> (a0 x + a1 y + a2, a3 x + a4 y + a5).
-struct Affine {
-  double a[6];
-};
-constexpr Affine kIdentity{{1, 0, 0, 0, 1, 0}};
-
-Affine compose(const Affine& m, const Affine& b) {  // m after b: x -> m(b(x))
-  return Affine{{m.a[0] * b.a[0] + m.a[1] * b.a[3], m.a[0] * b.a[1] + m.a[1] * b.a[4],
-                 m.a[0] * b.a[2] + m.a[1] * b.a[5] + m.a[2], m.a[3] * b.a[0] + m.a[4] * b.a[3],
-                 m.a[3] * b.a[1] + m.a[4] * b.a[4], m.a[3] * b.a[2] + m.a[4] * b.a[5] + m.a[5]}};
-}
-
-// Box (x0, y0, width, height) of a resized crop, torchvision's rule.
-void resized_crop_box(StepDraws& d, const AugmentStep& s, std::int64_t h, std::int64_t w, double box[4]) {
-  const double area = static_cast<double>(h) * static_cast<double>(w);
-  const double log_lo = std::log(s.ratio_lo), log_hi = std::log(s.ratio_hi);
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    const double target = area * d.uniform(s.lo, s.hi);
-    const double ratio = std::exp(d.uniform(log_lo, log_hi));
-    const auto cw = static_cast<std::int64_t>(std::nearbyint(std::sqrt(target * ratio)));
-    const auto ch = static_cast<std::int64_t>(std::nearbyint(std::sqrt(target / ratio)));
-    if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
-      box[1] = static_cast<double>(d.randint(0, h - ch));
-      box[0] = static_cast<double>(d.randint(0, w - cw));
-      box[2] = static_cast<double>(cw);
-      box[3] = static_cast<double>(ch);
-      return;
-    }
-  }
-  const double in_ratio = static_cast<double>(w) / static_cast<double>(h);
-  std::int64_t cw = w, ch = h;
-  if (in_ratio < s.ratio_lo) ch = std::max<std::int64_t>(1, std::llround(static_cast<double>(w) / s.ratio_lo));
-  else if (in_ratio > s.ratio_hi) cw = std::max<std::int64_t>(1, std::llround(static_cast<double>(h) * s.ratio_hi));
-  ch = std::min(ch, h), cw = std::min(cw, w);
-  box[0] = static_cast<double>((w - cw) / 2), box[1] = static_cast<double>((h - ch) / 2);
-  box[2] = static_cast<double>(cw), box[3] = static_cast<double>(ch);
-}
-
-// The map of one geometric step from its output pixels to its input pixels; `applied` false
-// gives the step's neutral form (identity, centre crop, resize of the whole image).
-Affine step_map(const AugmentStep& s, bool applied, StepDraws& d, std::int64_t h, std::int64_t w) {
-  const double hd = static_cast<double>(h), wd = static_cast<double>(w);
-  switch (s.op) {
-    case AugmentOp::horizontal_flip: return applied ? Affine{{-1, 0, wd - 1, 0, 1, 0}} : kIdentity;
-    case AugmentOp::vertical_flip: return applied ? Affine{{1, 0, 0, 0, -1, hd - 1}} : kIdentity;
-    case AugmentOp::random_crop: {
-      const std::int64_t ry = h + 2 * s.padding - s.height, rx = w + 2 * s.padding - s.width;
-      const std::int64_t oy = applied ? d.randint(0, ry) : ry / 2;
-      const std::int64_t ox = applied ? d.randint(0, rx) : rx / 2;
-      return Affine{{1, 0, static_cast<double>(ox - s.padding), 0, 1, static_cast<double>(oy - s.padding)}};
-    }
-    case AugmentOp::random_resized_crop: {
-      double box[4] = {0, 0, wd, hd};
-      if (applied) resized_crop_box(d, s, h, w, box);
-      const double sx = box[2] / static_cast<double>(s.width), sy = box[3] / static_cast<double>(s.height);
-      return Affine{{sx, 0, box[0] + 0.5 * sx - 0.5, 0, sy, box[1] + 0.5 * sy - 0.5}};
-    }
-    case AugmentOp::random_rotation: {
-      if (!applied) return kIdentity;
-      const double deg = d.uniform(s.lo, s.hi);
-      double t = deg / 360.0;
-      t -= std::floor(t);
-      if (t >= 1.0) t = 0.0;
-      double sn, cs;
-      philox::sincos_2pi(t, &sn, &cs);
-      const double cx = (wd - 1) / 2, cy = (hd - 1) / 2;
-      // source = R(angle) (p - c) + c with y down, counter-clockwise as displayed.
-      return Affine{{cs, -sn, cx - cs * cx + sn * cy, sn, cs, cy - sn * cx - cs * cy}};
-    }
-    default: return kIdentity;
-  }
-}
-
-void output_size(const AugmentStep& s, std::int64_t* h, std::int64_t* w) {
-  if (s.op == AugmentOp::random_crop || s.op == AugmentOp::random_resized_crop) *h = s.height, *w = s.width;
-}
-
-bool is_integral(double v) { return std::floor(v) == v && std::fabs(v) < 1e9; }
-
-bool skips_label(const AugmentStep& s, const std::int64_t* label) {
-  return label != nullptr && std::find(s.skip_labels.begin(), s.skip_labels.end(), *label) != s.skip_labels.end();
-}
-
-// Groups the steps into stages and routes the buffers; sizes follow the steps.
-std::vector<StagePlan> make_stages(const std::vector<AugmentStep>& steps, const Dims& d, ImageLayout layout,
-                                   DType dtype, std::vector<std::vector<std::size_t>>* members) {
-  std::vector<StagePlan> stages;
-  members->clear();
-  std::int64_t h = d.h, w = d.w;
-  bool open_geo = false, geo_bordered = false;
-  if (steps.size() >= (std::size_t{1} << 15))
-    fail(kOp, "a pipeline holds at most 32767 steps, got " + std::to_string(steps.size()));
-  for (std::size_t k = 0; k < steps.size(); ++k) {
-    const AugmentStep& s = steps[k];
-    check_step(k, s);
-    if (s.op == AugmentOp::random_crop && (s.height > h + 2 * s.padding || s.width > w + 2 * s.padding))
-      step_fail(k, s, "size " + std::to_string(s.height) + "x" + std::to_string(s.width) +
-                          " is larger than the padded image " + std::to_string(h + 2 * s.padding) + "x" +
-                          std::to_string(w + 2 * s.padding) + " (" + std::to_string(h) + "x" + std::to_string(w) +
-                          " with padding " + std::to_string(s.padding) + ")");
-    StagePlan st{};
-    st.step = static_cast<std::int32_t>(k);
-    st.in = image_shape(h, w, d.c, layout);
-    st.fill = stored_fill(s.fill, dtype);
-    st.interp = s.interp;
-    st.border = s.border;
-    if (is_geometric(s.op)) {
-      if (!open_geo || (geo_bordered && is_bordered(s.op))) {
-        st.kind = StageKind::geometric;
-        st.interp = Interp::nearest;
-        st.border = Border::edge;
-        st.fill = 0.0f;
-        stages.push_back(st);
-        members->push_back({});
-        open_geo = true;
-        geo_bordered = false;
-      }
-      StagePlan& g = stages.back();
-      if (is_bordered(s.op)) {
-        geo_bordered = true;
-        g.interp = s.op == AugmentOp::random_crop ? Interp::nearest : s.interp;
-        g.border = s.border;
-        g.fill = stored_fill(s.fill, dtype);
-      }
-      output_size(s, &h, &w);
-      g.out = image_shape(h, w, d.c, layout);
-      members->back().push_back(k);
-      continue;
-    }
-    open_geo = false;
-    st.out = st.in;
-    members->push_back({k});
-    switch (s.op) {
-      case AugmentOp::elastic_distortion:
-        st.kind = StageKind::elastic;
-        st.alpha = static_cast<float>(s.alpha);
-        st.smooth = smooth_coef(s.sigma);
-        break;
-      case AugmentOp::gaussian_noise:
-        st.kind = StageKind::noise;
-        st.stddev = static_cast<float>(s.stddev);
-        break;
-      default:
-        st.kind = StageKind::fill;
-        st.random_fill = s.random_fill;
-        break;
-    }
-    stages.push_back(st);
-  }
-  // Buffers: resampling stages write a new image (the last one into out), fill and noise
-  // stages work in place (after a copy when they would otherwise write into x).
-  std::int64_t last_resample = -1;
-  for (std::size_t i = 0; i < stages.size(); ++i)
-    if (stages[i].kind == StageKind::geometric || stages[i].kind == StageKind::elastic)
-      last_resample = static_cast<std::int64_t>(i);
-  std::int32_t cur = kBufX;
-  for (std::size_t i = 0; i < stages.size(); ++i) {
-    StagePlan& st = stages[i];
-    st.src = cur;
-    if (st.kind == StageKind::geometric || st.kind == StageKind::elastic) {
-      st.dst = static_cast<std::int64_t>(i) == last_resample ? kBufOut : (cur == kBufScratch0 ? kBufScratch1 : kBufScratch0);
-    } else {
-      st.dst = cur != kBufX ? cur : (last_resample > static_cast<std::int64_t>(i) ? kBufScratch0 : kBufOut);
-    }
-    cur = st.dst;
-  }
-  return stages;
-}
-
-// Draws sample i's parameters for every stage.
-void plan_sample(const std::vector<AugmentStep>& steps, const std::vector<StagePlan>& stages,
-                 const std::vector<std::vector<std::size_t>>& members, std::uint64_t seed, std::uint64_t offset,
-                 const std::int64_t* label, SampleStage* out, std::vector<std::int32_t>* rects) {
-  for (std::size_t si = 0; si < stages.size(); ++si) {
-    const StagePlan& st = stages[si];
-    SampleStage& ss = out[si];
-    ss = SampleStage{{1, 0, 0, 0, 1, 0}, 0, 0, 0};
-    if (st.kind == StageKind::geometric) {
-      Affine m = kIdentity;
-      std::int64_t h = st.in.h, w = st.in.w;
-      for (std::size_t k : members[si]) {
-        const AugmentStep& s = steps[k];
-        StepDraws d(seed, offset, k);
-        const bool applied = d.uniform() < s.p && !skips_label(s, label);
-        m = compose(m, step_map(s, applied, d, h, w));
-        output_size(s, &h, &w);
-      }
-      bool integral = true;
-      for (double v : m.a) integral = integral && is_integral(v);
-      const bool axis = m.a[1] == 0 && m.a[3] == 0 && std::fabs(m.a[0]) == 1 && std::fabs(m.a[4]) == 1;
-      const bool identity = axis && m.a[0] == 1 && m.a[4] == 1 && m.a[2] == 0 && m.a[5] == 0 && st.in.h == st.out.h &&
-                            st.in.w == st.out.w;
-      ss.mode = identity ? kGeoCopy : (integral && axis ? kGeoRows : (integral ? kGeoNearest : kGeoInterp));
-      for (int i = 0; i < 6; ++i) ss.m[i] = static_cast<float>(m.a[i]);
-      continue;
-    }
-    const std::size_t k = members[si][0];
-    const AugmentStep& s = steps[k];
-    StepDraws d(seed, offset, k);
-    const bool applied = d.uniform() < s.p && !skips_label(s, label);
-    ss.mode = applied ? 1 : 0;
-    if (st.kind != StageKind::fill || !applied) continue;
-    const std::int64_t h = st.in.h, w = st.in.w;
-    ss.rect_begin = static_cast<std::int32_t>(rects->size() / 4);
-    auto add_rect = [&](std::int64_t x0, std::int64_t y0, std::int64_t x1, std::int64_t y1) {
-      rects->insert(rects->end(), {static_cast<std::int32_t>(x0), static_cast<std::int32_t>(y0),
-                                   static_cast<std::int32_t>(x1), static_cast<std::int32_t>(y1)});
-      ++ss.rect_count;
-    };
-    if (s.op == AugmentOp::cutout) {
-      for (std::int64_t c = 0; c < s.count; ++c) {
-        const std::int64_t cy = d.randint(0, h - 1), cx = d.randint(0, w - 1);
-        const std::int64_t y0 = cy - s.height / 2, x0 = cx - s.height / 2;
-        add_rect(std::max<std::int64_t>(x0, 0), std::max<std::int64_t>(y0, 0), std::min(x0 + s.height, w),
-                 std::min(y0 + s.height, h));
-      }
-    } else {  // random erasing
-      const double area = static_cast<double>(h) * static_cast<double>(w);
-      const double log_lo = std::log(s.ratio_lo), log_hi = std::log(s.ratio_hi);
-      for (int attempt = 0; attempt < 10; ++attempt) {
-        const double target = area * d.uniform(s.lo, s.hi);
-        const double ratio = std::exp(d.uniform(log_lo, log_hi));
-        const auto eh = static_cast<std::int64_t>(std::nearbyint(std::sqrt(target * ratio)));
-        const auto ew = static_cast<std::int64_t>(std::nearbyint(std::sqrt(target / ratio)));
-        if (eh >= 1 && ew >= 1 && eh < h && ew < w) {
-          const std::int64_t y0 = d.randint(0, h - eh), x0 = d.randint(0, w - ew);
-          add_rect(x0, y0, x0 + ew, y0 + eh);
-          break;
-        }
-      }
-    }
-    if (ss.rect_count == 0) ss.mode = 0;
-  }
-}
-
-void check_float_tensor(const char* op, const char* name, const Tensor& t) {
-  detail::check_defined(op, name, t);
-  detail::check_dtype(op, name, t, {DType::float32});
+AugmentStep of(AugmentOp op, double p) {
+  AugmentStep s;
+  s.op = op;
+  s.p = p;
+  return s;
 }
 
 }  // namespace
 
-SmoothCoef smooth_coef(double sigma) {
-  SmoothCoef c{};
-  if (sigma <= 0.0) return c;
-  if (sigma < 0.5) {
-    c.mode = 1;
-    c.a = static_cast<float>(sigma * sigma / 2);
-    c.m = 1.0f - 2.0f * c.a;
-    return c;
-  }
-  if (sigma < 3.0) {  // the recursive filter is least accurate here; a short exact kernel
-    c.mode = 3;
-    c.radius = static_cast<std::int32_t>(std::ceil(3.0 * sigma));
-    double g[kMaxRadius + 1], total = 0.0;
-    for (int k = 0; k <= c.radius; ++k) {
-      g[k] = std::exp(-0.5 * (k / sigma) * (k / sigma));
-      total += k == 0 ? g[k] : 2.0 * g[k];
-    }
-    for (int k = 0; k <= c.radius; ++k) c.g[k] = static_cast<float>(g[k] / total);
-    return c;
-  }
-  // Young and van Vliet, "Recursive implementation of the Gaussian filter" (1995).
-  const double q = sigma >= 2.5 ? 0.98711 * sigma - 0.96330 : 3.97156 - 4.14554 * std::sqrt(1.0 - 0.26891 * sigma);
-  const double q2 = q * q, q3 = q2 * q;
-  const double b0 = 1.57825 + 2.44413 * q + 1.4281 * q2 + 0.422205 * q3;
-  const double b1 = 2.44413 * q + 2.85619 * q2 + 1.26661 * q3;
-  const double b2 = -(1.4281 * q2 + 1.26661 * q3);
-  const double b3 = 0.422205 * q3;
-  c.mode = 2;
-  c.c1 = static_cast<float>(b1 / b0);
-  c.c2 = static_cast<float>(b2 / b0);
-  c.c3 = static_cast<float>(b3 / b0);
-  c.b = 1.0f - ((c.c1 + c.c2) + c.c3);
-  return c;
+AugmentStep horizontal_flip(double p, Labels skip_labels) {
+  return checked(of(AugmentOp::horizontal_flip, p), std::move(skip_labels));
 }
 
+AugmentStep vertical_flip(double p, Labels skip_labels) {
+  return checked(of(AugmentOp::vertical_flip, p), std::move(skip_labels));
+}
+
+AugmentStep random_crop(std::int64_t height, std::int64_t width, std::int64_t padding, Border border, double fill,
+                        double p, Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::random_crop, p);
+  s.height = height, s.width = width, s.padding = padding, s.border = border, s.fill = fill;
+  return checked(s, std::move(skip_labels));
+}
+
+AugmentStep random_resized_crop(std::int64_t height, std::int64_t width, double scale_lo, double scale_hi,
+                                double ratio_lo, double ratio_hi, Interpolation interpolation, double p,
+                                Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::random_resized_crop, p);
+  s.height = height, s.width = width, s.scale_lo = scale_lo, s.scale_hi = scale_hi;
+  s.ratio_lo = ratio_lo, s.ratio_hi = ratio_hi, s.interpolation = interpolation, s.border = Border::edge;
+  return checked(s, std::move(skip_labels));
+}
+
+AugmentStep random_rotation(double degrees_lo, double degrees_hi, Interpolation interpolation, Border border,
+                            double fill, double p, Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::random_rotation, p);
+  s.degrees_lo = degrees_lo, s.degrees_hi = degrees_hi, s.interpolation = interpolation, s.border = border;
+  s.fill = fill;
+  return checked(s, std::move(skip_labels));
+}
+
+AugmentStep cutout(std::int64_t count, std::int64_t size, double fill, double p, Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::cutout, p);
+  s.count = count, s.height = size, s.width = size, s.fill = fill;
+  return checked(s, std::move(skip_labels));
+}
+
+AugmentStep random_erasing(double scale_lo, double scale_hi, double ratio_lo, double ratio_hi, double fill,
+                           bool random_fill, double p, Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::random_erasing, p);
+  s.scale_lo = scale_lo, s.scale_hi = scale_hi, s.ratio_lo = ratio_lo, s.ratio_hi = ratio_hi, s.fill = fill;
+  s.random_fill = random_fill;
+  return checked(s, std::move(skip_labels));
+}
+
+AugmentStep elastic_distortion(double alpha, double sigma, Interpolation interpolation, Border border, double fill,
+                               double p, Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::elastic_distortion, p);
+  s.alpha = alpha, s.sigma = sigma, s.interpolation = interpolation, s.border = border, s.fill = fill;
+  return checked(s, std::move(skip_labels));
+}
+
+AugmentStep gaussian_noise(double noise_std, double p, Labels skip_labels) {
+  AugmentStep s = of(AugmentOp::gaussian_noise, p);
+  s.std = noise_std;
+  return checked(s, std::move(skip_labels));
+}
+
+}  // namespace aug
+
+namespace {
+
+using plan::Dims;
+
+// The checks of the ops' tensors, in this family's message form.
+[[noreturn]] void fail_op(const char* op, const char* arg, const std::string& must) { fail(op, arg, must); }
+
+void check_tensor(const char* op, const char* arg, const Tensor& t, std::initializer_list<DType> dtypes) {
+  if (!t.defined()) fail_op(op, arg, "be given, got nothing");
+  std::string names;
+  for (DType d : dtypes) {
+    if (t.dtype() == d) return;
+    names += std::string(names.empty() ? "" : " or ") + dtype_name(d);
+  }
+  fail_op(op, arg, "have dtype " + names + ", got " + dtype_name(t.dtype()));
+}
+
+std::string where(const Tensor& t) { return std::string(device_name(t.device())) + ":" + std::to_string(t.device_index()); }
+
+// An output t: on the device of x, sharing no memory with the input `other`.
+void check_beside(const char* op, const char* arg, const Tensor& t, const Tensor& x, const char* other_name,
+                  const Tensor& other) {
+  if (t.device() != x.device() || t.device_index() != x.device_index())
+    fail_op(op, arg, "be on the device of x (" + where(x) + "), got " + where(t));
+  const auto* a = static_cast<const char*>(t.data());
+  const auto* b = static_cast<const char*>(other.data());
+  if (t.numel() > 0 && other.numel() > 0 && a < b + other.nbytes() && b < a + t.nbytes())
+    fail_op(op, arg, std::string("not share memory with ") + other_name + ", got overlapping arrays");
+}
+
+void check_shape(const char* op, const char* arg, const Tensor& t, const Shape& want) {
+  if (t.shape() != want) fail_op(op, arg, "have shape " + shape_str(want) + ", got " + shape_str(t.shape()));
+}
+
+void check_image_shape(const char* op, const char* arg, const Shape& s, ImageLayout layout) {
+  const char* form = layout == ImageLayout::nchw ? "(N, C, H, W)" : "(N, H, W, C)";
+  if (s.size() != 4) fail_op(op, arg, std::string("be 4-D ") + form + ", got shape " + shape_str(s));
+  const Dims d = plan::dims_of(s, layout);
+  if (d.h < 1 || d.w < 1 || d.c < 1)
+    fail_op(op, arg, std::string("have H, W, C >= 1 ") + form + ", got shape " + shape_str(s));
+  if (d.h > (1 << 24) || d.w > (1 << 24))
+    fail_op(op, arg, "have H and W at most 2^24, got shape " + shape_str(s));
+}
+
+void check_sigma(const char* op, double sigma) {
+  if (!(sigma >= 0.0 && sigma <= kMaxSigma)) fail_op(op, "sigma", "be in [0, 1e6] pixels, got " + num(sigma));
+}
+
+// Checks every step as its factory would (hand-built steps), naming its place.
+void check_steps(const std::vector<AugmentStep>& steps) {
+  if (steps.size() >= (std::size_t{1} << 15))
+    fail_op("augment", "steps", "hold at most 32767 transforms, got " + std::to_string(steps.size()));
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    try {
+      aug::check_step(steps[k]);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string(e.what()) + " (steps[" + std::to_string(k) + "] of augment)");
+    }
+  }
+}
+
+}  // namespace
+
 Shape augment_output_shape(const Shape& x_shape, const std::vector<AugmentStep>& steps, ImageLayout layout) {
-  check_image_shape(kOp, "x", x_shape, layout);
-  Dims d = dims_of(x_shape, layout);
+  check_image_shape("augment", "x", x_shape, layout);
+  check_steps(steps);
+  Dims d = plan::dims_of(x_shape, layout);
   std::vector<std::vector<std::size_t>> members;
-  const std::vector<StagePlan> stages = make_stages(steps, d, layout, DType::float32, &members);
+  const std::vector<StagePlan> stages = plan::make_stages(steps, d, layout, DType::float32, &members);
   if (!stages.empty()) d.h = stages.back().out.h, d.w = stages.back().out.w;
-  return shape_of(d, layout);
+  return plan::shape_of(d, layout);
 }
 
 void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>& steps, ImageLayout layout,
              std::uint64_t seed, std::uint64_t sample_offset, const Tensor& labels) {
-  detail::check_defined(kOp, "x", x);
-  detail::check_defined(kOp, "out", out);
-  detail::check_dtype(kOp, "x", x, {DType::uint8, DType::float32});
-  detail::check_same_dtype(kOp, "x", x, "out", out);
-  detail::check_same_device(kOp, "x", x, "out", out);
-  detail::check_no_overlap(kOp, "out", out, "x", x);
-  check_image_shape(kOp, "x", x.shape(), layout);
-  const Dims d = dims_of(x.shape(), layout);
+  const char* op = "augment";
+  check_tensor(op, "x", x, {DType::uint8, DType::float32});
+  check_tensor(op, "out", out, {x.dtype()});
+  check_beside(op, "out", out, x, "x", x);
+  check_image_shape(op, "x", x.shape(), layout);
+  check_steps(steps);
+  const Dims d = plan::dims_of(x.shape(), layout);
   AugmentPlan plan;
   std::vector<std::vector<std::size_t>> members;
-  plan.stages = make_stages(steps, d, layout, x.dtype(), &members);
+  plan.stages = plan::make_stages(steps, d, layout, x.dtype(), &members);
   Dims od = d;
   if (!plan.stages.empty()) od.h = plan.stages.back().out.h, od.w = plan.stages.back().out.w;
-  detail::check_shape(kOp, "out", out, shape_of(od, layout));
+  check_shape(op, "out", out, plan::shape_of(od, layout));
   std::vector<std::int64_t> label_values;
   if (labels.defined()) {
-    detail::check_dtype(kOp, "labels", labels, {DType::int64, DType::int32});
-    if (labels.is_cuda()) fail(kOp, "labels must be on the CPU, got " + labels.describe());
-    if (labels.dim() != 1 || labels.size(0) != d.n)
-      fail(kOp, "labels must have shape (" + std::to_string(d.n) + "), got " + shape_str(labels.shape()));
+    check_tensor(op, "labels", labels, {DType::int64, DType::int32});
+    if (labels.is_cuda()) fail_op(op, "labels", "be on the CPU, got " + labels.describe());
+    check_shape(op, "labels", labels, {d.n});
     label_values.resize(static_cast<std::size_t>(d.n));
     for (std::int64_t i = 0; i < d.n; ++i)
       label_values[static_cast<std::size_t>(i)] =
@@ -547,7 +283,7 @@ void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>&
   const std::size_t ns = plan.stages.size();
   plan.samples.resize(static_cast<std::size_t>(d.n) * ns);
   for (std::int64_t i = 0; i < d.n; ++i)
-    plan_sample(steps, plan.stages, members, seed, sample_offset + static_cast<std::uint64_t>(i),
+    plan::plan_sample(steps, plan.stages, members, seed, sample_offset + static_cast<std::uint64_t>(i),
                 label_values.empty() ? nullptr : &label_values[static_cast<std::size_t>(i)],
                 plan.samples.data() + static_cast<std::size_t>(i) * ns, &plan.rects);
   SEISOKU_DISPATCH(x, augment, x, out, plan);
@@ -555,13 +291,12 @@ void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>&
 
 void gaussian_smooth(const Tensor& x, const Tensor& out, double sigma) {
   const char* op = "gaussian_smooth";
-  check_float_tensor(op, "x", x);
-  check_float_tensor(op, "out", out);
-  if (x.dim() != 3) fail(op, "x must be 3-D (N, H, W), got shape " + shape_str(x.shape()));
-  detail::check_same_shape(op, "x", x, "out", out);
-  detail::check_same_device(op, "x", x, "out", out);
-  detail::check_no_overlap(op, "out", out, "x", x);
-  if (!(sigma >= 0.0 && std::isfinite(sigma))) fail(op, "sigma must be finite and >= 0, got " + num(sigma));
+  check_tensor(op, "x", x, {DType::float32});
+  check_tensor(op, "out", out, {DType::float32});
+  if (x.dim() != 3) fail_op(op, "x", "be 3-D (N, H, W), got shape " + shape_str(x.shape()));
+  check_shape(op, "out", out, x.shape());
+  check_beside(op, "out", out, x, "x", x);
+  check_sigma(op, sigma);
   if (x.numel() == 0) return;
   SEISOKU_DISPATCH(x, gaussian_smooth, x, out, smooth_coef(sigma));
 }
@@ -569,37 +304,36 @@ void gaussian_smooth(const Tensor& x, const Tensor& out, double sigma) {
 void elastic_displacement(const Tensor& out, double alpha, double sigma, std::uint64_t seed,
                           std::uint64_t sample_offset, std::int64_t step_index) {
   const char* op = "elastic_displacement";
-  check_float_tensor(op, "out", out);
-  if (out.dim() != 4 || out.size(1) != 2) fail(op, "out must have shape (N, 2, H, W), got " + shape_str(out.shape()));
-  if (!std::isfinite(alpha)) fail(op, "alpha must be finite, got " + num(alpha));
-  if (!(sigma >= 0.0 && std::isfinite(sigma))) fail(op, "sigma must be finite and >= 0, got " + num(sigma));
+  check_tensor(op, "out", out, {DType::float32});
+  if (out.dim() != 4 || out.size(1) != 2)
+    fail_op(op, "out", "have shape (N, 2, H, W), got " + shape_str(out.shape()));
+  if (!std::isfinite(alpha)) fail_op(op, "alpha", "be finite, got " + num(alpha));
+  check_sigma(op, sigma);
   if (step_index < 0 || step_index >= (std::int64_t{1} << 15))
-    fail(op, "step_index must be in [0, 32768), got " + std::to_string(step_index));
+    fail_op(op, "step_index", "be in [0, 32768), got " + std::to_string(step_index));
   if (out.numel() == 0) return;
   SEISOKU_DISPATCH(out, elastic_displacement, out, static_cast<float>(alpha), smooth_coef(sigma), seed, sample_offset,
                    step_index);
 }
 
-void displace(const Tensor& x, const Tensor& disp, const Tensor& out, ImageLayout layout, Interp interp, Border border,
-              double fill) {
+void displace(const Tensor& x, const Tensor& disp, const Tensor& out, ImageLayout layout, Interpolation interpolation,
+              Border border, double fill) {
   const char* op = "displace";
-  detail::check_defined(op, "x", x);
-  detail::check_dtype(op, "x", x, {DType::uint8, DType::float32});
-  check_float_tensor(op, "disp", disp);
-  detail::check_defined(op, "out", out);
+  check_tensor(op, "x", x, {DType::uint8, DType::float32});
+  check_tensor(op, "disp", disp, {DType::float32});
+  check_tensor(op, "out", out, {x.dtype()});
   check_image_shape(op, "x", x.shape(), layout);
-  detail::check_same_dtype(op, "x", x, "out", out);
-  detail::check_same_shape(op, "x", x, "out", out);
-  detail::check_same_device(op, "x", x, "out", out);
-  detail::check_same_device(op, "x", x, "disp", disp);
-  detail::check_no_overlap(op, "out", out, "x", x);
-  detail::check_no_overlap(op, "out", out, "disp", disp);
-  const Dims d = dims_of(x.shape(), layout);
-  detail::check_shape(op, "disp", disp, {d.n, 2, d.h, d.w});
-  if (!std::isfinite(fill)) fail(op, "fill must be finite, got " + num(fill));
+  check_shape(op, "out", out, x.shape());
+  check_beside(op, "out", out, x, "x", x);
+  check_beside(op, "out", out, x, "disp", disp);
+  if (disp.device() != x.device() || disp.device_index() != x.device_index())
+    fail_op(op, "disp", "be on the device of x (" + where(x) + "), got " + where(disp));
+  const Dims d = plan::dims_of(x.shape(), layout);
+  check_shape(op, "disp", disp, {d.n, 2, d.h, d.w});
+  if (!std::isfinite(fill)) fail_op(op, "fill", "be finite, got " + num(fill));
   if (d.n == 0) return;
-  SEISOKU_DISPATCH(x, displace, x, disp, out, image_shape(d.h, d.w, d.c, layout), interp, border,
-                   stored_fill(fill, x.dtype()));
+  SEISOKU_DISPATCH(x, displace, x, disp, out, image_shape(d.h, d.w, d.c, layout), interpolation, border,
+                   plan::stored_fill(fill, x.dtype()));
 }
 
 }  // namespace seisoku

@@ -5,8 +5,7 @@
 #include <cmath>
 
 #include "core/check.hpp"
-#include "seisoku/elementwise.hpp"
-#include "seisoku/reduce.hpp"
+#include "kernels/core.hpp"
 
 namespace seisoku {
 namespace {
@@ -41,16 +40,17 @@ void activity_penalty(const Tensor& x, double lambda, int ord, const Tensor& gra
   if (x.dim() < 1 || x.shape()[0] == 0) detail::fail(op, "x must hold at least one sample, got shape " + shape_str(x.shape()));
   check_like(op, "x", x, "grad", grad);
   check_value(op, x, value);
+  // The composite runs on the kernels directly: its arguments are checked above, once.
   const double per_sample = lambda / static_cast<double>(x.shape()[0]);
-  norm(x, static_cast<double>(ord), value);
+  SEISOKU_DISPATCH(x, norm, x, static_cast<double>(ord), value);
   if (ord == 1) {
-    scale(per_sample, value, value);
-    axpy_sign(per_sample, x, grad);
+    SEISOKU_DISPATCH(x, scale, per_sample, value, value);
+    SEISOKU_DISPATCH(x, axpy_sign, per_sample, x, grad);
   } else {
     // (sqrt(c) ||x||)^2 overflows only when the penalty itself does.
-    scale(std::sqrt(per_sample), value, value);
-    mul(value, value, value);
-    axpy(2.0 * per_sample, x, grad);
+    SEISOKU_DISPATCH(x, scale, std::sqrt(per_sample), value, value);
+    SEISOKU_DISPATCH(x, mul, value, value, value);
+    SEISOKU_DISPATCH(x, axpy, 2.0 * per_sample, x, grad);
   }
 }
 
@@ -65,13 +65,13 @@ void tying_penalty(const Tensor& a, const Tensor& b, double lambda, const Tensor
   check_like(op, "a", a, "grad_b", grad_b);
   check_value(op, a, value);
   Tensor diff = Tensor::empty(a.shape(), a.dtype(), a.device(), a.device_index());
-  scale(-1.0, b, diff);
-  add(a, diff, diff);
-  norm(diff, 2.0, value);
-  scale(std::sqrt(lambda), value, value);
-  mul(value, value, value);
-  axpy(2.0 * lambda, diff, grad_a);
-  axpy(-2.0 * lambda, diff, grad_b);
+  SEISOKU_DISPATCH(a, scale, -1.0, b, diff);
+  SEISOKU_DISPATCH(a, add, a, diff, diff);
+  SEISOKU_DISPATCH(a, norm, diff, 2.0, value);
+  SEISOKU_DISPATCH(a, scale, std::sqrt(lambda), value, value);
+  SEISOKU_DISPATCH(a, mul, value, value, value);
+  SEISOKU_DISPATCH(a, axpy, 2.0 * lambda, diff, grad_a);
+  SEISOKU_DISPATCH(a, axpy, -2.0 * lambda, diff, grad_b);
 }
 
 }  // namespace seisoku

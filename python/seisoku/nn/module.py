@@ -120,8 +120,9 @@ def _native_class(cls: type) -> type:
 
 def _reduce(self: Any, protocol: int = 2) -> tuple:
     """Pickles and copies rebuild the object from its constructor arguments (parameters and
-    generators included, so sharing survives), then restore what was assigned to it and its
-    mode. The memory kept from the last forward is left out."""
+    generators included, so sharing survives), then restore what was assigned to it (the
+    attributes of a Python subclass included) and its mode. The memory native layers keep from
+    the last forward is left out."""
     native = _native_class(type(self))
     if native in (Module, Loss):
         args, kwargs = (), {}
@@ -129,7 +130,8 @@ def _reduce(self: Any, protocol: int = 2) -> tuple:
         args, kwargs = self._config()
     attached = self._attached() if isinstance(self, Module) else ([], [])
     training = self.training if isinstance(self, Module) else True
-    return (_restore, (type(self), native, args, kwargs, attached, dict(self.__dict__), training))
+    attributes = dict(getattr(self, "__dict__", {}))
+    return (_restore, (type(self), native, args, kwargs, attached, attributes, training))
 
 
 def _restore(
@@ -145,9 +147,10 @@ def _restore(
     native.__init__(obj, *args, **kwargs)
     for name, value in [*attached[0], *attached[1]]:
         setattr(obj, name, value)
-    obj.__dict__.update(attributes)
+    if attributes:
+        obj.__dict__.update(attributes)
     if isinstance(obj, Module):
-        obj.train(training)
+        obj._set_training(training)  # its children restored their own modes
     return obj
 
 

@@ -118,6 +118,7 @@ class Optimizer:
         self._slots: list[list[str]] = []
         self._buffers: list[list[list[Array]]] = []
         self._keys: list[tuple] = []
+        self._settings: list[tuple[list[Any], Any] | None] = []
         params = list(params)
         if not params:
             raise ValueError("[optim_step] the optimizer got an empty parameter list")
@@ -156,6 +157,7 @@ class Optimizer:
         self._slots.append([])
         self._buffers.append([])
         self._keys.append(())
+        self._settings.append(None)
 
     def _hyper(self, g: dict[str, Any]) -> Any:
         h = _core.OptimHyper()
@@ -237,7 +239,16 @@ class Optimizer:
         return native
 
     def _natives(self) -> list[Any]:
-        return [self._group_native(i, self._hyper(g)) for i, g in enumerate(self.param_groups)]
+        """The native groups with their current hyper-parameters (rebuilt only for a group
+        whose settings changed since the last step, e.g. by a learning-rate schedule)."""
+        natives = []
+        for i, g in enumerate(self.param_groups):
+            settings = [v for k, v in g.items() if k != "params"]
+            cached = self._settings[i]
+            if cached is None or cached[0] != settings:
+                cached = self._settings[i] = (settings, self._hyper(g))
+            natives.append(self._group_native(i, cached[1]))
+        return natives
 
     # -- the step ------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

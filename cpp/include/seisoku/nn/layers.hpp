@@ -3,6 +3,7 @@
 // and inputs); Python's seisoku.nn classes of the same names are these classes.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "seisoku/activation.hpp"
@@ -16,7 +17,9 @@ namespace seisoku::nn {
 // evaluation) or the lecture's (no scaling in training, outputs times (1 - p) at evaluation).
 enum class DropoutMode : std::uint8_t { inverted, lecture };
 SEISOKU_API const char* dropout_mode_name(DropoutMode mode);
-SEISOKU_API DropoutMode dropout_mode_from_name(const std::string& name);  // "inverted", "lecture"
+// Parses "inverted" or "lecture"; throws std::invalid_argument naming op and argument otherwise.
+SEISOKU_API DropoutMode dropout_mode_from_name(const std::string& name, const char* op = "Dropout",
+                                               const char* argument = "mode");
 
 // ---- fully connected layers ----
 
@@ -33,8 +36,9 @@ struct LinearOptions {
 };
 
 // y = dropout(act(x W^T + b)) with the epilogue fused into one pass over the output; weight
-// (out_features, in_features). On the CPU a product whose left operand is at most 40% nonzeros
-// (the input, or the gradient behind the epilogue) multiplies its nonzeros only.
+// (out_features, in_features). On the CPU a product whose left operand is mostly zeros (the input,
+// or the gradient behind the epilogue) multiplies its nonzeros only where a cost model of the
+// shape says that beats the dense product (see seisoku/linear.hpp).
 class SEISOKU_API Linear : public Module {
  public:
   // weight / bias: existing parameters to share (shapes must match); otherwise new ones, the
@@ -96,7 +100,9 @@ class SEISOKU_API TiedLinear : public Module {
 };
 
 // Evaluation rule of DropConnect: the expected weights (1 - p) W, or the moment-matched Gaussian
-// of the pre-activation averaged over `samples` draws (Wan et al. 2013).
+// of the pre-activation averaged over `samples` draws (Wan et al. 2013), drawn from a stream of
+// their own (the generator's seed at offset 2^63): evaluation is deterministic and leaves the
+// generator, and so the training masks, as they were.
 enum class DropConnectInference : std::uint8_t { mean, gaussian };
 SEISOKU_API const char* inference_name(DropConnectInference inference);
 SEISOKU_API DropConnectInference inference_from_name(const std::string& name);  // "mean", "gaussian"
@@ -316,6 +322,7 @@ class SEISOKU_API Dropout : public Module {
   std::uint64_t seed_ = 0, offset_ = 0;
   bool masked_ = false;
   double factor_ = 1.0;  // scale of the last forward without a mask
+  std::optional<Shape> shape_;  // of the last forward's input
 };
 
 // Adds N(0, std^2) in training (noise injection on inputs, noise robustness on hidden units);
@@ -333,6 +340,7 @@ class SEISOKU_API GaussianNoise : public Module {
  private:
   double std_;
   std::shared_ptr<Generator> gen_;
+  std::optional<Shape> shape_;  // of the last forward's input
 };
 
 // ---- regularizers ----

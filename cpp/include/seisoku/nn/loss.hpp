@@ -2,6 +2,7 @@
 // Loss objects for training loops: forward(pred, target) computes the weighted mean loss and, in
 // the same fused pass, its gradient with respect to pred, which backward() returns. Both results
 // are kept by the loss and reused once nothing else holds them (see Module).
+#include <atomic>
 #include <string>
 
 #include "seisoku/loss.hpp"
@@ -22,12 +23,18 @@ class SEISOKU_API Loss {
   // d(loss)/d(pred) of the last forward.
   virtual Tensor backward();
   virtual const char* type_name() const { return "Loss"; }
+  // One thread at a time (see Module::try_enter).
+  bool try_enter() { return !busy_.exchange(true, std::memory_order_acquire); }
+  void leave() { busy_.store(false, std::memory_order_release); }
 
  protected:
   // Allocates (or reuses) the loss and gradient tensors of a forward on `pred`.
   void prepare(const Tensor& pred);
   Tensor loss_, grad_;
   BufferPool buffers_;
+
+ private:
+  std::atomic<bool> busy_{false};
 };
 
 // Softmax cross-entropy on logits (N, K) with integer class targets (N,) and label smoothing

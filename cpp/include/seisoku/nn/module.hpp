@@ -10,8 +10,14 @@
 //
 // Results: a layer writes its outputs and input gradients into tensors it keeps (the last two per
 // kind) and hands out again only once nothing else holds their memory, so a training loop does not
-// map fresh memory every step, and a result the caller still holds is never overwritten.
+// map fresh memory every step, and a result the caller still holds is never overwritten (writing
+// into a returned result changes what a later backward reads, as the result is its saved output).
+//
+// A module keeps one forward's state, so it appears at most once on a model's path, and one thread
+// runs it at a time (copy a model for each thread). A forward that throws leaves the state of the
+// last forward that succeeded.
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -66,11 +72,16 @@ class SEISOKU_API Module {
     ModulePtr module;
     bool attached;
   };
-  // Registers (or, under an existing name, replaces; null removes) a parameter or a child.
+  // Registers (or, under an existing name, replaces; null removes) a parameter or a child. Entries
+  // a constructor made (attached false) are the module's structure: an attached registration may
+  // not replace or remove them. A child may not contain this module (no cycles).
   void register_parameter(const std::string& name, ParameterPtr parameter, bool attached = true);
   void register_module(const std::string& name, ModulePtr module, bool attached = true);
-  // Removes the parameter or child of that name; false when there is none.
+  // Removes the attached parameter or child of that name; false when there is none. Throws for an
+  // entry of the module's structure.
   bool unregister(const std::string& name);
+  // Whether `m` is this module or one of its descendants.
+  bool contains(const Module* m) const;
   ParameterPtr parameter(const std::string& name) const;  // null when none
   ModulePtr module(const std::string& name) const;        // null when none
   const std::vector<ParameterEntry>& own_parameters() const { return params_; }
@@ -86,6 +97,12 @@ class SEISOKU_API Module {
   void train(bool mode = true);  // this module and every descendant
   void eval() { train(false); }
   bool training() const { return training_; }
+  // This module's own flag only (restoring a saved model, whose children keep theirs).
+  void set_training(bool mode) { training_ = mode; }
+  // Marks the module as running in the calling thread; false when another call is running it
+  // (the bindings turn that into an error rather than let two threads share its state).
+  bool try_enter() { return !busy_.exchange(true, std::memory_order_acquire); }
+  void leave() { busy_.store(false, std::memory_order_release); }
   // Moves every parameter to a device and drops the memory kept from the last forward.
   void to(Device device, int device_index = 0);
   // Drops, here and in every descendant, the tensors kept for backward and the reusable results.
@@ -107,6 +124,7 @@ class SEISOKU_API Module {
   BufferPool buffers_;
 
  private:
+  std::atomic<bool> busy_{false};
   std::vector<ParameterEntry> params_;
   std::vector<ModuleEntry> children_;
 };
