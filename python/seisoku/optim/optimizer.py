@@ -25,10 +25,15 @@ Penalties and max-norm apply to the parameters whose ``regularize`` flag is set 
 weights, not the biases or other 1-D parameters); a group's ``regularize`` key (True / False)
 overrides the flag for all of its parameters.
 
-Gradients with NaN or Inf: ``nonfinite="raise"`` (default) raises ValueError naming the
-parameter before any parameter or state is changed; ``"skip"`` leaves everything unchanged and
-counts the step in ``skipped_steps``; ``"ignore"`` does not look (one pass over the gradients
-less; NaN then reaches the weights, as in torch.optim).
+Gradients with NaN or Inf: ``nonfinite="raise"`` (default) checks inside the update pass
+itself, at no extra read of memory: no NaN or Inf ever reaches a parameter or its state. The
+elements whose gradient is NaN or Inf keep their values and state (with fused max-norm along rows,
+the whole row), every other element takes the step, and then ValueError names the first such
+parameter and its count of non-finite values. The outcome depends neither on the thread count nor
+on the device; with ``clip_grad_norm`` the check rides on the norm pass and the error comes before
+anything is changed. ``"skip"`` reads the gradients once more before the step and, when one holds
+NaN or Inf, changes nothing and counts the step in ``skipped_steps`` (the choice for loss-scaled
+mixed precision); ``"ignore"`` does not look (NaN then reaches the weights, as in torch.optim).
 
 One native call updates every parameter of every group: the arrays are converted once and cached,
 so a step has no Python loop over the parameters.
@@ -254,8 +259,9 @@ class Optimizer:
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One fused step over every parameter; returns closure() when a closure is given.
 
-        Raises ValueError (nonfinite="raise") naming the parameter whose gradient holds NaN or
-        Inf, before any parameter is changed.
+        Raises ValueError (nonfinite="raise") naming the first parameter whose gradient holds
+        NaN or Inf; those elements are left as they were, the finite ones are stepped (see the
+        module docstring).
         """
         loss = closure() if closure is not None else None
         applied, norm = _core.optim_step(
