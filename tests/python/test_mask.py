@@ -351,16 +351,25 @@ def test_device_matches_cpu(device, case):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", [(1 << 21) + 5, (1 << 21) + 64 * 3])
 def test_dropout_large_float32_output_matches_the_stream(n, threads):
-    # Large enough for the streaming-store path, with a ragged tail.
+    # Large enough for the streaming-store path, with a ragged tail; outputs starting at every
+    # float offset from a 64-byte boundary (streamed between masked head and tail stores) and
+    # in place (never streamed) give the same values.
     x = np.random.default_rng(4).random(n, dtype=np.float32) + 0.5
+    buf = np.empty(n + 32, np.float32)
+    base = (-buf.ctypes.data % 64) // 4
     with num_threads(threads):
         y = nnf.dropout(x, 0.3, 5, 7)
-        unaligned = np.empty(n + 1, np.float32)[1:]  # not 32-byte aligned: no streaming
-        nnf.dropout(x, 0.3, 5, 7, out=unaligned)
+        in_place = x.copy()
+        nnf.dropout(in_place, 0.3, 5, 7, out=in_place)
+        for lead in range(17):
+            out = buf[base + lead : base + lead + n]
+            out.fill(-1.0)
+            nnf.dropout(x, 0.3, 5, 7, out=out)
+            np.testing.assert_array_equal(out, y, err_msg=f"output {lead} floats past 64 bytes")
     kept = dropout_keep_mask(n, 0.3, 5, 7)
     np.testing.assert_array_equal(y != 0, kept)
     np.testing.assert_array_equal(y[kept], x[kept] * np.float32(1 / 0.7))
-    np.testing.assert_array_equal(unaligned, y)
+    np.testing.assert_array_equal(in_place, y)
 
 
 def test_dropout_nan_and_inf_inputs():

@@ -24,41 +24,82 @@
 namespace seisoku::cpu {
 namespace {
 
+// Streaming (non-temporal) stores need aligned addresses. A group of kMaskGroup elements whose
+// output starts `lead` elements before an aligned address (NumPy's large arrays start 16 bytes
+// past one) streams the aligned vectors from element `lead` on and writes the partial vectors at
+// its two ends with ordinary stores that cover those vectors only (a store overlapping a line
+// still being streamed would stall on it): of each group's cache lines only the partial ones at
+// its ends are read into the cache.
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 constexpr std::uintptr_t kStreamAlign = 64;
-// float32 dropout of one full group: dst = src * (draw < bound ? keep : 0), 32 elements per
-// compare of 16-bit draws.
+constexpr std::int64_t kAhead = 2;  // groups of input prefetched ahead
+// float32 dropout of one full group: dst = src * (draw < bound ? keep : 0). Draws are compared
+// 32 at a time; values go 16 at a time.
 template <bool STREAM>
 inline void dropout_group(const float* src, float* dst, const std::uint16_t* draws, std::uint32_t bound, float keep) {
   const __m512i limit = _mm512_set1_epi16(static_cast<short>(bound));
   const __m512 scale = _mm512_set1_ps(keep);
-  for (std::int64_t e = 0; e < kMaskGroup; e += 32) {
-    const __mmask32 kept = _mm512_cmplt_epu16_mask(_mm512_loadu_si512(draws + e), limit);
-    // x * 0 for a dropped element (not a zeroing mask): NaN and Inf give NaN, as on CUDA.
-    const __m512 a = _mm512_mul_ps(_mm512_loadu_ps(src + e), _mm512_maskz_mov_ps(static_cast<__mmask16>(kept), scale));
-    const __m512 b =
-        _mm512_mul_ps(_mm512_loadu_ps(src + e + 16), _mm512_maskz_mov_ps(static_cast<__mmask16>(kept >> 16), scale));
-    if constexpr (STREAM) {
-      _mm512_stream_ps(dst + e, a);
-      _mm512_stream_ps(dst + e + 16, b);
-    } else {
-      _mm512_storeu_ps(dst + e, a);
-      _mm512_storeu_ps(dst + e + 16, b);
+  if constexpr (!STREAM) {
+    for (std::int64_t e = 0; e < kMaskGroup; e += 32) {
+      const __mmask32 kept = _mm512_cmplt_epu16_mask(_mm512_loadu_si512(draws + e), limit);
+      // x * 0 for a dropped element (not a zeroing mask): NaN and Inf give NaN, as on CUDA.
+      _mm512_storeu_ps(dst + e, _mm512_mul_ps(_mm512_loadu_ps(src + e),
+                                              _mm512_maskz_mov_ps(static_cast<__mmask16>(kept), scale)));
+      _mm512_storeu_ps(dst + e + 16, _mm512_mul_ps(_mm512_loadu_ps(src + e + 16),
+                                                   _mm512_maskz_mov_ps(static_cast<__mmask16>(kept >> 16), scale)));
+    }
+  } else {
+    std::uint32_t bits[kMaskGroup / 32 + 1];  // bit e % 32 of bits[e / 32]: element e is kept
+    for (std::int64_t e = 0; e < kMaskGroup; e += 32)
+      bits[e / 32] = static_cast<std::uint32_t>(_mm512_cmplt_epu16_mask(_mm512_loadu_si512(draws + e), limit));
+    bits[kMaskGroup / 32] = 0;
+    auto kept16 = [&](std::int64_t e) {  // bits of elements e .. e + 15, 0 <= e <= kMaskGroup - 16
+      const std::uint64_t pair = bits[e / 32] | (std::uint64_t{bits[e / 32 + 1]} << 32);
+      return static_cast<__mmask16>(pair >> (e % 32));
+    };
+    const auto lead = static_cast<int>(((kStreamAlign - reinterpret_cast<std::uintptr_t>(dst) % kStreamAlign) %
+                                        kStreamAlign) / sizeof(float));
+    std::int64_t e = lead;
+    for (; e + 16 <= kMaskGroup; e += 16)
+      _mm512_stream_ps(dst + e, _mm512_mul_ps(_mm512_loadu_ps(src + e), _mm512_maskz_mov_ps(kept16(e), scale)));
+    if (lead > 0) {
+      // The vector ending at element lead (its lanes 16 - lead .. 15) and the one starting at e
+      // (its lanes 0 .. 15 - lead); masked loads do not touch the elements outside the group.
+      const int rest = 16 - lead;
+      const auto head = static_cast<__mmask16>(((1u << lead) - 1u) << rest);
+      const auto head_kept = static_cast<__mmask16>((kept16(0) << rest) & head);
+      _mm512_mask_storeu_ps(dst + lead - 16, head,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(head, src + lead - 16),
+                                          _mm512_maskz_mov_ps(head_kept, scale)));
+      const auto tail = static_cast<__mmask16>((1u << rest) - 1u);
+      const auto tail_kept = static_cast<__mmask16>((kept16(kMaskGroup - 16) >> lead) & tail);
+      _mm512_mask_storeu_ps(dst + e, tail,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, src + e), _mm512_maskz_mov_ps(tail_kept, scale)));
     }
   }
 }
 #elif defined(__AVX2__)
 constexpr std::uintptr_t kStreamAlign = 32;
+constexpr std::int64_t kAhead = 2;  // groups of input prefetched ahead
 template <bool STREAM>
 inline void dropout_group(const float* src, float* dst, const std::uint16_t* draws, std::uint32_t bound, float keep) {
   const __m256i limit = _mm256_set1_epi32(static_cast<int>(bound));
   const __m256 scale = _mm256_set1_ps(keep);
-  for (std::int64_t e = 0; e < kMaskGroup; e += 8) {
+  auto value = [&](std::int64_t e) {  // elements e .. e + 7
     const __m256i draw = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(draws + e)));
     const __m256 kept = _mm256_castsi256_ps(_mm256_cmpgt_epi32(limit, draw));
-    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(src + e), _mm256_and_ps(kept, scale));
-    if constexpr (STREAM) _mm256_stream_ps(dst + e, v);
-    else _mm256_storeu_ps(dst + e, v);
+    return _mm256_mul_ps(_mm256_loadu_ps(src + e), _mm256_and_ps(kept, scale));
+  };
+  if constexpr (!STREAM) {
+    for (std::int64_t e = 0; e < kMaskGroup; e += 8) _mm256_storeu_ps(dst + e, value(e));
+  } else {
+    const auto lead = static_cast<int>(((kStreamAlign - reinterpret_cast<std::uintptr_t>(dst) % kStreamAlign) %
+                                        kStreamAlign) / sizeof(float));
+    std::int64_t e = lead;
+    for (; e + 8 <= kMaskGroup; e += 8) _mm256_stream_ps(dst + e, value(e));
+    // The partial vectors at both ends, element by element (AVX2 masked stores are slow).
+    for (std::int64_t k = 0; k < lead; ++k) dst[k] = src[k] * (draws[k] < bound ? keep : 0.0f);
+    for (; e < kMaskGroup; ++e) dst[e] = src[e] * (draws[e] < bound ? keep : 0.0f);
   }
 }
 #endif
@@ -77,7 +118,7 @@ void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::
     // Large float32 outputs that do not alias the input: stream them past the cache.
     const bool stream = std::is_same_v<T, float> && x.numel() >= (std::int64_t{1} << 20) &&
                         static_cast<const void*>(xs) != static_cast<const void*>(o) &&
-                        reinterpret_cast<std::uintptr_t>(o) % kStreamAlign == 0;
+                        reinterpret_cast<std::uintptr_t>(o) % alignof(float) == 0;
 #else
     const bool stream = false;
 #endif
@@ -101,6 +142,14 @@ void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::
     parallel_for(x.numel(), [&](std::int64_t i0, std::int64_t i1) {
       alignas(64) std::uint16_t draws[kMaskGroup];
       for (std::int64_t base = i0; base < i1; base += kMaskGroup) {
+#if defined(__AVX2__)
+        // The input two groups ahead is asked for before the Philox rounds of this one, so that
+        // its lines arrive while the rounds run (at full threads the loop nears the memory bound).
+        if (stream && base + kAhead * kMaskGroup < i1) {
+          const char* ahead = reinterpret_cast<const char*>(xs + base + kAhead * kMaskGroup);
+          for (std::size_t b = 0; b < kMaskGroup * sizeof(T); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+        }
+#endif
         mask_draws(seed, offset, static_cast<std::uint64_t>(base / 8), draws);
         group(base, std::min(kMaskGroup, i1 - base), draws);
       }
