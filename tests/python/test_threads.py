@@ -157,3 +157,33 @@ def test_seisoku_regions_keep_its_count_after_omp_set_num_threads():
     """
     expected = ["1"] if sei.build_info()["openmp"] == "yes" else ["0"]
     assert run_python(textwrap.dedent(code) + COUNT_WORKERS) == expected
+
+
+def _policy_after_import(**env: str) -> list[str]:
+    """OMP_WAIT_POLICY and GOMP_SPINCOUNT after `import seisoku` in a fresh interpreter whose
+    environment has neither, plus env."""
+    code = """
+        import os
+        import seisoku
+        print(os.environ.get("OMP_WAIT_POLICY", "-"), os.environ.get("GOMP_SPINCOUNT", "-"))
+    """
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    }
+    full_env.update(env)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_import_sets_a_short_spin_then_sleep_unless_the_user_chose():
+    assert _policy_after_import() == ["PASSIVE", "10000"]
+    assert _policy_after_import(OMP_WAIT_POLICY="ACTIVE") == ["ACTIVE", "-"]
+    assert _policy_after_import(GOMP_SPINCOUNT="0") == ["-", "0"]
