@@ -8,7 +8,7 @@ import contextlib
 import numpy as np
 
 import seisoku as sei
-from conftest import to_host
+from conftest import to_device, to_host
 
 FLOATS = [np.float32, np.float64]
 ACTS = [
@@ -124,3 +124,27 @@ def assert_twin(got, ref) -> None:
             t = 64 * float(np.finfo(r.dtype).eps)
             scale = max(1.0, float(np.abs(r).max()))
             np.testing.assert_allclose(a, r, rtol=t, atol=t * scale)
+
+
+# -- optimizer tests: parameters and gradients -------------------------------------------
+
+SHAPES = [(7, 5), (3, 4, 2, 2), (6,), (33, 70)]
+
+
+def make_params(device: str = "cpu", dtype=np.float32, seed: int = 0, shapes=SHAPES):
+    rng = np.random.default_rng(seed)
+    ps = []
+    for i, s in enumerate(shapes):
+        p = sei.nn.Parameter(to_device(rng.standard_normal(s).astype(dtype), device), name=f"p{i}")
+        ps.append(p)
+    return ps
+
+
+def grads_for(step: int, shapes=SHAPES, dtype=np.float32, seed: int = 1):
+    rng = np.random.default_rng(seed * 1000 + step)
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+def set_grads(ps, gs, device: str = "cpu") -> None:
+    for p, g in zip(ps, gs):
+        p.grad[...] = to_device(g, device)
