@@ -91,7 +91,7 @@ class FixedPoint:
 
 
 def _is_scalar(x: Any) -> bool:
-    return isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, (bool, np.bool_))
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
 def _stream(seed: int | None, offset: int | None, count: int = 1) -> tuple[int, int]:

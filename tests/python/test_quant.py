@@ -312,6 +312,8 @@ def test_out_arguments():
             r"argument 'seed' must be an int in \[0, 2\*\*64\), got -1",
         ),
         ({"x": np.ones((4, 4), np.float32)[:, ::2]}, r"'x'.*contiguous"),
+        ({"x": "0.5"}, r"argument 'x'"),
+        ({"x": True}, r"argument 'x'"),
     ],
 )
 def test_quantize_bad_arguments(kwargs, pattern):
@@ -354,6 +356,7 @@ def test_quantize_bad_arguments(kwargs, pattern):
             r"out must have dtype float32, float64",
         ),
         ((2**40, 4), {}, r"argument 'codes' must be an int8, int16 or int32 array or an int"),
+        ((1.5, 4), {}, r"argument 'codes' must be an int8, int16 or int32 array or an int"),
     ],
 )
 def test_dequantize_bad_arguments(args, kwargs, pattern):
