@@ -64,7 +64,13 @@ SEISOKU_HD T pow2(int n) {
 template <class C, class T>
 SEISOKU_HD C saturate_code(T r) {
   constexpr T top = static_cast<T>(std::uint64_t{1} << (8 * sizeof(C) - 1));
-  return r >= top ? std::numeric_limits<C>::max() : (r < -top ? std::numeric_limits<C>::min() : static_cast<C>(r));
+  if constexpr (sizeof(C) < 4) {
+    // Both ends are exact in T: clamp there, then one narrowing conversion (vectorizes).
+    const T c = r < -top ? -top : (r > top - T(1) ? top - T(1) : r);
+    return static_cast<C>(static_cast<std::int32_t>(c));
+  } else {
+    return r >= top ? std::numeric_limits<C>::max() : (r < -top ? std::numeric_limits<C>::min() : static_cast<C>(r));
+  }
 }
 
 // Code of x with rounding "truncate": floor(x * 2^n). scale = 2^n.
