@@ -100,6 +100,7 @@ void bind_pool(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_augment(py::module_& m);
 void bind_dropconnect(py::module_& m);
+void bind_quant(py::module_& m);
 void bind_nn(py::module_& m);         // Parameter, Module, containers (seisoku._core.nn)
 void bind_nn_layers(py::module_& nn);  // the layers
 void bind_nn_loss(py::module_& nn);    // the loss objects

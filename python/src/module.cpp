@@ -19,5 +19,6 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_optim(m);
   seisoku::python::bind_augment(m);
   seisoku::python::bind_dropconnect(m);
+  seisoku::python::bind_quant(m);
   seisoku::python::bind_nn(m);
 }
