@@ -13,6 +13,7 @@
 #include "seisoku/optim.hpp"
 #include "seisoku/penalty.hpp"
 #include "seisoku/pool.hpp"
+#include "seisoku/quant.hpp"
 #include "seisoku/random.hpp"
 #include "seisoku/reduce.hpp"
 #include "seisoku/runtime.hpp"
