@@ -88,8 +88,10 @@ def assert_matches_reference(out, ref, dtype):
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("c", [1, 3])
-def test_flips_equal_numpy(device, dtype, layout, c):
-    x = images(w=37, c=c, dtype=dtype, layout=layout)  # rows of 2 x 16 pixels and a rest
+@pytest.mark.parametrize("w", [5, 16, 28, 37])
+def test_flips_equal_numpy(device, dtype, layout, c, w):
+    # Rows shorter than, equal to, and longer than one 16-pixel shuffle (with a rest).
+    x = images(w=w, c=c, dtype=dtype, layout=layout)
     h_axis, w_axis = (1, 2) if layout == "NHWC" else (2, 3)
     xd = to_device(x, device)
     out = to_host(sa.Compose([sa.HorizontalFlip(1.0)], layout=layout)(xd))
@@ -376,3 +378,16 @@ def test_axis_aligned_resampling_layouts_agree(pad_mode, dtype, w, size):
     np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
     if pad_mode == "constant":  # the fill was read
         assert (nhwc == 9).mean() > 0.01
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("w", [12, 28, 40])
+def test_padded_crop_and_flip_uint8_rows_equal_the_float_path(layout, w):
+    """Shifted mirrored rows (only part of each row read inside the source) take the uint8
+    shuffle path; the float32 path of the same plan is the reference."""
+    x = images(n=24, h=w, w=w, c=1, dtype=np.uint8, layout=layout, seed=2)
+    pipe = [sa.RandomCrop(w, padding=5), sa.HorizontalFlip(0.5)]
+    out8 = sa.Compose(pipe, layout=layout, seed=9)(x)
+    out32 = sa.Compose(pipe, layout=layout, seed=9)(x.astype(np.float32))
+    np.testing.assert_array_equal(out8.astype(np.float32), out32)
+    assert not np.array_equal(out8, x)  # the crops and flips moved something

@@ -52,6 +52,20 @@ inline void reverse_pixels(T* __restrict drow, const T* __restrict srow, std::in
                            std::int64_t xb, std::int64_t q) {
   const std::int64_t n = Q > 0 ? Q : q;
 #if defined(__SSSE3__)
+  if constexpr (Q == 1 && sizeof(T) == 1) {
+    // 16 bytes reversed by one shuffle; a last, overlapping vector ends the row (rows of 16 or
+    // more pixels: a 28-pixel row is two shuffles instead of 28 byte moves).
+    if (xb - xa >= 16) {
+      const __m128i rev = _mm_setr_epi8(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+      auto reverse16 = [&](std::int64_t x) {  // drow[x .. x + 15] = srow[tx - x .. tx - x - 15]
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(srow + (tx - x - 15)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(drow + x), _mm_shuffle_epi8(v, rev));
+      };
+      for (; xa + 16 <= xb; xa += 16) reverse16(xa);
+      if (xa < xb) reverse16(xb - 16);
+      return;
+    }
+  }
   if constexpr (Q == 3 && sizeof(T) == 1) {
     for (; xa + 16 <= xb; xa += 16) reverse16_rgb(srow + (tx - xa - 15) * 3, drow + xa * 3);
   }
