@@ -26,9 +26,11 @@ import numpy as np
 from . import _core
 from ._array import array_module, is_cuda_array
 from ._state_file import load_state, save_state
+from .callbacks import LRSchedule
 from .nn import Loss, Module, Parameter
+from .optim.lr_scheduler import CosineAnnealingLR
 from .random import Generator
-from .train import History, Trainer
+from .train import History, Trainer, clone_model
 
 Array = Any
 #: build_member(seed) -> (model, loss, optimizer): a fresh, untrained member.
@@ -73,21 +75,6 @@ def _check_labels(x: Array, y: Array, op: str) -> np.ndarray:
     if labels.min() < 0:
         raise ValueError(f"[{op}] argument 'y' must hold labels >= 0, got {int(labels.min())}")
     return labels.astype(np.int64)
-
-
-def _member_seed(seed: int, m: int) -> int:
-    """The seed of member m: a 31-bit draw keyed by (seed, m), so members of different
-    ensemble seeds do not share streams."""
-    return int(np.random.default_rng([seed, m]).integers(0, 2**31 - 1))
-
-
-def _check_factory_result(result: Any, m: int, op: str) -> tuple[Module, Loss, Any]:
-    if not isinstance(result, tuple) or len(result) != 3:
-        raise ValueError(
-            f"[{op}] build_member must return (model, loss, optimizer), got "
-            f"{type(result).__name__} for member {m}"
-        )
-    return result
 
 
 def _num_classes_check(outputs: list[np.ndarray]) -> None:
@@ -144,7 +131,10 @@ class Ensemble:
     def _check_weights(weights: Any, n: int) -> np.ndarray:
         if weights is None:
             return np.full(n, 1.0 / n)
-        w = np.asarray(weights, dtype=np.float64) if not isinstance(weights, str) else None
+        try:
+            w = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            w = None
         if w is None or w.shape != (n,):
             raise ValueError(
                 f"[Ensemble] argument 'weights' must hold one number per member ({n}), got "
@@ -187,19 +177,19 @@ class Ensemble:
         """Every member's softmax probabilities: (M, N, K) float64."""
         return np.stack([_softmax(z) for z in self.member_logits(x)])
 
-    def _combine(self, logits: np.ndarray) -> np.ndarray:
+    def member_votes(self, x: Array) -> np.ndarray:
+        """Every member's vote (M, N, K): its softmax probabilities (soft voting) or the
+        one-hot of its argmax (hard voting)."""
+        logits = self.member_logits(x)
         if self.voting == "soft":
-            probs = np.stack([_softmax(z) for z in logits])
-        else:
-            k = logits.shape[2]
-            probs = np.eye(k)[logits.argmax(axis=2)]
-        return np.tensordot(self.weights, probs, axes=1)
+            return np.stack([_softmax(z) for z in logits])
+        return np.eye(logits.shape[2])[logits.argmax(axis=2)]
 
     def predict_proba(self, x: Array) -> np.ndarray:
         """Combined class probabilities (N, K), float64, rows summing to 1: with soft voting
         the weighted mean of the members' softmax outputs, with hard voting the weighted
         share of votes per class."""
-        return self._combine(self.member_logits(x))
+        return np.tensordot(self.weights, self.member_votes(x), axes=1)
 
     def predict(self, x: Array) -> np.ndarray:
         """The class (int64, (N,)) with the largest combined probability; ties go to the
@@ -389,37 +379,32 @@ class _MemberProgress:
             self.bar.close()
 
 
-def _train_member(
-    build_member: MemberFactory,
-    m: int,
-    member_seed: int,
-    x: Array,
-    y: Array,
-    epochs: int,
-    batch_size: int,
-    sample_weight: Array | None,
-    fit_kwargs: dict[str, Any],
-    op: str,
-) -> tuple[Module, History]:
-    model, loss, optimizer = _check_factory_result(build_member(member_seed), m, op)
-    trainer = Trainer(model, loss, optimizer, progress=False)
-    history = trainer.fit(
-        x,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        sample_weight=sample_weight,
-        seed=member_seed,
-        **fit_kwargs,
-    )
-    model.eval()
-    return model, history
-
-
 class _Base:
     """What Bagging and AdaBoost share once fitted: prediction through `ensemble_`."""
 
     ensemble_: Ensemble
+    build_member: MemberFactory
+    epochs: int
+    batch_size: int
+    fit_kwargs: dict[str, Any]
+
+    def _train(
+        self, m: int, member_seed: int, x: Array, y: Array, sample_weight: Array | None = None
+    ) -> tuple[Module, History]:
+        """Member m, built from build_member(member_seed) and trained with a Trainer."""
+        result = self.build_member(member_seed)
+        if not isinstance(result, tuple) or len(result) != 3:
+            raise ValueError(
+                f"[{type(self).__name__}] build_member must return (model, loss, optimizer), "
+                f"got {type(result).__name__} for member {m}"
+            )
+        model, loss, optimizer = result
+        history = Trainer(model, loss, optimizer, progress=False).fit(
+            x, y, epochs=self.epochs, batch_size=self.batch_size, sample_weight=sample_weight,
+            seed=member_seed, **self.fit_kwargs,
+        )  # fmt: skip
+        model.eval()
+        return model, history
 
     def _fitted(self) -> Ensemble:
         if getattr(self, "ensemble_", None) is None:
@@ -443,14 +428,17 @@ class _Base:
         return self._fitted().disagreement(x)
 
 
-def _check_common(
-    build_member: Any, n_members: Any, epochs: Any, batch_size: Any, seed: Any, op: str
-) -> tuple[int, int, int, int]:
+def _check_factory(build_member: Any, op: str) -> None:
     if not callable(build_member):
         raise ValueError(
             f"[{op}] argument 'build_member' must be a callable seed -> (model, loss, "
             f"optimizer), got {build_member!r}"
         )
+
+
+def _check_common(
+    n_members: Any, epochs: Any, batch_size: Any, seed: Any, op: str
+) -> tuple[int, int, int, int]:
     return (
         _check_int(n_members, "n_members", op),
         _check_int(epochs, "epochs", op),
@@ -511,8 +499,9 @@ class Bagging(_Base):
         fit_kwargs: dict[str, Any] | None = None,
     ) -> None:
         op = "Bagging"
+        _check_factory(build_member, op)
         self.n_members, self.epochs, self.batch_size, self.seed = _check_common(
-            build_member, n_members, epochs, batch_size, seed, op
+            n_members, epochs, batch_size, seed, op
         )
         if (
             isinstance(max_samples, bool)
@@ -554,18 +543,7 @@ class Bagging(_Base):
         def job(m: int) -> tuple[Module, History]:
             member_seed, idx = draws[m]
             sel = array_module(x).asarray(idx) if is_cuda_array(x) else idx
-            result = _train_member(
-                self.build_member,
-                m,
-                member_seed,
-                x[sel],
-                y[sel],
-                self.epochs,
-                self.batch_size,
-                None,
-                self.fit_kwargs,
-                "Bagging",
-            )
+            result = self._train(m, member_seed, x[sel], y[sel])
             bar.update()
             return result
 
@@ -595,12 +573,7 @@ class Bagging(_Base):
         for m, idx in enumerate(self.indices_):
             mask[m, idx] = False
         self.oob_mask_ = mask
-        logits = self.ensemble_.member_logits(x)  # (M, N, K)
-        k = logits.shape[2]
-        if self.voting == "soft":
-            votes = np.stack([_softmax(z) for z in logits])
-        else:
-            votes = np.eye(k)[logits.argmax(axis=2)]
+        votes = self.ensemble_.member_votes(x)  # (M, N, K)
         total = (votes * mask[:, :, None]).sum(axis=0)
         count = mask.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -681,8 +654,9 @@ class AdaBoost(_Base):
         fit_kwargs: dict[str, Any] | None = None,
     ) -> None:
         op = "AdaBoost"
+        _check_factory(build_member, op)
         self.n_members, self.epochs, self.batch_size, self.seed = _check_common(
-            build_member, n_members, epochs, batch_size, seed, op
+            n_members, epochs, batch_size, seed, op
         )
         self.build_member = build_member
         self.voting = _check_voting(voting, op)
@@ -706,10 +680,7 @@ class AdaBoost(_Base):
                 sw = (w * n).astype(x.dtype if x.dtype.kind == "f" else np.float32)
                 if is_cuda_array(x):
                     sw = array_module(x).asarray(sw)
-                model, history = _train_member(
-                    self.build_member, m, member_seed, x, y, self.epochs, self.batch_size,
-                    sw, self.fit_kwargs, "AdaBoost",
-                )  # fmt: skip
+                model, history = self._train(m, member_seed, x, y, sw)
                 bar.update()
                 logits = Ensemble([model])._logits(model, x)
                 k = logits.shape[1]
@@ -742,4 +713,99 @@ class AdaBoost(_Base):
         self.members_ = members
         self.sample_weights_ = np.stack(weights_used)
         self.ensemble_ = Ensemble(members, weights=self.alphas_, voting=self.voting)
+        return self
+
+
+class SnapshotEnsemble(_Base):
+    """Snapshot ensembles (Huang et al. 2017, "Snapshot Ensembles: Train 1, get M for free"):
+    one training run of `model` under a cyclic cosine learning rate, with a copy of the model
+    taken at the end of every cycle as a member.
+
+    Cycle c runs `epochs_per_cycle` epochs of Trainer.fit (shuffling seed drawn from
+    numpy.random.default_rng([seed, c])) while a CosineAnnealingLR, stepped after every
+    optimizer step, takes each group's learning rate from its base value down towards
+    `eta_min`: lr(t) = eta_min + (base - eta_min) (1 + cos(pi t / T)) / 2 for the cycle's step t
+    of T. The optimizer's own state (e.g. momentum) carries over between cycles.
+
+    Args:
+        model, loss, optimizer: the one network to train and how (the optimizer needs
+            param_groups, as seisoku.optim's optimizers have).
+        n_cycles: cycles, hence members (default 5).
+        epochs_per_cycle: epochs per cycle (default 10).
+        batch_size: samples per step (default 32).
+        eta_min: the learning rate at the end of each cycle (default 0).
+        seed: seed of the shuffling seeds (default 0).
+        voting: 'soft' (default) or 'hard', see Ensemble.
+        progress: one tqdm bar over the cycles when tqdm is installed (default True).
+        fit_kwargs: more keyword arguments for every Trainer.fit.
+
+    After fit: ensemble_, members_ (independent copies, in evaluation mode), histories_.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        loss: Loss,
+        optimizer: Any,
+        n_cycles: int = 5,
+        *,
+        epochs_per_cycle: int = 10,
+        batch_size: int = 32,
+        eta_min: float = 0.0,
+        seed: int = 0,
+        voting: str = "soft",
+        progress: bool = True,
+        fit_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        op = "SnapshotEnsemble"
+        if not isinstance(model, Module):
+            raise ValueError(f"[{op}] argument 'model' must be a seisoku.nn.Module, got {model!r}")
+        if not hasattr(optimizer, "param_groups"):
+            raise ValueError(
+                f"[{op}] argument 'optimizer' must have param_groups, got "
+                f"{type(optimizer).__name__}"
+            )
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.n_cycles = _check_int(n_cycles, "n_cycles", op)
+        self.epochs_per_cycle = _check_int(epochs_per_cycle, "epochs_per_cycle", op)
+        self.batch_size = _check_int(batch_size, "batch_size", op)
+        self.seed = _check_int(seed, "seed", op, minimum=0)
+        if not (isinstance(eta_min, (int, float)) and math.isfinite(eta_min) and eta_min >= 0):
+            raise ValueError(f"[{op}] argument 'eta_min' must be finite and >= 0, got {eta_min!r}")
+        self.eta_min = float(eta_min)
+        self.voting = _check_voting(voting, op)
+        self.progress = bool(progress)
+        self.fit_kwargs = dict(fit_kwargs or {})
+        self.ensemble_: Ensemble | None = None  # type: ignore[assignment]
+
+    def fit(self, x: Array, y: Array) -> SnapshotEnsemble:
+        """Run the cycles on (x, y) and build ensemble_ from the snapshots; returns self."""
+        _check_labels(x, y, "SnapshotEnsemble.fit")
+        steps = self.epochs_per_cycle * -(-x.shape[0] // self.batch_size)
+        self.members_, self.histories_ = [], []
+        bar = _MemberProgress(self.progress, self.n_cycles, "snapshots")
+        try:
+            for c in range(self.n_cycles):
+                schedule = CosineAnnealingLR(self.optimizer, T_max=steps, eta_min=self.eta_min)
+                trainer = Trainer(
+                    self.model, self.loss, self.optimizer, [LRSchedule(schedule, "step")], False
+                )
+                seed = int(np.random.default_rng([self.seed, c]).integers(0, 2**31 - 1))
+                self.histories_.append(
+                    trainer.fit(
+                        x,
+                        y,
+                        epochs=self.epochs_per_cycle,
+                        batch_size=self.batch_size,
+                        seed=seed,
+                        **self.fit_kwargs,
+                    )
+                )
+                snapshot = clone_model(self.model)
+                snapshot.eval()
+                self.members_.append(snapshot)
+                bar.update()
+        finally:
+            bar.close()
+        self.ensemble_ = Ensemble(self.members_, voting=self.voting)
         return self

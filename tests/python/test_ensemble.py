@@ -12,7 +12,7 @@ import pytest
 import seisoku
 from seisoku import data, nn, optim
 from seisoku._state_file import load_state, save_state
-from seisoku.ensemble import AdaBoost, Bagging, Ensemble, samme_step
+from seisoku.ensemble import AdaBoost, Bagging, Ensemble, SnapshotEnsemble, samme_step
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -258,6 +258,51 @@ def test_adaboost_stops_at_a_member_no_better_than_chance(blobs) -> None:
     assert len(boost.members_) == 1 and boost.alphas_ == [1.0]
     assert boost.errors_ == [pytest.approx(2 / 3)]
     assert "1 - 1/K" in boost.stop_reason_
+
+
+# -- snapshot ensembles --------------------------------------------------------------------------
+def test_snapshot_ensemble_takes_a_member_at_the_end_of_each_cosine_cycle(blobs) -> None:
+    x, y = blobs  # 90 samples, batches of 30: 3 steps per epoch, 6 per cycle
+
+    def fresh():
+        model = nn.mlp([2, 16, 3], generator=seisoku.Generator(0))
+        return model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+
+    model, loss, opt = fresh()
+    snap = SnapshotEnsemble(
+        model, loss, opt, 3, epochs_per_cycle=2, batch_size=30, eta_min=0.01, progress=False
+    ).fit(x, y)
+    assert len(snap.members_) == len(snap.histories_) == 3
+    # The learning rate logged at the end of epoch e of a cycle: step 3 (e + 1) of 6.
+    expected = [0.01 + 0.19 * (1 + math.cos(math.pi * 3 * (e + 1) / 6)) / 2 for e in (0, 1)]
+    for h in snap.histories_:
+        np.testing.assert_allclose(h.column("lr"), expected, rtol=1e-12)
+    # Member 0 is the model after one cycle of Trainer.fit under the per-step cosine schedule.
+    ref, ref_loss, ref_opt = fresh()
+    schedule = optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=6, eta_min=0.01)
+    seisoku.train.Trainer(
+        ref, ref_loss, ref_opt, [seisoku.train.LRSchedule(schedule, "step")], progress=False
+    ).fit(
+        x, y, epochs=2, batch_size=30, seed=int(np.random.default_rng([0, 0]).integers(2**31 - 1))
+    )
+    states = [m.state_dict() for m in snap.members_]
+    for name, value in ref.state_dict().items():
+        np.testing.assert_array_equal(states[0][name], value, err_msg=name)
+        np.testing.assert_array_equal(states[2][name], model.state_dict()[name], err_msg=name)
+        assert not np.array_equal(states[0][name], states[1][name])
+    # Snapshots are copies: training the model further leaves them alone.
+    for p in model.parameters():
+        p.value[...] = 0.0
+    for name, value in snap.members_[2].state_dict().items():
+        np.testing.assert_array_equal(value, states[2][name], err_msg=name)
+    assert not any(m.training for m in snap.members_)
+    assert snap.score(x, y) > 0.7
+    with pytest.raises(ValueError, match=r"'optimizer'.*object"):
+        SnapshotEnsemble(model, loss, object())
+    with pytest.raises(ValueError, match=r"'eta_min'.*-1"):
+        SnapshotEnsemble(model, loss, opt, eta_min=-1)
+    with pytest.raises(ValueError, match=r"'n_cycles'.*0"):
+        SnapshotEnsemble(model, loss, opt, 0)
 
 
 # -- files --------------------------------------------------------------------------------------
