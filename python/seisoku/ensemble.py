@@ -619,7 +619,8 @@ class AdaBoost(_Base):
     through per-sample loss weights.
 
     Starting from w_i = 1/N, member m is trained by Trainer.fit with
-    sample_weight = N * w (mean 1; the loss of each mini-batch is its w-weighted mean), then
+    sample_weight = N * w (mean 1; the loss of each mini-batch is its w-weighted mean, so
+    every mini-batch makes a full step whatever its total weight), then
     evaluated on the training set: err_m, alpha_m and the next w come from `samme_step`.
     Boosting stops early when err_m >= 1 - 1/K, to 1e-12 (that member is dropped; if it is
     the first, it is kept with alpha 1 so that the ensemble is not empty) or when err_m == 0

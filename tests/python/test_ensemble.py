@@ -111,8 +111,10 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
     return data.make_blobs(n=90, classes=3, features=2, spread=1.5, seed=3)
 
 
-@pytest.mark.parametrize("bootstrap,max_samples", [(True, 1.0), (True, 0.5), (False, 0.7)])
-def test_bagging_draws_and_out_of_bag_bookkeeping(blobs, bootstrap, max_samples) -> None:
+@pytest.mark.parametrize(
+    "bootstrap,max_samples,voting", [(True, 1.0, "soft"), (True, 0.5, "hard"), (False, 0.7, "soft")]
+)
+def test_bagging_draws_and_out_of_bag_bookkeeping(blobs, bootstrap, max_samples, voting) -> None:
     x, y = blobs
     n, seed = x.shape[0], 4
     bag = Bagging(
@@ -123,8 +125,10 @@ def test_bagging_draws_and_out_of_bag_bookkeeping(blobs, bootstrap, max_samples)
         epochs=2,
         batch_size=16,
         seed=seed,
+        voting=voting,
         progress=False,
     ).fit(x, y)
+    assert bag.ensemble_.voting == voting
     size = round(max_samples * n)
     mask = np.ones((4, n), dtype=bool)
     for m, idx in enumerate(bag.indices_):
@@ -136,8 +140,13 @@ def test_bagging_draws_and_out_of_bag_bookkeeping(blobs, bootstrap, max_samples)
             assert len(np.unique(idx)) == size
         mask[m, idx] = False
     np.testing.assert_array_equal(bag.oob_mask_, mask)
-    # Oracle: the mean softmax of the members for which each sample is out of bag.
-    probs = np.stack([softmax(np.asarray(m(x), dtype=np.float64)) for m in bag.members_])
+    # Oracle: the mean vote (softmax, or one-hot argmax) of the members for which each sample
+    # is out of bag.
+    logits = [np.asarray(m(x), dtype=np.float64) for m in bag.members_]
+    if voting == "soft":
+        probs = np.stack([softmax(z) for z in logits])
+    else:
+        probs = np.stack([np.eye(3)[z.argmax(axis=1)] for z in logits])
     count = mask.sum(axis=0)
     seen = count > 0
     oob = (probs * mask[:, :, None]).sum(axis=0)[seen] / count[seen, None]
