@@ -173,10 +173,6 @@ class Ensemble:
         _num_classes_check(outs)
         return np.stack(outs).astype(np.float64)
 
-    def member_proba(self, x: Array) -> np.ndarray:
-        """Every member's softmax probabilities: (M, N, K) float64."""
-        return np.stack([_softmax(z) for z in self.member_logits(x)])
-
     def member_votes(self, x: Array) -> np.ndarray:
         """Every member's vote (M, N, K): its softmax probabilities (soft voting) or the
         one-hot of its argmax (hard voting)."""
@@ -231,13 +227,8 @@ class Ensemble:
                     f"[Ensemble.save] member {i} is a {type(m).__name__}, not a seisoku.nn.Module"
                 )
             encoded.append(_encode_member(m, f"members[{i}]"))
-        state = {
-            "voting": self.voting,
-            "weights": self.weights.copy(),
-            "batch_size": self.batch_size,
-            "members": encoded,
-        }
-        save_state(path, state, ENSEMBLE_KIND)
+        state = {"voting": self.voting, "weights": self.weights, "members": encoded}
+        save_state(path, {**state, "batch_size": self.batch_size}, ENSEMBLE_KIND)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Ensemble:
@@ -261,29 +252,23 @@ class _Tables:
     def __init__(self) -> None:
         self.params: list[dict[str, Any]] = []
         self.gens: list[dict[str, int]] = []
-        self._ids: dict[int, tuple[str, int]] = {}
+        self._ids: dict[int, int] = {}
         self._alive: list[Any] = []  # keeps ids unique (and pybind11 wrappers shared)
 
     def param(self, p: Parameter) -> dict[str, int]:
         if id(p) not in self._ids:
             self._alive.append(p)
-            v = p.value
-            self.params.append(
-                {
-                    "value": np.array(_to_numpy(v), copy=True),
-                    "name": p.name,
-                    "regularize": bool(p.regularize),
-                }
-            )
-            self._ids[id(p)] = ("p", len(self.params) - 1)
-        return {"__parameter__": self._ids[id(p)][1]}
+            value = np.array(_to_numpy(p.value), copy=True)
+            self.params.append({"value": value, "name": p.name, "regularize": p.regularize})
+            self._ids[id(p)] = len(self.params) - 1
+        return {"__parameter__": self._ids[id(p)]}
 
     def gen(self, g: Generator) -> dict[str, int]:
         if id(g) not in self._ids:
             self._alive.append(g)
             self.gens.append(dict(g.state_dict()))
-            self._ids[id(g)] = ("g", len(self.gens) - 1)
-        return {"__generator__": self._ids[id(g)][1]}
+            self._ids[id(g)] = len(self.gens) - 1
+        return {"__generator__": self._ids[id(g)]}
 
 
 def _encode(value: Any, tables: _Tables, where: str) -> Any:
