@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import seisoku as sei
+from conftest import to_device, to_host
 from seisoku import augment, data, nn, optim
 from seisoku.distill import (
     DEFAULT_ALPHA,
@@ -163,6 +164,26 @@ def test_ensemble_gradient_matches_finite_differences():
         minus[idx] -= h
         numeric[idx] = (run_loss(loss, plus, y)[0] - run_loss(loss, minus, y)[0]) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_the_loss_runs_where_its_arrays_live(device):
+    sei.manual_seed(6)
+    on_cpu = [nn.mlp([5, 7, 4], dtype="float64") for _ in range(2)]
+    members = []
+    for m in on_cpu:
+        members.append(nn.mlp([5, 7, 4], dtype="float64", device=device))
+        members[-1].load_state_dict(m.state_dict())
+    x, s, y = rand((9, 5), 50), rand((9, 4), 51), np.arange(9) % 4
+    ref = DistillationLoss(on_cpu, temperature=3.0, alpha=0.7)
+    ref.bind_inputs(x)
+    expected = float(ref(s, y))
+    loss = DistillationLoss(members, temperature=3.0, alpha=0.7)
+    loss.bind_inputs(to_device(x, device))
+    value = loss(to_device(s, device), to_device(y, device))
+    np.testing.assert_allclose(float(value), expected, rtol=1e-12)
+    np.testing.assert_allclose(to_host(loss.backward()), ref.backward(), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(to_host(loss.soft_targets(to_device(x, device))),
+                               ref.soft_targets(x), rtol=1e-12)  # fmt: skip
 
 
 def test_an_ensemble_of_one_is_the_teacher_itself():
