@@ -33,7 +33,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-from . import _core, augment, cuda, data, ensemble, nn, optim, quant, train  # noqa: E402
+from . import _core, augment, cuda, data, distill, ensemble, nn, optim, quant, train  # noqa: E402
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -70,6 +70,7 @@ __all__ = [
     "cuda",
     "data",
     "describe",
+    "distill",
     "ensemble",
     "fill",
     "gemm",

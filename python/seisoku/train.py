@@ -177,7 +177,11 @@ class Trainer:
 
     Args:
         model: a seisoku.nn Module.
-        loss: a seisoku.nn Loss object (e.g. CrossEntropyLoss(label_smoothing=0.1)).
+        loss: a seisoku.nn Loss object (e.g. CrossEntropyLoss(label_smoothing=0.1)). A loss
+            with a bind_inputs(x) method (seisoku.distill.DistillationLoss) is given the
+            inputs of the outputs it sees next: each training batch after augmentation, and
+            the inputs of evaluate(); one whose `classification` is True gets accuracy
+            recorded, as CrossEntropyLoss does.
         optimizer: an object with step() that updates model.parameters() from their .grad;
             with state_dict() / load_state_dict() its state goes into checkpoints.
         callbacks: Callback objects (EarlyStopping, Checkpoint, LRSchedule, CSVLogger, ...).
@@ -247,7 +251,15 @@ class Trainer:
             raise ValueError(f"{what}: X contains NaN or infinite values")
 
     def _classification(self) -> bool:
-        return isinstance(self.loss, CrossEntropyLoss)
+        return (
+            isinstance(self.loss, CrossEntropyLoss)
+            or getattr(self.loss, "classification", False) is True
+        )
+
+    def _bind_inputs(self, x: Array) -> None:
+        bind = getattr(self.loss, "bind_inputs", None)
+        if callable(bind):
+            bind(x)
 
     @staticmethod
     def _correct(out: Array, y: Array) -> float:
@@ -273,6 +285,7 @@ class Trainer:
         """Mean loss (and accuracy for classification) in evaluation mode."""
         self._check_data(x, y, "evaluate")
         out = self.predict(x, batch_size)
+        self._bind_inputs(x)
         result = {"loss": float(self.loss(out, y))}
         if self._classification():
             result["accuracy"] = self._correct(out, y) / x.shape[0]
@@ -528,6 +541,7 @@ class Trainer:
             xb, yb = x[idx], y[idx]
             if augment is not None:
                 xb = augment(xb, self.steps, yb)
+            self._bind_inputs(xb)
             wb = sample_weight[idx] if sample_weight is not None else None
             self.model.zero_grad()
             out = self.model.forward(xb)
