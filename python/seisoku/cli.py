@@ -342,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="after early stopping, retrain on train + validation data for the "
         "number of steps found",
     )
+    q = p.add_argument_group("lightweighting")
+    q.add_argument(
+        "--quantize",
+        choices=["none", "q8.8"],
+        help="after training, store the parameters as 16-bit fixed point (Q8.8, 8 integer and "
+        "8 fraction bits, rounded to nearest) and report its test accuracy and size",
+    )
     o = p.add_argument_group("optimization")
     o.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     o.add_argument("--lr", type=float, help="learning rate")

@@ -28,6 +28,9 @@ MODELS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step")
+# Formats of --quantize: (int_bits, frac_bits) of the fixed-point codes the parameters are
+# stored in after training.
+QUANTIZE = {"none": None, "q8.8": (8, 8)}
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Recipe:
     retrain_on_all: bool = False
     seed: int = 0
     device: str = "cpu"
+    quantize: str = "none"  # after training, also evaluate the parameters stored in this format
 
     def __post_init__(self) -> None:
         for name in ("hidden", "channels"):
@@ -86,6 +90,7 @@ class Recipe:
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
             ("device", ("cpu", "cuda")),
+            ("quantize", tuple(QUANTIZE)),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(
@@ -360,7 +365,9 @@ def run(
 
     The summary holds accuracies and losses on the three sets, the generalization gap (train
     minus test accuracy), best_epoch (counting from 1; history.best_epoch counts from 0),
-    best_step, epochs_run, stop_reason, seconds and the recipe.
+    best_step, epochs_run, stop_reason, seconds and the recipe; with recipe.quantize also
+    test_accuracy_quantized, model_bytes (the stored codes) and model_bytes_float32 (see
+    quantized_scores).
 
     checkpoint: file for a Checkpoint callback (every checkpoint_every epochs, on Ctrl-C,
     and at the end when checkpoint_at_end); resume: continue from such a file (written
@@ -422,7 +429,38 @@ def run(
         "seconds": seconds,
         "recipe": recipe.to_dict(),
     }
+    if QUANTIZE[recipe.quantize] is not None:
+        summary.update(quantized_scores(final, sets["test"], recipe.quantize))
     return summary, history, final.model
+
+
+def quantize_model(model: nn.Module, fmt: str) -> Any:
+    """The model's parameters as fixed-point codes of the format `fmt` (a key of QUANTIZE
+    other than "none"), rounded to nearest: a seisoku.quant.QuantizedState."""
+    from . import quant
+
+    int_bits, frac_bits = QUANTIZE[fmt]
+    return quant.quantize_parameters(model, int_bits=int_bits, frac_bits=frac_bits)
+
+
+def quantized_scores(trainer: Trainer, test: tuple[Array, Array], fmt: str) -> dict[str, Any]:
+    """Test accuracy of the trainer's model with its parameters stored in `fmt` and read
+    back, and the stored sizes in bytes; the model's own parameters are restored after."""
+    from . import quant
+
+    model = trainer.model
+    qstate = quantize_model(model, fmt)
+    kept = model.state_dict()
+    try:
+        quant.apply_quantized(model, qstate)
+        accuracy = trainer.evaluate(*test)["accuracy"]
+    finally:
+        model.load_state_dict(kept)
+    return {
+        "test_accuracy_quantized": accuracy,
+        "model_bytes": qstate.nbytes,
+        "model_bytes_float32": qstate.float_nbytes,
+    }
 
 
 def write_outputs(
@@ -440,6 +478,11 @@ def write_outputs(
     weights = os.path.join(out_dir, "weights.npz")
     model.save(weights)
     paths.append(weights)
+    fmt = summary.get("recipe", {}).get("quantize", "none")
+    if QUANTIZE.get(fmt) is not None:
+        quantized = os.path.join(out_dir, f"weights.{fmt}.npz")
+        quantize_model(model, fmt).save(quantized)
+        paths.append(quantized)
     history.to_csv(os.path.join(out_dir, "history.csv"))
     history.to_json(os.path.join(out_dir, "history.json"))
     paths += [os.path.join(out_dir, "history.csv"), os.path.join(out_dir, "history.json")]
@@ -489,6 +532,9 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         ("train accuracy", "train_accuracy", "{:.4f}"),
         ("validation accuracy", "val_accuracy", "{:.4f}"),
         ("test accuracy", "test_accuracy", "{:.4f}"),
+        ("test accuracy, quantized", "test_accuracy_quantized", "{:.4f}"),
+        ("model bytes, quantized", "model_bytes", "{:,}"),
+        ("model bytes, float32", "model_bytes_float32", "{:,}"),
         ("generalization gap", "gap", "{:+.4f}"),
         ("best epoch", "best_epoch", "{}"),
         ("epochs run", "epochs_run", "{}"),
@@ -496,8 +542,11 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         ("time (s)", "seconds", "{:.1f}"),
     ]
     names = list(rows)
+    optional = ("retrained_steps", "test_accuracy_quantized", "model_bytes", "model_bytes_float32")
     table = [
-        t for t in table if t[1] != "retrained_steps" or any(r.get(t[1]) for r in rows.values())
+        t
+        for t in table
+        if t[1] not in optional or any(r.get(t[1]) is not None for r in rows.values())
     ]
     width = max(len(f[0]) for f in table)
     col = max(14, *(len(n) for n in names))

@@ -43,6 +43,34 @@ def test_train_writes_summary_and_outputs(tmp_path, capsys):
         assert weights["0.weight"].shape == (4, 1, 3, 3)  # the first 3x3 convolution
 
 
+def test_quantize_q88_reports_accuracy_and_size_of_the_stored_codes(tmp_path, capsys):
+    from seisoku import quant
+
+    out, summary = tmp_path / "run", tmp_path / "summary.json"
+    args = ["train", *SMALL, "--quantize", "q8.8", "--out", str(out), "--json", str(summary)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy, quantized" in printed and "model bytes, quantized" in printed
+    result = json.loads(summary.read_text())
+    with np.load(out / "weights.npz") as w:
+        weights = {k: w[k] for k in w.files}
+    n_values = sum(v.size for v in weights.values())
+    assert result["model_bytes"] == 2 * n_values  # int16 codes
+    assert result["model_bytes_float32"] == 4 * n_values
+    assert abs(result["test_accuracy_quantized"] - result["test_accuracy"]) <= 0.01
+    # The stored codes are the weights rounded to the nearest multiple of 2^-8.
+    stored = quant.QuantizedState.load(str(out / "weights.q8.8.npz")).dequantize()
+    for name, v in weights.items():
+        np.testing.assert_array_equal(stored[name], np.clip(np.rint(v * 256), -32768, 32767) / 256)
+    # Without --quantize the rows and fields are absent.
+    assert main(["train", *SMALL, "--json", str(summary)]) == 0
+    assert "quantized" not in capsys.readouterr().out
+    assert "test_accuracy_quantized" not in json.loads(summary.read_text())
+    with pytest.raises(SystemExit) as e:  # argparse names the choices
+        main(["train", *SMALL, "--quantize", "q4.4"])
+    assert e.value.code == 2 and "invalid choice: 'q4.4'" in capsys.readouterr().err
+
+
 def test_compare_prints_both_runs(capsys):
     assert main(["train", *SMALL, "--compare", "--model", "mlp", "--hidden", "32"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
