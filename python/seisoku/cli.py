@@ -349,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="after training, store the parameters as 16-bit fixed point (Q8.8, 8 integer and "
         "8 fraction bits, rounded to nearest) and report its test accuracy and size",
     )
+    q.add_argument(
+        "--distill-from",
+        dest="distill_from",
+        metavar="TEACHER.npz",
+        help="train on the soft outputs of a teacher: the weights.npz of a `seisoku train "
+        "--out DIR` run with the same --seed (its summary.json beside it gives the architecture)",
+    )
+    q.add_argument("--temperature", type=float, help="distillation softmax temperature (4)")
+    q.add_argument("--alpha", type=float, help="distillation: weight of the teacher's loss (0.9)")
     o = p.add_argument_group("optimization")
     o.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     o.add_argument("--lr", type=float, help="learning rate")

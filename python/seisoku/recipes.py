@@ -73,6 +73,9 @@ class Recipe:
     seed: int = 0
     device: str = "cpu"
     quantize: str = "none"  # after training, also evaluate the parameters stored in this format
+    distill_from: str = ""  # weights.npz of a `seisoku train --out` run to distill from ("": off)
+    temperature: float = 4.0  # distillation: softmax temperature T
+    alpha: float = 0.9  # distillation: weight of the soft (teacher) loss; 1 - alpha on labels
 
     def __post_init__(self) -> None:
         for name in ("hidden", "channels"):
@@ -113,6 +116,10 @@ class Recipe:
         _number(self, "elastic_sigma", 0.0, math.inf, lower_open=True)
         _number(self, "momentum", 0.0, 1.0, upper_open=True)
         _number(self, "lr", 0.0, math.inf, lower_open=True)
+        _number(self, "temperature", 0.0, math.inf, lower_open=True)
+        _number(self, "alpha", 0.0, 1.0)
+        if not isinstance(self.distill_from, str):
+            raise ValueError(f"distill_from must be a path, got {self.distill_from!r}")
         for name, low in (
             ("shift", 0),
             ("cutout", 0),
@@ -156,6 +163,7 @@ class Recipe:
             cutout=0,
             patience=0,
             retrain_on_all=False,
+            distill_from="",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -329,10 +337,71 @@ def make_trainer(
     if checkpoint:
         cbs.append(Checkpoint(checkpoint, every=checkpoint_every, at_end=checkpoint_at_end))
     cbs.extend(callbacks)
-    loss = nn.CrossEntropyLoss(recipe.label_smoothing)
+    if recipe.distill_from:
+        from .distill import DistillationLoss
+
+        loss: Any = DistillationLoss(
+            load_teacher_run(recipe.distill_from, recipe),
+            temperature=recipe.temperature,
+            alpha=recipe.alpha,
+            label_smoothing=recipe.label_smoothing,
+        )
+    else:
+        loss = nn.CrossEntropyLoss(recipe.label_smoothing)
     trainer = Trainer(model, loss, opt, cbs, progress)
     trainer.metadata["recipe"] = recipe.to_dict()
     return trainer
+
+
+class _Reshape(nn.Module):
+    """Rows of 64 values to 1x8x8 images or back (a teacher fed the student's inputs)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Array) -> Array:
+        self.in_shape = x.shape
+        return x.reshape((x.shape[0], *self.shape))
+
+    def backward(self, grad: Array, need_input_grad: bool = True) -> Array:
+        return grad.reshape(self.in_shape)
+
+
+def load_teacher_run(path: str, student: Recipe) -> nn.Module:
+    """The model of a `seisoku train --out DIR` run, from DIR/weights.npz (or DIR) and the
+    recipe in the summary.json beside it, taking the student's inputs (rows of 64 values or
+    1x8x8 images). ValueError naming the path when a file is missing or corrupt, or when the
+    teacher was trained on another split of the digits (another seed: its training data
+    would overlap the student's test set)."""
+    import json
+    import os
+
+    from .distill import load_teacher
+
+    weights = os.path.join(path, "weights.npz") if os.path.isdir(path) else path
+    summary = os.path.join(os.path.dirname(weights) or ".", "summary.json")
+    try:
+        with open(summary, encoding="utf-8") as f:
+            saved = json.load(f)["recipe"]
+        teacher = Recipe(**{**saved, "device": student.device, "distill_from": ""})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"distill_from: {path!r} must be the weights.npz of a `seisoku train --out` run, "
+            f"with its summary.json beside it ({summary!r}: {e})"
+        ) from None
+    if teacher.seed != student.seed:
+        raise ValueError(
+            f"distill_from: the teacher {path!r} was trained with seed {teacher.seed}, this run "
+            f"has seed {student.seed}: another split of the digits, whose training part "
+            "overlaps this run's test set; train both with the same --seed"
+        )
+    manual_seed(teacher.seed)
+    model = load_teacher(build_model(teacher), weights)
+    if teacher.model == student.model:
+        return model
+    shape = (1, 8, 8) if teacher.model == "cnn" else (64,)
+    return nn.Sequential(_Reshape(shape), model)
 
 
 def recipe_from_checkpoint(path: str) -> Recipe:
@@ -431,6 +500,11 @@ def run(
     }
     if QUANTIZE[recipe.quantize] is not None:
         summary.update(quantized_scores(final, sets["test"], recipe.quantize))
+    if recipe.distill_from:
+        teacher = final.loss.teacher_logits(sets["test"][0])
+        summary["teacher_test_accuracy"] = Trainer._correct(teacher, sets["test"][1]) / len(
+            sets["test"][1]
+        )
     return summary, history, final.model
 
 
@@ -533,6 +607,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         ("validation accuracy", "val_accuracy", "{:.4f}"),
         ("test accuracy", "test_accuracy", "{:.4f}"),
         ("test accuracy, quantized", "test_accuracy_quantized", "{:.4f}"),
+        ("teacher test accuracy", "teacher_test_accuracy", "{:.4f}"),
         ("model bytes, quantized", "model_bytes", "{:,}"),
         ("model bytes, float32", "model_bytes_float32", "{:,}"),
         ("generalization gap", "gap", "{:+.4f}"),
@@ -542,7 +617,13 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         ("time (s)", "seconds", "{:.1f}"),
     ]
     names = list(rows)
-    optional = ("retrained_steps", "test_accuracy_quantized", "model_bytes", "model_bytes_float32")
+    optional = (
+        "retrained_steps",
+        "test_accuracy_quantized",
+        "teacher_test_accuracy",
+        "model_bytes",
+        "model_bytes_float32",
+    )
     table = [
         t
         for t in table

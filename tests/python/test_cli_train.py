@@ -71,6 +71,36 @@ def test_quantize_q88_reports_accuracy_and_size_of_the_stored_codes(tmp_path, ca
     assert e.value.code == 2 and "invalid choice: 'q4.4'" in capsys.readouterr().err
 
 
+def test_distill_from_a_teacher_run(tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    assert main(["train", *SMALL, "--out", str(teacher)]) == 0
+    capsys.readouterr()
+    summary = tmp_path / "student.json"
+    student = ["train", "--epochs", "10", "--model", "mlp", "--hidden", "32", "--no-progress"]
+    args = [*student, "--distill-from", str(teacher / "weights.npz"), "--json", str(summary)]
+    assert main([*args, "--temperature", "3", "--alpha", "0.7"]) == 0
+    assert "teacher test accuracy" in capsys.readouterr().out
+    result = json.loads(summary.read_text())
+    teacher_result = json.loads((teacher / "summary.json").read_text())
+    # The CNN teacher, fed the MLP student's rows as images, scores what its own run scored.
+    assert result["teacher_test_accuracy"] == teacher_result["test_accuracy"]
+    assert result["recipe"]["temperature"] == 3 and result["recipe"]["alpha"] == 0.7
+    assert 0.3 < result["test_accuracy"] <= 1.0
+    # Another seed is another split: refused. A corrupt teacher file names the path.
+    assert main([*student, "--seed", "1", "--distill-from", str(teacher)]) == 2
+    assert "seed 0" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "weights.npz").write_bytes(b"not an archive")
+    (bad / "summary.json").write_text((teacher / "summary.json").read_text())
+    assert main([*student, "--distill-from", str(bad / "weights.npz")]) == 2
+    assert str(bad / "weights.npz") in capsys.readouterr().err
+    assert main([*student, "--distill-from", str(tmp_path / "none.npz")]) == 2
+    assert "summary.json" in capsys.readouterr().err
+    assert main([*student, "--distill-from", str(teacher), "--alpha", "1.5"]) == 2
+    assert "alpha" in capsys.readouterr().err
+
+
 def test_compare_prints_both_runs(capsys):
     assert main(["train", *SMALL, "--compare", "--model", "mlp", "--hidden", "32"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
