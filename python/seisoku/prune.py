@@ -5,7 +5,8 @@
 * :func:`structured_prune` zeroes whole units of a Linear layer (a row of its weight, its bias
   entry and the matching input column of the next layer) or whole filters of a Conv2d (and the
   next layer's input channels), ranked by the L1 or L2 norm of their weights; :func:`shrink`
-  then builds the physically smaller model, whose outputs equal the masked one's.
+  then builds the physically smaller model, whose outputs equal the masked one's (the same
+  sums without their zero terms).
 * :class:`Masks` holds what was pruned. Attached to an optimizer (``masks.attach(opt)``, or
   ``optimizer=`` of the pruning functions) it keeps pruned weights at exactly zero through
   every later step: a step pre-hook zeroes their gradients (so ``clip_grad_norm`` and the
@@ -13,7 +14,8 @@
   and every state buffer of the optimizer at those positions (momentum, Adam's moments,
   RMSprop's and Adagrad's accumulators), so nothing regrows. The cost is one extra pass over
   each masked gradient before the fused native step and one over each masked weight and each
-  of its state buffers after it; a masked native step would fold these into the step's pass.
+  of its state buffers after it (a bitwise AND with the mask: NaN and Inf become +0 too);
+  a masked native step would fold these into the step's own pass.
 * :class:`PruneSchedule` prunes iteratively during ``Trainer.fit`` up to a target sparsity
   (Zhu and Gupta 2017's cubic schedule, or a fixed fraction per round), training between
   rounds; its masks are part of the Trainer's checkpoints.
@@ -55,9 +57,24 @@ def _host(x: Array) -> np.ndarray:
     return np.asarray(x.get() if is_cuda_array(x) else x)
 
 
-def _zero(a: Array, pruned: Array) -> None:
-    """a[pruned] = 0 in place (NaN and Inf included)."""
-    array_module(a).copyto(a, a.dtype.type(0), where=pruned)
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _bit_mask(pruned: Array, itemsize: int) -> Array:
+    """All ones where kept, all zeros where pruned, in unsigned words of `itemsize` bytes."""
+    word = _UINT[itemsize]
+    return (~pruned).astype(word) * word(np.iinfo(word).max)
+
+
+def _zero(a: Array, bits: Array, pruned: Array) -> None:
+    """a[pruned] = +0 in place, NaN and Inf included: one AND of a's bits with the mask (as
+    fast as a multiply, which would keep NaN), a masked copy for arrays of other widths."""
+    xp = array_module(a)
+    if a.dtype.itemsize == bits.dtype.itemsize:
+        u = a.view(bits.dtype)
+        xp.bitwise_and(u, bits, out=u)
+    else:
+        xp.copyto(a, a.dtype.type(0), where=pruned)
 
 
 def _check_model(model: Any, op: str) -> None:
@@ -133,14 +150,16 @@ class Masks:
         masks: {parameter name (as in model.named_parameters()): mask}, each mask an array of
             the parameter's shape, boolean or of 0/1 values (default: none yet).
 
-    Masks of parameters on the GPU live there. ``attach(optimizer)`` keeps the pruned entries
-    at zero through every step of that optimizer (see the module docstring for the cost).
+    The pruned entries are zeroed as the masks are set. Masks of parameters on the GPU live
+    there. ``attach(optimizer)`` keeps the pruned entries at zero through every step of that
+    optimizer (see the module docstring for the cost).
     """
 
     def __init__(self, model: nn.Module, masks: Mapping[str, Array] | None = None) -> None:
         _check_model(model, "Masks")
         self._params: dict[str, nn.Parameter] = dict(model.named_parameters())
         self._pruned: dict[str, Array] = {}  # True where pruned, on the parameter's device
+        self._bits: dict[str, Array] = {}  # the same as an AND mask of the parameter's width
         self._attached: list[tuple[Any, tuple[Any, Any]]] = []
         if masks is not None:
             self.load_state_dict(masks)
@@ -205,6 +224,7 @@ class Masks:
         if name in self._pruned:
             pruned |= self._pruned[name]
         self._pruned[name] = pruned
+        self._bits[name] = _bit_mask(pruned, p.value.dtype.itemsize)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """{name: keep-mask} as NumPy boolean arrays (copies); Masks(model, state) rebuilds."""
@@ -218,7 +238,7 @@ class Masks:
                 f"[Masks] argument 'masks' must be a mapping {{name: mask}}, got {state!r}"
             )
         checked = [(name, *self._check_entry(name, m, "Masks")) for name, m in state.items()]
-        self._pruned = {}
+        self._pruned, self._bits = {}, {}
         for name, _, keep in checked:
             self._set(name, keep)
         self.apply()
@@ -228,7 +248,7 @@ class Masks:
         """Zero the pruned entries of the masked parameters and of their state buffers in
         every attached optimizer."""
         for name, pruned in self._pruned.items():
-            _zero(self._params[name].value, pruned)
+            _zero(self._params[name].value, self._bits[name], pruned)
         for optimizer, _ in self._attached:
             self._zero_state(optimizer)
 
@@ -238,17 +258,17 @@ class Masks:
             p = self._params[name]
             for key, buf in state.get(p, {}).items():
                 if key != "step" and tuple(getattr(buf, "shape", ())) == tuple(p.shape):
-                    _zero(buf, pruned)
+                    _zero(buf, self._bits[name], pruned)
 
     def _before_step(self, optimizer: Any) -> None:
         for name, pruned in self._pruned.items():
             p = self._params[name]
             if not p.grad_marked_zero:
-                _zero(p.grad, pruned)
+                _zero(p.grad, self._bits[name], pruned)
 
     def _after_step(self, optimizer: Any) -> None:
         for name, pruned in self._pruned.items():
-            _zero(self._params[name].value, pruned)
+            _zero(self._params[name].value, self._bits[name], pruned)
         self._zero_state(optimizer)
 
     def attach(self, optimizer: Any) -> Masks:
@@ -546,11 +566,12 @@ def shrink(model: nn.Sequential) -> nn.Sequential:
     of a Conv2d) whose incoming weights and bias are all exactly zero, as structured_prune
     leaves them, together with the next layer's matching input columns (channels).
 
-    Such a unit outputs exactly zero, so the new model's outputs equal `model`'s on the same
-    input in evaluation mode (training-mode dropout and noise draw differently for other
-    shapes). The model is not changed (the new one holds copies of its parameters); units
-    are removed only where structured_prune could remove them (see there), and each layer
-    keeps at least one unit.
+    Such a unit outputs exactly zero, so the new model computes the same sums as `model` less
+    their zero terms: its outputs equal `model`'s in evaluation mode up to the order in which
+    a product over fewer inputs adds its terms (a few units in the last place; training-mode
+    dropout and noise draw differently for other shapes). The model is not changed (the new
+    one holds copies of its parameters); units are removed only where structured_prune could
+    remove them (see there), and each layer keeps at least one unit.
     """
     op = "shrink"
     _check_model(model, op)
