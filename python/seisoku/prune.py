@@ -16,14 +16,12 @@
   each masked gradient before the fused native step and one over each masked weight and each
   of its state buffers after it (a bitwise AND with the mask: NaN and Inf become +0 too);
   a masked native step would fold these into the step's own pass.
-* :class:`PruneSchedule` prunes iteratively during ``Trainer.fit`` up to a target sparsity
-  (Zhu and Gupta 2017's cubic schedule, or a fixed fraction per round), training between
-  rounds; its masks are part of the Trainer's checkpoints.
+* :class:`PruneSchedule` prunes iteratively during ``Trainer.fit`` (cubic schedule of Zhu and
+  Gupta 2017, or a fixed fraction per round); its masks are part of the Trainer's checkpoints.
 * :func:`sparsity_report` counts nonzero weights per parameter and in total.
 
-Ties in magnitude or norm are broken by position (the lower flat index, or the earlier
-parameter in ``named_parameters()`` order for the global scope, is pruned first), so pruning is
-deterministic. Pruning is monotone: what given ``masks`` pruned stays pruned.
+Ties go by position (the lower flat index, or the earlier parameter for the global scope, is
+pruned first), so pruning is deterministic, and monotone: what given ``masks`` pruned stays so.
 """
 
 from __future__ import annotations
@@ -96,6 +94,12 @@ def _check_choice(value: Any, choices: tuple[str, ...], op: str, name: str) -> s
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"[{op}] argument '{name}' must be one of {choices}, got {value!r}")
     return value
+
+
+def _check_int(value: Any, op: str, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"[{op}] argument '{name}' must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def _count(amount: float, n: int) -> int:
@@ -575,7 +579,6 @@ def shrink(model: nn.Sequential) -> nn.Sequential:
     """
     op = "shrink"
     _check_model(model, op)
-    _layers(model, op)  # a Sequential
     layers = _layers(copy.deepcopy(model), op)
     for link in _links(layers):
         prod, cons = layers[link.producer], layers[link.consumer]
@@ -724,20 +727,9 @@ class PruneSchedule(Callback):
     ) -> None:
         op = "PruneSchedule"
         self.target = _check_amount(target, op, "target")
-        for name, value, minimum in (
-            ("rounds", rounds, 1),
-            ("every", every, 1),
-            ("start", start, 0),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < minimum
-            ):
-                raise ValueError(
-                    f"[{op}] argument '{name}' must be an int >= {minimum}, got {value!r}"
-                )
-        self.rounds, self.every, self.start = int(rounds), int(every), int(start)
+        self.rounds = _check_int(rounds, op, "rounds", 1)
+        self.every = _check_int(every, op, "every", 1)
+        self.start = _check_int(start, op, "start", 0)
         self.unit = _check_choice(unit, UNITS, op, "unit")
         self.schedule = _check_choice(schedule, SCHEDULES, op, "schedule")
         self.scope = _check_choice(scope, SCOPES, op, "scope")
