@@ -36,7 +36,10 @@ NaN or Inf, changes nothing and counts the step in ``skipped_steps`` (the choice
 mixed precision); ``"ignore"`` does not look (NaN then reaches the weights, as in torch.optim).
 
 One native call updates every parameter of every group: the arrays are converted once and cached,
-so a step has no Python loop over the parameters.
+so a step has no Python loop over the parameters. Step hooks
+(:meth:`Optimizer.register_step_pre_hook`, :meth:`Optimizer.register_step_post_hook`) run Python
+code just before and just after that call, e.g. the pruning masks of :mod:`seisoku.prune`, which
+keep pruned weights and their state at zero.
 """
 
 from __future__ import annotations
@@ -80,6 +83,22 @@ def _to_host(x: Array) -> np.ndarray:
     return np.array(x.get() if is_cuda_array(x) else x, copy=True)
 
 
+StepHook = Callable[["Optimizer"], None]
+
+
+class HookHandle:
+    """What register_step_pre_hook / register_step_post_hook return: remove() unregisters
+    the hook (a second call does nothing)."""
+
+    def __init__(self, hooks: dict[int, StepHook], key: int) -> None:
+        self._hooks = hooks
+        self._key = key
+
+    def remove(self) -> None:
+        """Unregister the hook."""
+        self._hooks.pop(self._key, None)
+
+
 class Optimizer:
     """Base class: parameter groups, fused step, state, penalty and sparsity reports.
 
@@ -119,6 +138,9 @@ class Optimizer:
         self.skipped_steps = 0
         self.last_grad_norm = math.nan
         self.param_groups: list[dict[str, Any]] = []
+        self._step_pre_hooks: dict[int, StepHook] = {}
+        self._step_post_hooks: dict[int, StepHook] = {}
+        self._next_hook = 0
         self._native: list[Any] = []
         self._slots: list[list[str]] = []
         self._buffers: list[list[list[Array]]] = []
@@ -264,13 +286,40 @@ class Optimizer:
         module docstring).
         """
         loss = closure() if closure is not None else None
-        applied, norm = _core.optim_step(
-            self._natives(), self.clip_grad_norm or 0.0, self.nonfinite
-        )
+        for hook in list(self._step_pre_hooks.values()):
+            hook(self)
+        try:
+            applied, norm = _core.optim_step(
+                self._natives(), self.clip_grad_norm or 0.0, self.nonfinite
+            )
+        finally:  # also after a non-finite ValueError: the finite elements were stepped
+            for hook in list(self._step_post_hooks.values()):
+                hook(self)
         self.last_grad_norm = norm
         if not applied:
             self.skipped_steps += 1
         return loss
+
+    def _register(self, hooks: dict[int, StepHook], hook: StepHook, what: str) -> HookHandle:
+        if not callable(hook):
+            raise ValueError(f"[{what}] argument 'hook' must be callable, got {hook!r}")
+        key = self._next_hook
+        self._next_hook += 1
+        hooks[key] = hook
+        return HookHandle(hooks, key)
+
+    def register_step_pre_hook(self, hook: StepHook) -> HookHandle:
+        """Call hook(optimizer) at every step(), after the closure and before the native
+        update, when the gradients are final (e.g. to mask them). Hooks run in the order
+        registered; returns a handle whose remove() unregisters the hook."""
+        return self._register(self._step_pre_hooks, hook, "register_step_pre_hook")
+
+    def register_step_post_hook(self, hook: StepHook) -> HookHandle:
+        """Call hook(optimizer) right after every native update, also when it raised for a
+        non-finite gradient (the finite elements were stepped), e.g. to project or mask the
+        parameters and their state (Optimizer.state). Hooks run in the order registered;
+        returns a handle whose remove() unregisters the hook."""
+        return self._register(self._step_post_hooks, hook, "register_step_post_hook")
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place (one native call per group)."""
