@@ -356,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the soft outputs of a teacher: the weights.npz of a `seisoku train "
         "--out DIR` run with the same --seed (its summary.json beside it gives the architecture)",
     )
+    q.add_argument(
+        "--prune",
+        type=float,
+        metavar="FRACTION",
+        help="prune the weights by magnitude in 8 rounds to this fraction of zeros, fine-tuning "
+        "between and after them (early stopping is off)",
+    )
     q.add_argument("--temperature", type=float, help="distillation softmax temperature (4)")
     q.add_argument("--alpha", type=float, help="distillation: weight of the teacher's loss (0.9)")
     o = p.add_argument_group("optimization")

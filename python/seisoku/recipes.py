@@ -74,6 +74,7 @@ class Recipe:
     device: str = "cpu"
     quantize: str = "none"  # after training, also evaluate the parameters stored in this format
     distill_from: str = ""  # weights.npz of a `seisoku train --out` run to distill from ("": off)
+    prune: float = 0.0  # target fraction of zero weights, reached by iterative pruning (0: off)
     temperature: float = 4.0  # distillation: softmax temperature T
     alpha: float = 0.9  # distillation: weight of the soft (teacher) loss; 1 - alpha on labels
 
@@ -118,6 +119,9 @@ class Recipe:
         _number(self, "lr", 0.0, math.inf, lower_open=True)
         _number(self, "temperature", 0.0, math.inf, lower_open=True)
         _number(self, "alpha", 0.0, 1.0)
+        _number(self, "prune", 0.0, 1.0, upper_open=True)
+        if self.prune and self.retrain_on_all:
+            raise ValueError("prune cannot be combined with retrain_on_all")
         if not isinstance(self.distill_from, str):
             raise ValueError(f"distill_from must be a path, got {self.distill_from!r}")
         for name, low in (
@@ -164,6 +168,7 @@ class Recipe:
             patience=0,
             retrain_on_all=False,
             distill_from="",
+            prune=0.0,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -332,7 +337,9 @@ def make_trainer(
         schedule = _schedule(recipe, opt, schedule_steps[0], "step", schedule_steps[1])
     if schedule is not None:
         cbs.append(schedule)
-    if early_stopping and recipe.patience:
+    if recipe.prune:
+        cbs.append(prune_schedule(recipe))
+    elif early_stopping and recipe.patience:
         cbs.append(EarlyStopping("val_loss", patience=recipe.patience, period=recipe.eval_period))
     if checkpoint:
         cbs.append(Checkpoint(checkpoint, every=checkpoint_every, at_end=checkpoint_at_end))
@@ -351,6 +358,19 @@ def make_trainer(
     trainer = Trainer(model, loss, opt, cbs, progress)
     trainer.metadata["recipe"] = recipe.to_dict()
     return trainer
+
+
+def prune_schedule(recipe: Recipe) -> Callback:
+    """Iterative global magnitude pruning of the weights up to recipe.prune zeros: 8 rounds on
+    the cubic schedule (seisoku.prune.PruneSchedule) from a quarter of the epochs to three
+    quarters, the rest fine-tunes the pruned network. Early stopping is off with pruning (its
+    best weights could predate the last round)."""
+    from .prune import PruneSchedule
+
+    rounds = 8
+    start = recipe.epochs // 4
+    every = max(1, (recipe.epochs // 2) // rounds)
+    return PruneSchedule(recipe.prune, rounds=rounds, every=every, start=start, scope="global")
 
 
 class _Reshape(nn.Module):
@@ -500,6 +520,10 @@ def run(
     }
     if QUANTIZE[recipe.quantize] is not None:
         summary.update(quantized_scores(final, sets["test"], recipe.quantize))
+    if recipe.prune:
+        from .prune import sparsity_report
+
+        summary["weights_nonzero_fraction"] = 1.0 - sparsity_report(final.model).sparsity
     if recipe.distill_from:
         teacher = final.loss.teacher_logits(sets["test"][0])
         summary["teacher_test_accuracy"] = Trainer._correct(teacher, sets["test"][1]) / len(
@@ -608,6 +632,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         ("test accuracy", "test_accuracy", "{:.4f}"),
         ("test accuracy, quantized", "test_accuracy_quantized", "{:.4f}"),
         ("teacher test accuracy", "teacher_test_accuracy", "{:.4f}"),
+        ("weights nonzero", "weights_nonzero_fraction", "{:.2%}"),
         ("model bytes, quantized", "model_bytes", "{:,}"),
         ("model bytes, float32", "model_bytes_float32", "{:,}"),
         ("generalization gap", "gap", "{:+.4f}"),
@@ -621,6 +646,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         "retrained_steps",
         "test_accuracy_quantized",
         "teacher_test_accuracy",
+        "weights_nonzero_fraction",
         "model_bytes",
         "model_bytes_float32",
     )

@@ -101,6 +101,47 @@ def test_distill_from_a_teacher_run(tmp_path, capsys):
     assert "alpha" in capsys.readouterr().err
 
 
+def test_prune_reaches_the_target_and_quantizes(tmp_path, capsys):
+    from seisoku import quant
+
+    out, summary = tmp_path / "run", tmp_path / "summary.json"
+    args = ["train", "--epochs", "16", "--model", "mlp", "--hidden", "64", "--no-progress"]
+    assert (
+        main(
+            [
+                *args,
+                "--prune",
+                "0.8",
+                "--quantize",
+                "q8.8",
+                "--out",
+                str(out),
+                "--json",
+                str(summary),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "weights nonzero" in printed
+    result = json.loads(summary.read_text())
+    assert result["weights_nonzero_fraction"] == pytest.approx(0.2, abs=1e-3)
+    assert result["best_epoch"] is None  # no early stopping while pruning
+    with np.load(out / "weights.npz") as w:
+        weights = [w[k] for k in w.files if k.endswith("weight")]
+    zeros = sum(int((v == 0).sum()) for v in weights) / sum(v.size for v in weights)
+    assert zeros == pytest.approx(0.8, abs=1e-3)
+    # The stored Q8.8 codes keep the pruned weights at exactly zero.
+    stored = quant.QuantizedState.load(str(out / "weights.q8.8.npz")).dequantize()
+    for name in ("0.weight", "1.weight"):
+        with np.load(out / "weights.npz") as w:
+            assert np.all(stored[name][w[name] == 0] == 0)
+    assert 0.3 < result["test_accuracy"] <= 1.0
+    for bad in ("1.0", "-0.1", "nan"):
+        assert main([*args, "--prune", bad]) == 2
+        assert "prune" in capsys.readouterr().err
+
+
 def test_compare_prints_both_runs(capsys):
     assert main(["train", *SMALL, "--compare", "--model", "mlp", "--hidden", "32"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
