@@ -1,5 +1,6 @@
 // Trains a regularized MLP (dropout, label smoothing, L2, max-norm) on three interleaved spirals with
-// the seisoku C++ API alone, and checks that it learns them. Exit status 0 on success.
+// the seisoku C++ API alone, checks that it learns them, then stores its parameters as Q8.8 fixed
+// point (16-bit codes) and checks the quantized model scores as well. Exit status 0 on success.
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -59,16 +60,19 @@ int main() {
   }
 
   model.eval();
-  const Tensor logits = model.forward(x);
-  std::int64_t correct = 0;
-  for (std::int64_t k = 0; k < kN; ++k) {
-    const float* row = logits.data_as<float>() + k * kClasses;
-    std::int64_t best = 0;
-    for (std::int64_t c = 1; c < kClasses; ++c)
-      if (row[c] > row[best]) best = c;
-    correct += best == y.data_as<std::int64_t>()[k];
-  }
-  const double accuracy = static_cast<double>(correct) / kN;
+  auto training_accuracy = [&] {
+    const Tensor logits = model.forward(x);
+    std::int64_t correct = 0;
+    for (std::int64_t k = 0; k < kN; ++k) {
+      const float* row = logits.data_as<float>() + k * kClasses;
+      std::int64_t best = 0;
+      for (std::int64_t c = 1; c < kClasses; ++c)
+        if (row[c] > row[best]) best = c;
+      correct += best == y.data_as<std::int64_t>()[k];
+    }
+    return static_cast<double>(correct) / kN;
+  };
+  const double accuracy = training_accuracy();
   std::printf("training accuracy %.3f\n", accuracy);
   // Every weight row (one hidden unit's incoming weights) is inside the max-norm ball.
   for (const auto& [name, p] : model.named_parameters()) {
@@ -84,6 +88,27 @@ int main() {
   }
   if (accuracy < 0.9) {
     std::printf("FAILED: the MLP did not learn the spirals\n");
+    return 1;
+  }
+
+  // The lecture's 16-bit fixed point: each parameter stored as Q8.8 codes (8 integer bits with the
+  // sign, 8 fraction bits, rounded to nearest) and read back into the model.
+  std::int64_t float_bytes = 0, code_bytes = 0;
+  for (const auto& [name, p] : model.named_parameters()) {
+    const Tensor w = p->value();
+    const Tensor codes = Tensor::empty(w.shape(), seisoku::fixed_point_dtype(8, 8));
+    seisoku::quantize_fixed(w, codes, 8, 8, seisoku::Rounding::nearest);
+    const Tensor back = Tensor::empty(w.shape(), DType::float32);
+    seisoku::dequantize_fixed(codes, back, 8);
+    p->set_value(back);
+    float_bytes += w.numel() * static_cast<std::int64_t>(seisoku::itemsize(w.dtype()));
+    code_bytes += codes.numel() * static_cast<std::int64_t>(seisoku::itemsize(codes.dtype()));
+  }
+  const double quantized = training_accuracy();
+  std::printf("Q8.8: training accuracy %.3f, %lld bytes of parameters instead of %lld\n", quantized,
+              static_cast<long long>(code_bytes), static_cast<long long>(float_bytes));
+  if (2 * code_bytes != float_bytes || quantized < accuracy - 0.02) {
+    std::printf("FAILED: the Q8.8 model is not half the size or lost accuracy\n");
     return 1;
   }
   std::printf("OK\n");
