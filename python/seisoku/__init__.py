@@ -33,7 +33,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-from . import _core, augment, cuda, data, distill, ensemble, nn, optim, prune, quant, train  # noqa: E402
+from . import _core, augment, cuda, data, distill, ensemble, nn, optim, prune, quant, semi, train  # noqa: E402
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -86,6 +86,7 @@ __all__ = [
     "quant",
     "row_norm",
     "scale",
+    "semi",
     "set_num_threads",
     "sum",
     "train",
