@@ -285,18 +285,19 @@ def test_pseudo_labels_beat_labels_alone_on_digits() -> None:
             optim.SGD(m.parameters(), lr=0.05, momentum=0.9),
             progress=False,
         )
-        sup.fit(x[lab], y[lab], epochs=300, batch_size=32, seed=seed)
+        sup.fit(x[lab], y[lab], epochs=500, batch_size=32, seed=seed)
         base = sup.evaluate(x[te], y[te])["accuracy"]
         m = nn.mlp([64, 128, 10], generator=sei.Generator(seed))
         semi = PseudoLabeler(
             m,
             optim.SGD(m.parameters(), lr=0.05, momentum=0.9),
             threshold=0.9,
-            t1=5,
-            t2=20,
+            t1=10,
+            t2=40,
             progress=False,
         )
-        semi.fit(x[tr], ys[tr], epochs=60, batch_size=64, seed=seed)
+        semi.fit(x[tr], ys[tr], epochs=100, batch_size=64, seed=seed)
         gains.append(semi.evaluate(x[te], y[te])["accuracy"] - base)
-    assert min(gains) > 0.015, gains
-    assert sum(gains) / 3 > 0.03, gains
+    # Measured: +5.6, +5.4 and +5.2 points (94.2/88.7, 90.5/85.2, 91.1/85.9 percent).
+    assert min(gains) > 0.045, gains
+    assert sum(gains) / 3 > 0.05, gains
