@@ -249,7 +249,7 @@ def check_labels(y: Array, classes: int | None = None, op: str = "PseudoLabeler.
     hi = math.inf if classes is None else classes
     bad = (y < UNLABELED) | (y >= hi)
     if bool(bad.any()):
-        i = int(np.flatnonzero(np.asarray(bad))[0])
+        i = int(array_module(y).flatnonzero(bad)[0])
         raise ValueError(
             f"[{op}] argument 'y' must hold labels in [-1, {classes}), got {int(y[i])} at row {i}"
         )

@@ -260,6 +260,36 @@ def test_fit_ramps_and_mixes_batches() -> None:
     assert hist.column("val_accuracy")[-1] > 0.9
 
 
+class _InterruptAt(sei.train.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        if step == self.step:
+            trainer.interrupt()
+
+
+@pytest.mark.parametrize("stop_at", [5, 20])
+def test_interrupted_and_resumed_fit_equals_an_uninterrupted_one(tmp_path, stop_at: int) -> None:
+    """The ramp's epoch comes back with the checkpoint: a resumed run ends bit for bit where
+    a run never stopped does (7 steps per epoch; step 20 is in epoch 2, on the ramp)."""
+    x, ys, full = _small()
+    yv = data.make_blobs(120, 3, 4)[1]
+    h_full = full.fit(x, ys, epochs=5, batch_size=32, validation_data=(x, yv))
+    ckpt = tmp_path / "run.npz"
+    x, ys, first = _small()
+    first.callbacks = [_InterruptAt(stop_at), sei.train.Checkpoint(ckpt)]
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(x, ys, epochs=5, batch_size=32, validation_data=(x, yv))
+    x, ys, second = _small()
+    second.callbacks = [_InterruptAt(-1), sei.train.Checkpoint(ckpt)]
+    h = second.fit(x, ys, epochs=5, batch_size=32, validation_data=(x, yv), resume=ckpt)
+    assert second.steps == full.steps
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(second.model.state_dict()[k], v)
+    assert h.column("val_loss") == h_full.column("val_loss")
+
+
 # -- measured ------------------------------------------------------------------------------------
 def _digits_split(seed: int) -> tuple[np.ndarray, ...]:
     """The digits with 10 labeled rows per class (by seed) in a fixed 70% training part:
