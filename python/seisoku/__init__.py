@@ -33,7 +33,20 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-from . import _core, augment, cuda, data, distill, ensemble, nn, optim, prune, quant, train  # noqa: E402
+from . import (  # noqa: E402
+    _core,
+    augment,
+    cuda,
+    data,
+    distill,
+    ensemble,
+    multitask,
+    nn,
+    optim,
+    prune,
+    quant,
+    train,
+)
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -79,6 +92,7 @@ __all__ = [
     "max",
     "mean",
     "mul",
+    "multitask",
     "nn",
     "norm",
     "optim",
