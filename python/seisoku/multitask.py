@@ -155,6 +155,11 @@ class MultiTaskLoss(nn.Loss):
             )
         cols, start = {}, 0
         for t in self.tasks:
+            if not isinstance(self.losses[t], nn.CrossEntropyLoss) and self.widths[t] != 1:
+                raise ValueError(
+                    f"[MultiTaskLoss] task {t!r} has one target column, so its head must give "
+                    f"1 output, got {self.widths[t]}"
+                )
             cols[t] = slice(start, start + int(self.widths[t]))
             start += int(self.widths[t])
         return cols
@@ -190,6 +195,12 @@ class MultiTaskLoss(nn.Loss):
                 continue
             p = xp.ascontiguousarray(pred[rows, cols[t]])
             y = column[rows]
+            if ce and not bool((y == xp.floor(y)).all()):
+                bad = y[y != xp.floor(y)][0]
+                raise ValueError(
+                    f"[MultiTaskLoss] argument 'target' must hold class indices (or NaN / -1) "
+                    f"for task {t!r}, got {float(bad)!r}"
+                )
             y = y.astype(np.int64) if ce else xp.ascontiguousarray(y.reshape(-1, 1), pred.dtype)
             w = None
             if sample_weight is not None:
