@@ -356,6 +356,14 @@ class TaskMetrics(Callback):
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         self._sums, self._counts = {}, {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The current epoch's running sums, so that a resumed epoch reports all its batches."""
+        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._sums = {str(k): float(v) for k, v in state["sums"].items()}
+        self._counts = {str(k): float(v) for k, v in state["counts"].items()}
+
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
         loss = trainer.loss
         for t, v in loss.task_losses.items():

@@ -11,12 +11,15 @@ import pytest
 
 import seisoku as sei
 from seisoku import data, nn, optim
+from seisoku.callbacks import Callback, Checkpoint
 from seisoku.multitask import (
     MultiTaskLoss,
     MultiTaskModel,
+    TaskMetrics,
     fit_multitask,
     stack_targets,
 )
+from seisoku.train import Trainer
 
 WIDTHS = {"a": 3, "b": 1, "c": 1}
 LOSSES = {"a": "cross_entropy", "b": "mse", "c": "bce"}
@@ -329,3 +332,38 @@ def test_shared_trunk_helps_the_main_task_on_digits():
     assert best_static >= mean["single"], mean
     # learned weights within 2 points of the best static weights of the grid
     assert mean["uncertainty"] >= best_static - 0.02, mean
+
+
+class StopAt(Callback):
+    """Interrupts the fit after a given optimizer step (as Ctrl-C does)."""
+
+    def __init__(self, step: int | None) -> None:
+        self.step = step
+
+    def on_batch_end(self, trainer, step, logs) -> None:
+        if step == self.step:
+            trainer.interrupt()
+
+
+def test_trainer_resume_is_exact_with_learned_weights(tmp_path):
+    x, y = data.load_digits()
+    x, y = x[:300], y[:300]
+    targets = stack_targets({"digit": y, "parity": y % 2}, ["digit", "parity"]).astype(np.float32)
+    path = str(tmp_path / "ckpt.npz")
+
+    def run(stop: int | None, resume: str | None = None) -> tuple[MultiTaskModel, Trainer]:
+        model = small_model("uncertainty")
+        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        callbacks = [TaskMetrics(), StopAt(stop), Checkpoint(path, every=1)]
+        trainer = Trainer(model, model.loss, opt, callbacks=callbacks, progress=False)
+        trainer.fit(x, targets, epochs=3, validation_split=0.2, resume=resume)
+        return model, trainer
+
+    whole, whole_trainer = run(None)
+    with pytest.raises(KeyboardInterrupt):
+        run(13)  # mid-epoch 1 (8 steps per epoch)
+    resumed, resumed_trainer = run(None, resume=path)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for key in ("digit_loss", "parity_loss", "val_digit_accuracy"):
+        assert whole_trainer.history.column(key) == resumed_trainer.history.column(key), key
