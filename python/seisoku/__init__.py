@@ -33,7 +33,21 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-from . import _core, augment, cuda, data, distill, ensemble, nn, optim, prune, quant, semi, train  # noqa: E402
+from . import (  # noqa: E402
+    _core,
+    augment,
+    cuda,
+    data,
+    distill,
+    ensemble,
+    multitask,
+    nn,
+    optim,
+    prune,
+    quant,
+    semi,
+    train,
+)
 from .ops import (  # noqa: E402
     add,
     axpy,
@@ -79,6 +93,7 @@ __all__ = [
     "max",
     "mean",
     "mul",
+    "multitask",
     "nn",
     "norm",
     "optim",
