@@ -663,6 +663,12 @@ def installed_version(package: str) -> str | None:
         return "?"
 
 
+def torch_version() -> str | None:
+    """'torch X.Y.Z' when PyTorch is installed, else None."""
+    v = installed_version("torch")
+    return f"torch {v}" if v else None
+
+
 def skip(reason: str) -> None:
     """Print `skipped: reason` and exit with SKIP_STATUS (a peer is missing, say)."""
     print(f"skipped: {reason}", file=sys.stderr, flush=True)

@@ -47,7 +47,6 @@ from _timing import (
     Job,
     Worker,
     check_close,
-    installed_version,
     machine_note,
     make_parser,
     report,
@@ -57,6 +56,7 @@ from _timing import (
     threads_label,
     time_fn,
     time_pair_isolated,
+    torch_version,
     write_json,
 )
 
@@ -196,12 +196,6 @@ def blas_lines() -> list[str]:
         if var in os.environ:
             lines.append(f"note: {var}={os.environ[var]} is set")
     return lines
-
-
-def torch_version() -> str | None:
-    """'torch X.Y.Z' when PyTorch is installed, else None."""
-    v = installed_version("torch")
-    return f"torch {v}" if v else None
 
 
 def run_cpu(quick: bool, timing: dict[str, Any]) -> list[Figure]:

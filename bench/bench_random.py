@@ -46,7 +46,6 @@ from _timing import (
     Job,
     Worker,
     check_true,
-    installed_version,
     machine_note,
     make_parser,
     report,
@@ -57,6 +56,7 @@ from _timing import (
     time_fn,
     time_pair_isolated,
     to_host,
+    torch_version,
     write_json,
 )
 
@@ -190,12 +190,6 @@ def torch_fill(op: str, dtype: str, n: int, device: str = "cpu") -> Callable[[],
     else:
         fn = lambda: t.bernoulli_(P, generator=gen)  # noqa: E731
     return checked(fn, op, t, f"{figure_name(op, dtype, n)} (torch)")
-
-
-def torch_version() -> str | None:
-    """'torch X.Y.Z' when PyTorch is installed, else None."""
-    v = installed_version("torch")
-    return f"torch {v}" if v else None
 
 
 # -- CPU: each side in its own process, thread for thread and whole machine ---------------

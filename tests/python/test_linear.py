@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_mask import dropout_keep_mask as keep_mask
 
 from conftest import to_device
 from reference import (
@@ -22,6 +21,7 @@ from reference import (
     snap,
     torch_act,
 )
+from reference import dropout_keep_mask as keep_mask
 from seisoku.nn import functional as nnf
 from tolerance import gemm_tolerance
 

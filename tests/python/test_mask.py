@@ -15,55 +15,15 @@ from reference import (
     assert_grad,
     assert_twin,
     away_from_zero,
+    dropout_keep_mask,
     fd_grad,
     num_threads,
+    numpy_philox,
     rand,
     snap,
 )
 from seisoku.nn import functional as nnf
 from seisoku.random import philox4x32_10
-
-# ---- an independent Philox4x32-10 and the documented dropout mask ----
-
-_U32 = np.uint64(0xFFFFFFFF)
-
-
-def numpy_philox(seed: int, offset: int, blocks) -> np.ndarray:
-    """Philox4x32-10 (Salmon et al., SC 2011) in NumPy: the (len(blocks), 4) uint32 words of
-    the blocks of the stream (seed, offset); counter (block lo, block hi, offset lo, offset hi),
-    key (seed lo, seed hi)."""
-    b = np.asarray(blocks, dtype=np.uint64)
-    c0, c1 = b & _U32, b >> np.uint64(32)
-    c2 = np.full_like(b, offset & 0xFFFFFFFF)
-    c3 = np.full_like(b, offset >> 32)
-    k0, k1 = seed & 0xFFFFFFFF, seed >> 32
-    for _ in range(10):
-        p0 = np.uint64(0xD2511F53) * c0  # 32 x 32 -> 64 bits: exact in uint64
-        p1 = np.uint64(0xCD9E8D57) * c2
-        c0, c1, c2, c3 = (
-            (p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0),
-            p1 & _U32,
-            (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1),
-            p0 & _U32,
-        )
-        k0 = (k0 + 0x9E3779B9) & 0xFFFFFFFF
-        k1 = (k1 + 0xBB67AE85) & 0xFFFFFFFF
-    return np.stack([c0, c1, c2, c3], axis=-1).astype(np.uint32)
-
-
-def keep_bound(p: float) -> int:
-    """K = 65536 - round(65536 p), halves rounded up (seisoku/mask.hpp)."""
-    x = p * 65536.0
-    d = int(np.floor(x))
-    return 65536 - (d + 1 if x - d >= 0.5 else d)
-
-
-def dropout_keep_mask(n: int, p: float, seed: int, offset: int) -> np.ndarray:
-    """The documented dropout mask: element i takes uint16 number i of the stream's words read
-    as little-endian uint16 pairs (8 per block) and is kept iff it is below keep_bound(p)."""
-    words = numpy_philox(seed, offset, np.arange((n + 7) // 8)).reshape(-1)
-    halves = np.stack([words & 0xFFFF, words >> 16], axis=-1).reshape(-1)[:n]
-    return halves < keep_bound(p)
 
 
 def test_numpy_philox_known_answers():

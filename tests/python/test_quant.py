@@ -9,11 +9,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from test_mask import numpy_philox
 
 import seisoku as sei
 from conftest import to_device
-from reference import assert_twin, num_threads, snap
+from reference import assert_twin, num_threads, numpy_philox, snap
 from seisoku import quant
 from seisoku.quant import FixedPoint, dequantize_fixed, quantize_fixed
 

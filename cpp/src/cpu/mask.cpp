@@ -30,9 +30,11 @@ namespace {
 // its two ends with ordinary stores that cover those vectors only (a store overlapping a line
 // still being streamed would stall on it): of each group's cache lines only the partial ones at
 // its ends are read into the cache.
+#if defined(__AVX2__)
+constexpr std::uintptr_t kStreamAlign = 64;  // whole cache lines: no line both streamed and stored
+constexpr std::int64_t kAhead = 2;           // groups of input prefetched ahead
+#endif
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-constexpr std::uintptr_t kStreamAlign = 64;
-constexpr std::int64_t kAhead = 2;  // groups of input prefetched ahead
 // float32 dropout of one full group: dst = src * (draw < bound ? keep : 0). Draws are compared
 // 32 at a time; values go 16 at a time.
 template <bool STREAM>
@@ -79,8 +81,6 @@ inline void dropout_group(const float* src, float* dst, const std::uint16_t* dra
   }
 }
 #elif defined(__AVX2__)
-constexpr std::uintptr_t kStreamAlign = 64;  // whole cache lines: no line both streamed and stored
-constexpr std::int64_t kAhead = 2;  // groups of input prefetched ahead
 template <bool STREAM>
 inline void dropout_group(const float* src, float* dst, const std::uint16_t* draws, std::uint32_t bound, float keep) {
   const __m256i limit = _mm256_set1_epi32(static_cast<int>(bound));
