@@ -70,7 +70,8 @@ TEST(BucketPlan, PacksInReverseOrderUpToTheCap) {
 
 TEST(BucketPlan, InvariantsOverManyShapesAndCaps) {
   std::vector<ParameterPtr> params;
-  for (int i = 0; i < 40; ++i) params.push_back(param(1 + (i * 37) % 53, (i / 7) % 2 ? DType::float64 : DType::float32));
+  for (int i = 0; i < 40; ++i)
+    params.push_back(param(1 + (i * 37) % 53, (i / 7) % 2 ? DType::float64 : DType::float32));
   for (std::size_t cap : {1u, 8u, 64u, 200u, 1000u, 100000u}) {
     const auto buckets = dist::plan_buckets(params, cap);
     expect_valid(params, buckets, cap);

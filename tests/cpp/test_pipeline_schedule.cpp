@@ -143,7 +143,8 @@ TEST(PipelineSchedule, OneFOneBOrderOnFourStages) {
   // Stage 1 of 4 with 6 micro-batches: 2 warm-up forwards, 4 pairs, 2 trailing backwards.
   const auto ops = dist::pipeline_stage_schedule(PipelineKind::one_f_one_b, 4, 6, 1);
   std::string text;
-  for (const auto& op : ops) text += (op.phase == PipelinePhase::forward ? "F" : "B") + std::to_string(op.microbatch) + " ";
+  for (const auto& op : ops)
+    text += (op.phase == PipelinePhase::forward ? "F" : "B") + std::to_string(op.microbatch) + " ";
   EXPECT_EQ(text, "F0 F1 F2 B0 F3 B1 F4 B2 F5 B3 B4 B5 ");
 }
 

@@ -46,7 +46,8 @@ inline std::vector<Bucket> plan_buckets(const std::vector<nn::ParameterPtr>& par
   for (std::size_t i = 0; i < params.size(); ++i) {
     const nn::Parameter* p = params[i].get();
     const std::string which = "params[" + std::to_string(i) + "]";
-    if (p == nullptr) throw std::invalid_argument("[plan_buckets] argument '" + which + "' must be a parameter, got null");
+    if (p == nullptr)
+      throw std::invalid_argument("[plan_buckets] argument '" + which + "' must be a parameter, got null");
     if (!seen.insert(p).second)
       throw std::invalid_argument("[plan_buckets] argument '" + which + "' must appear once, got a repeat of '" +
                                   p->name + "'");

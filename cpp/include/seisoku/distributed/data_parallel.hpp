@@ -19,9 +19,10 @@
 //
 // The mean is over ranks (each rank's loss a mean over equally many samples), or, after
 // begin(local_samples), over the global samples: each rank's gradient weighted by its share of
-// them (for shards of unequal sizes). CPU tensors, float32 and float64. Included only by programs
-// that link MPI; an error in an MPI call throws std::runtime_error (call MPI_Abort on it rather
-// than leave the other ranks waiting in a collective).
+// them (for shards of unequal sizes). CPU tensors, float32 and float64; one thread at a time.
+// Included only by programs that link MPI. Errors throw (std::invalid_argument for arguments,
+// std::runtime_error for a failed MPI call); as the other ranks may then wait in a collective,
+// call MPI_Abort on an exception.
 #include <mpi.h>
 
 #include <climits>
@@ -120,8 +121,9 @@ class GradientReducer {
   void mark_ready(const nn::Parameter& parameter) {
     const auto it = index_.find(&parameter);
     if (it == index_.end())
-      throw std::invalid_argument("[GradientReducer] argument 'parameter' must be one of the reducer's parameters, got '" +
-                                  parameter.name + "'");
+      throw std::invalid_argument(
+          "[GradientReducer] argument 'parameter' must be one of the reducer's parameters, got '" + parameter.name +
+          "'");
     mark(it->second);
     launch_ready();
     progress();

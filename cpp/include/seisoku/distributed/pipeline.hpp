@@ -20,8 +20,10 @@
 //
 // Messages: a shape header (MPI_INT64_T) then the data, tags 4 j (+1) for activations and 4 j + 2
 // (+3) for gradients; sends are non-blocking (waited for at the end of the step), so the schedules
-// cannot deadlock on buffered sends. CPU tensors, float32 or float64. Included only by programs that
-// link MPI.
+// cannot deadlock on buffered sends. CPU tensors, float32 or float64; the stage's module in training
+// mode; one thread at a time. Arguments are checked before the first message, but a check that fails
+// on one rank leaves the others waiting for it: on an exception call MPI_Abort (as
+// examples/cpp/distributed_mlp.cpp does). Included only by programs that link MPI.
 #include <mpi.h>
 
 #include <algorithm>
@@ -94,7 +96,8 @@ class PipelineStage {
     if (first()) check_list(inputs, microbatches, "inputs");
     double samples = 0.0;
     if (last()) {
-      if (loss == nullptr) throw std::invalid_argument("[PipelineStage] argument 'loss' must be a loss on the last stage, got none");
+      if (loss == nullptr)
+        throw std::invalid_argument("[PipelineStage] argument 'loss' must be a loss on the last stage, got none");
       check_list(targets, microbatches, "targets");
       for (const Tensor& t : targets) samples += static_cast<double>(t.size(0));
       if (samples <= 0) throw std::invalid_argument("[PipelineStage] argument 'targets' must hold at least one sample");
