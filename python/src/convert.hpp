@@ -101,6 +101,7 @@ void bind_optim(py::module_& m);
 void bind_augment(py::module_& m);
 void bind_dropconnect(py::module_& m);
 void bind_quant(py::module_& m);
+void bind_pipeline_schedule(py::module_& m);  // seisoku._core.pipeline_schedule (no MPI)
 void bind_nn(py::module_& m);         // Parameter, Module, containers (seisoku._core.nn)
 void bind_nn_layers(py::module_& nn);  // the layers
 void bind_nn_loss(py::module_& nn);    // the loss objects
