@@ -87,15 +87,33 @@ def _unpack(model: Module, packed: dict[str, Any]) -> Module:
 
 
 # The job of the running process pool, set before the workers fork (they inherit it).
-_JOB: Callable[[int], tuple[Module, History]] | None = None
+_JOB: Callable[[int], Any] | None = None
 
 
-def _child(m: int) -> tuple[int, dict[str, Any], History]:
+def _child(m: int) -> tuple[int, Any]:
     _core.set_num_threads(1)
     if _JOB is None:  # pragma: no cover - only when a worker was not forked from fit
         raise RuntimeError("ensemble worker started without a job")
-    model, history = _JOB(m)
-    return m, _pack(model), history
+    return m, _JOB(m)
+
+
+def run_jobs(
+    job: Callable[[int], Any], count: int, n_jobs: int, backend: str, bar: _MemberProgress
+) -> list[Any]:
+    """[job(m) for m in range(count)]: one after another (n_jobs 1), in n_jobs threads
+    sharing seisoku's kernel threads (backend 'thread'), or in n_jobs forked worker
+    processes with one kernel thread each (backend 'process'; job(m) must return a picklable
+    value). The bar advances once per finished job; a job's exception is raised here."""
+    jobs = min(n_jobs, count)
+    if jobs == 1:
+        results = []
+        for m in range(count):
+            results.append(job(m))
+            bar.update()
+        return results
+    if backend == "thread":
+        return _run_threads(job, count, jobs, bar)
+    return _run_processes(job, count, jobs, bar)
 
 
 def run_members(
@@ -106,29 +124,26 @@ def run_members(
     backend: str,
     bar: _MemberProgress,
 ) -> list[tuple[Module, History]]:
-    """job(m) for m in range(count): one after another (n_jobs 1), in n_jobs threads sharing
-    seisoku's kernel threads, or in n_jobs forked processes with one kernel thread each
-    (rebuild(m) gives an untrained member m that receives the worker's parameters). Results
-    are in member order and do not depend on n_jobs or the backend. The bar advances once per
-    finished member."""
-    jobs = min(n_jobs, count)
-    if jobs == 1:
-        results = []
-        for m in range(count):
-            results.append(job(m))
-            bar.update()
-        return results
-    if backend == "thread":
-        return _run_threads(job, count, jobs, bar)
-    return _run_processes(job, rebuild, count, jobs, bar)
+    """run_jobs for jobs that train a member: with processes, each worker sends back the
+    member's parameters and generator states, which go into rebuild(m), an untrained member
+    m built here. Results are in member order and do not depend on n_jobs or the backend."""
+    if backend != "process" or min(n_jobs, count) == 1:
+        return run_jobs(job, count, n_jobs, backend, bar)
+
+    def portable(m: int) -> tuple[dict[str, Any], History]:
+        model, history = job(m)
+        return _pack(model), history
+
+    packed = run_jobs(portable, count, n_jobs, backend, bar)
+    return [(_unpack(rebuild(m), state), history) for m, (state, history) in enumerate(packed)]
 
 
 def _run_threads(
-    job: Callable[[int], tuple[Module, History]], count: int, jobs: int, bar: _MemberProgress
-) -> list[tuple[Module, History]]:
+    job: Callable[[int], Any], count: int, jobs: int, bar: _MemberProgress
+) -> list[Any]:
     threads = _core.get_num_threads()
 
-    def counted(m: int) -> tuple[Module, History]:
+    def counted(m: int) -> Any:
         result = job(m)
         bar.update()
         return result
@@ -142,15 +157,11 @@ def _run_threads(
 
 
 def _run_processes(
-    job: Callable[[int], tuple[Module, History]],
-    rebuild: Callable[[int], Module],
-    count: int,
-    jobs: int,
-    bar: _MemberProgress,
-) -> list[tuple[Module, History]]:
+    job: Callable[[int], Any], count: int, jobs: int, bar: _MemberProgress
+) -> list[Any]:
     global _JOB
     _JOB = job
-    packed: dict[int, tuple[dict[str, Any], History]] = {}
+    results: dict[int, Any] = {}
     try:
         with warnings.catch_warnings():
             # Python >= 3.12 warns on fork from a process with threads (OpenMP's); the
@@ -159,15 +170,20 @@ def _run_processes(
             ctx = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
                 pending = {pool.submit(_child, m) for m in range(count)}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for f in done:
-                        m, state, history = f.result()  # a worker's error is raised here
-                        packed[m] = (state, history)
-                        bar.update()
+                try:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for f in done:
+                            m, value = f.result()  # a worker's error is raised here
+                            results[m] = value
+                            bar.update()
+                except BaseException:
+                    for f in pending:
+                        f.cancel()
+                    raise
     finally:
         _JOB = None
-    return [(_unpack(rebuild(m), packed[m][0]), packed[m][1]) for m in range(count)]
+    return [results[m] for m in range(count)]
 
 
 def default_jobs() -> int:
