@@ -153,7 +153,7 @@ def test_bad_ensemble_arguments_name_the_argument() -> None:
     with pytest.raises(ValueError, match=r"'n_members' must be an int >= 1, got -2"):
         AdaBoost(build_mlp, -2)
     with pytest.raises(ValueError, match=r"'backend' must be one of 'auto', 'process', 'thread'"):
-        Bagging(build_mlp, 2, backend="mpi")
+        Bagging(build_mlp, 2, backend="gpu")
     with pytest.raises(ValueError, match=r"'base' must be a seisoku.nn.Loss, got int"):
         PerSampleWeightLoss(3)
     x = np.zeros((5, 2), np.float32)

@@ -92,7 +92,7 @@ def test_parallel_fit_equals_sequential_and_beats_the_average_member(digits) -> 
         ({"n_jobs": -1}, r"'n_jobs' must be an int >= 1, got -1"),
         ({"max_samples": 1.5}, r"'max_samples' must be in \(0, 1\], got 1.5"),
         ({"voting": "mean"}, r"'voting' must be 'soft' or 'hard', got 'mean'"),
-        ({"backend": "mpi"}, r"'backend' must be one of .*got 'mpi'"),
+        ({"backend": "gpu"}, r"'backend' must be one of .*got 'gpu'"),
         ({"estimator": 3}, r"'estimator' must be None or a classifier with fit, got 3"),
     ],
 )

@@ -50,10 +50,12 @@ class Bagging(_Base):
             each running seisoku's kernels on one thread, sending back the trained
             parameters; needs NumPy data and a platform with fork), 'thread' (threads in
             this process sharing the kernel threads; they overlap only in native calls,
-            which small members spend little of their time in) or 'auto' (default:
+            which small members spend little of their time in), 'mpi' (run under mpiexec
+            with mpi4py: rank r of P trains members r, r + P, ..., then every rank gets every
+            member; n_jobs is not used; only rank 0 shows the bar) or 'auto' (default:
             'process' where possible, else 'thread'). Results depend on neither n_jobs nor
-            backend. With 'process', build_member is called again in this process to give
-            each member's architecture.
+            backend. With 'process' and 'mpi', build_member is called again in this process
+            to give each member's architecture.
         voting: 'soft' (default) or 'hard', see Ensemble.
         progress: one tqdm bar over the members when tqdm is installed (default True).
         fit_kwargs: more keyword arguments for every Trainer.fit (e.g. augment).
@@ -131,7 +133,12 @@ class Bagging(_Base):
             return self._train(m, member_seed, x[sel], y[sel])
 
         backend = resolve_backend(self.backend, x, "Bagging")
-        bar = _MemberProgress(self.progress, self.n_members, "bagging")
+        shown = self.progress
+        if backend == "mpi":
+            from ._members import _mpi_comm
+
+            shown = shown and _mpi_comm("Bagging").Get_rank() == 0
+        bar = _MemberProgress(shown, self.n_members, "bagging")
         try:
             results = run_members(
                 job,

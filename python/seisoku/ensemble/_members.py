@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from ._voting import Ensemble
 
 #: How Bagging trains members at once: 'auto' (processes where fork exists and the data are
-#: NumPy, else threads), 'process' or 'thread'.
-BACKENDS = ("auto", "process", "thread")
+#: NumPy, else threads), 'process', 'thread' or 'mpi' (the ranks of an MPI job share them out).
+BACKENDS = ("auto", "process", "thread", "mpi")
 
 
 def _check_backend(backend: Any, op: str) -> str:
@@ -57,7 +57,20 @@ def resolve_backend(backend: str, x: Array, op: str) -> str:
         raise ValueError(f"[{op}] argument 'backend' is 'process', but this platform cannot fork")
     if backend == "process" and is_cuda_array(x):
         raise ValueError(f"[{op}] argument 'backend' is 'process', which needs NumPy (CPU) data")
+    if backend == "mpi":
+        _mpi_comm(op)
     return backend
+
+
+def _mpi_comm(op: str) -> Any:
+    """MPI.COMM_WORLD, or ValueError when mpi4py is missing."""
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ValueError(
+            f"[{op}] argument 'backend' is 'mpi', which needs mpi4py (pip install mpi4py): {e}"
+        ) from None
+    return MPI.COMM_WORLD
 
 
 def _generators(model: Module) -> list[Generator]:
@@ -104,6 +117,8 @@ def run_jobs(
     sharing seisoku's kernel threads (backend 'thread'), or in n_jobs forked worker
     processes with one kernel thread each (backend 'process'; job(m) must return a picklable
     value). The bar advances once per finished job; a job's exception is raised here."""
+    if backend == "mpi":
+        return _run_ranks(job, count, bar)
     jobs = min(n_jobs, count)
     if jobs == 1:
         results = []
@@ -127,7 +142,7 @@ def run_members(
     """run_jobs for jobs that train a member: with processes, each worker sends back the
     member's parameters and generator states, which go into rebuild(m), an untrained member
     m built here. Results are in member order and do not depend on n_jobs or the backend."""
-    if backend != "process" or min(n_jobs, count) == 1:
+    if backend == "thread" or (backend == "process" and min(n_jobs, count) == 1):
         return run_jobs(job, count, n_jobs, backend, bar)
 
     def portable(m: int) -> tuple[dict[str, Any], History]:
@@ -136,6 +151,32 @@ def run_members(
 
     packed = run_jobs(portable, count, n_jobs, backend, bar)
     return [(_unpack(rebuild(m), state), history) for m, (state, history) in enumerate(packed)]
+
+
+def _run_ranks(job: Callable[[int], Any], count: int, bar: _MemberProgress) -> list[Any]:
+    """MPI: rank r of P runs jobs r, r + P, ... (its kernel threads as set), then every rank
+    receives every result (allgather), in job order."""
+    comm = _mpi_comm("ensemble")
+    rank, size = comm.Get_rank(), comm.Get_size()
+    mine = {}
+    error = None
+    for m in range(rank, count, size):
+        try:
+            mine[m] = job(m)
+        except Exception as e:  # sent to every rank and raised on all alike (no rank hangs)
+            error = f"member {m} failed on rank {rank}: {type(e).__name__}: {e}"
+            break
+        bar.update()
+    gathered = comm.allgather((mine, error))
+    errors = [err for _, err in gathered if err is not None]
+    if errors:
+        raise ValueError(f"[ensemble] {errors[0]}")
+    results: dict[int, Any] = {}
+    for part, _ in gathered:
+        results.update(part)
+    for _ in range(count - len(mine)):
+        bar.update()
+    return [results[m] for m in range(count)]
 
 
 def _run_threads(
