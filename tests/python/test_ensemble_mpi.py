@@ -18,6 +18,7 @@ from seisoku.ensemble import Bagging
 
 SCRIPT = textwrap.dedent(
     """
+    import sys
     import numpy as np, seisoku
     from mpi4py import MPI
     from seisoku import nn, optim
@@ -40,7 +41,9 @@ SCRIPT = textwrap.dedent(
         for p, q in zip(ma.parameters(), mb.parameters())
     )
     same = same and a.oob_score_ == b.oob_score_
-    print(f"rank {MPI.COMM_WORLD.Get_rank()} of {MPI.COMM_WORLD.Get_size()}: same={same}")
+    rank = MPI.COMM_WORLD.Get_rank()
+    with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as f:  # ranks' stdout can interleave
+        f.write(f"rank {rank} of {MPI.COMM_WORLD.Get_size()}: same={same}")
     """
 )
 
@@ -55,11 +58,11 @@ def test_mpi_ranks_share_the_members_and_all_end_with_every_member(tmp_path) -> 
     site = os.path.dirname(os.path.dirname(os.path.abspath(seisoku.__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([site, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [mpiexec, "-n", "2", sys.executable, str(script)],
+        [mpiexec, "-n", "2", sys.executable, str(script), str(tmp_path)],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank"))
+    lines = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
     assert lines == ["rank 0 of 2: same=True", "rank 1 of 2: same=True"]
 
 
