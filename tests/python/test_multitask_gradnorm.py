@@ -200,3 +200,41 @@ def test_bad_gradnorm_and_task_arguments_name_the_argument() -> None:
         fit_multitask(model, optim.SGD(model.parameters(), lr=0.1), x, {"cls": y[:, 0]})
     with pytest.raises(ValueError, match=r"'y' names unknown task\(s\) \['parity'\]"):
         stack_targets({"cls": y[:, 0], "reg": y[:, 1], "parity": y[:, 0]}, ["cls", "reg"])
+
+
+def test_gradnorm_weights_survive_a_checkpoint(tmp_path) -> None:
+    """The GradNorm weights and first losses ride in TaskMetrics' checkpoint state: a fit
+    resumed from a checkpoint written after epoch 2 of 4 ends with the weights and parameters
+    of the unbroken fit."""
+    from seisoku.callbacks import Callback
+    from seisoku.multitask import TaskMetrics
+    from seisoku.train import Trainer
+
+    x, y = small_data()
+    path = tmp_path / "ckpt.npz"
+
+    class SaveAfterSecondEpoch(Callback):
+        def __init__(self, save: bool) -> None:
+            self.save = save
+
+        def on_epoch_end(self, trainer, epoch, logs) -> None:
+            if self.save and epoch == 1:
+                trainer.save_checkpoint(path)
+                self.saved = trainer.loss.state_dict()
+
+    def trainer(save: bool) -> Trainer:
+        model = small_model()
+        cbs = [TaskMetrics(), SaveAfterSecondEpoch(save)]
+        return Trainer(model, model.loss, optim.SGD(model.parameters(), lr=0.1), cbs,
+                       progress=False)  # fmt: skip
+
+    whole = trainer(True)
+    whole.fit(x, y, epochs=4, batch_size=4, seed=1)
+    saved = whole.callbacks[-1].saved
+    resumed = trainer(False)
+    resumed.fit(x, y, epochs=4, batch_size=4, seed=1, resume=path)
+    assert resumed.loss.initial_losses == saved["initial_losses"]
+    assert saved["weights"] != pytest.approx(whole.loss.task_weights())  # they moved on
+    assert resumed.loss.task_weights() == pytest.approx(whole.loss.task_weights(), rel=1e-6)
+    for p, q in zip(resumed.model.parameters(), whole.model.parameters()):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-6)
