@@ -238,3 +238,35 @@ def test_gradnorm_weights_survive_a_checkpoint(tmp_path) -> None:
     assert resumed.loss.task_weights() == pytest.approx(whole.loss.task_weights(), rel=1e-6)
     for p, q in zip(resumed.model.parameters(), whole.model.parameters()):
         np.testing.assert_allclose(p.value, q.value, rtol=1e-6)
+
+
+def test_the_multitask_example_runs_every_setting() -> None:
+    """examples/multitask.py with 2 epochs: every setting reports every task, accuracies are
+    fractions, and the labels it derives are the digits' parity, >= 5 and primality."""
+    import importlib.util
+    import os
+
+    pytest.importorskip("sklearn")  # the digits
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "multitask.py")
+    spec = importlib.util.spec_from_file_location("multitask_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    derived = example.derived_tasks(np.arange(10))
+    assert derived["parity"].tolist() == [0, 1] * 5
+    assert derived["ge5"].tolist() == [0] * 5 + [1] * 5
+    assert derived["prime"].tolist() == [0, 0, 1, 1, 0, 1, 0, 1, 0, 0]
+    _, labels, _, _ = example.split(0)
+    assert 0.07 < (labels["digit"] >= 0).mean() < 0.13
+    assert 0.35 < (labels["parity"] >= 0).mean() < 0.45
+    results = example.run(0, epochs=2)
+    expected = {"separate", "uncertainty", "gradnorm"} | {
+        f"static aux={w:g}" for w in example.STATIC_GRID
+    }
+    assert set(results) == expected
+    for accs in results.values():
+        assert set(accs) == set(example.TASKS)
+        assert all(0.0 <= a <= 1.0 for a in accs.values())
+    name, best = example.best_static(results)
+    assert results[name]["digit"] == best
+    assert best == max(v["digit"] for k, v in results.items() if k.startswith("static"))
+    assert "digit" in example.format_table(results)
