@@ -16,8 +16,10 @@ ensembles.
 * `SnapshotEnsemble` (Huang et al. 2017) takes a member at the end of every cycle of a cyclic
   cosine learning rate: M members for the cost of one training run.
 
-Modules: _voting (Ensemble and its file), _members (member training, worker pools, the
-per-sample weight loss), _bagging, _boosting, _snapshot, _run (`seisoku train --ensemble`).
+Modules: _voting (Ensemble and its file), _members (member training; worker processes,
+threads or MPI ranks; the per-sample weight loss), _bagging, _boosting, _snapshot, _run
+(`seisoku train --ensemble`) and _estimator (BaggingMLPClassifier, re-exported by
+seisoku.estimators; needs scikit-learn).
 """
 
 from ._bagging import Bagging

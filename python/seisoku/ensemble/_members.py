@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -99,11 +100,15 @@ def _unpack(model: Module, packed: dict[str, Any]) -> Module:
     return model
 
 
-# The job of the running process pool, set before the workers fork (they inherit it).
+# The job of the running process pool, set before the workers fork (they inherit it); the
+# lock keeps two fits in threads of one process from swapping it under each other.
 _JOB: Callable[[int], Any] | None = None
+_JOB_LOCK = threading.Lock()
 
 
 def _child(m: int) -> tuple[int, Any]:
+    global _JOB_LOCK
+    _JOB_LOCK = threading.Lock()  # the parent held it when forking: free for nested pools
     _core.set_num_threads(1)
     if _JOB is None:  # pragma: no cover - only when a worker was not forked from fit
         raise RuntimeError("ensemble worker started without a job")
@@ -201,30 +206,31 @@ def _run_processes(
     job: Callable[[int], Any], count: int, jobs: int, bar: _MemberProgress
 ) -> list[Any]:
     global _JOB
-    _JOB = job
-    results: dict[int, Any] = {}
-    try:
-        with warnings.catch_warnings():
-            # Python >= 3.12 warns on fork from a process with threads (OpenMP's); the
-            # workers run one kernel thread and never enter an OpenMP region.
-            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                pending = {pool.submit(_child, m) for m in range(count)}
-                try:
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                        for f in done:
-                            m, value = f.result()  # a worker's error is raised here
-                            results[m] = value
-                            bar.update()
-                except BaseException:
-                    for f in pending:
-                        f.cancel()
-                    raise
-    finally:
-        _JOB = None
-    return [results[m] for m in range(count)]
+    with _JOB_LOCK:
+        _JOB = job
+        results: dict[int, Any] = {}
+        try:
+            with warnings.catch_warnings():
+                # Python >= 3.12 warns on fork from a process with threads (OpenMP's); the
+                # workers run one kernel thread and never enter an OpenMP region.
+                warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                ctx = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                    pending = {pool.submit(_child, m) for m in range(count)}
+                    try:
+                        while pending:
+                            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                            for f in done:
+                                m, value = f.result()  # a worker's error is raised here
+                                results[m] = value
+                                bar.update()
+                    except BaseException:
+                        for f in pending:
+                            f.cancel()
+                        raise
+        finally:
+            _JOB = None
+        return [results[m] for m in range(count)]
 
 
 def default_jobs() -> int:
