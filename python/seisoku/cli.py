@@ -94,6 +94,10 @@ def _checkpoint_plan(args: argparse.Namespace) -> tuple[str, int | None, bool]:
 def _train(args: argparse.Namespace) -> int:
     from . import recipes
 
+    if args.ensemble or args.members is not None:
+        from .ensemble import _run
+
+        return _run.main(args, _recipe_from(args))
     if args.resume:
         given = sorted(_given_settings(args)) + (["config"] if args.config else [])
         if given:
@@ -381,6 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="CPU threads (default 1: the digits networks are too small to gain from more, "
         "and on a busy machine extra threads cost several times their gain)",
+    )
+    e = p.add_argument_group("ensembles")
+    e.add_argument(
+        "--ensemble",
+        choices=["bagging", "adaboost", "snapshot"],
+        help="train an ensemble of the network (members train --epochs epochs each without "
+        "the schedule and early stopping; snapshot: --epochs in all) and print its test "
+        "accuracy beside the average member's and a single model's",
+    )
+    e.add_argument(
+        "--members", type=int, help="ensemble members (default 5; bagging trains --threads at once)"
     )
     io = p.add_argument_group("outputs and reliability")
     io.add_argument(

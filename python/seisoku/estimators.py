@@ -425,4 +425,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
 
+from .ensemble._estimator import BaggingMLPClassifier  # noqa: E402, F401  (needs MLPClassifier)
+
 __all__ = ["MLPClassifier", "MLPRegressor"]

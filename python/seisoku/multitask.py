@@ -18,6 +18,16 @@ code). Its gradients are ``exp(-s_t) dL_t/dpred`` and ``dL/ds_t = 1 - exp(-s_t) 
 ``s_t`` are a Parameter of the model (``model.log_vars``, 1-D, so no weight decay by default)
 and the optimizer updates them with the rest. L_t is the (sample-weighted) mean loss over the
 batch's rows that have a label for task t; a task without labels in a batch adds nothing.
+
+The third way is GradNorm (Chen, Badrinarayanan, Lee and Rabinovich 2018, "GradNorm: Gradient
+Normalization for Adaptive Loss Balancing"): static-looking weights w_t in L = sum_t w_t L_t
+that are moved after every step so that each task's gradient norm at the last shared layer W,
+G_t = ||d(w_t L_t)/dW||, approaches mean_t(G) r_t^alpha, where r_t = (L_t / L_t(0)) / mean
+over tasks of (L_t / L_t(0)) is the task's relative inverse training rate (L_t(0) its first
+loss). The weights take a gradient step on L_grad = sum_t |G_t - mean(G) r_t^alpha| with the
+target held constant, dL_grad/dw_t = sign(G_t - target_t) G_t / w_t, are kept >= 1e-4 and
+are renormalized to sum to the number of tasks. Measuring G_t takes one backward pass per
+task with a label in the batch (their sum is the full gradient, so no extra pass).
 `TaskMetrics` adds per-task loss and accuracy to the Trainer's history (``<task>_loss``,
 ``val_<task>_accuracy``, ...), so `EarlyStopping` can monitor any task; `fit_multitask` puts
 the two together.
@@ -40,6 +50,10 @@ Array = Any
 
 #: Names accepted for a task's loss, besides a seisoku.nn Loss object.
 LOSSES = ("cross_entropy", "mse", "bce")
+#: Names of the learned weightings accepted for MultiTaskLoss's `weights`.
+WEIGHTINGS = ("uncertainty", "gradnorm")
+#: GradNorm weights are kept at or above this value before renormalization.
+GRADNORM_MIN_WEIGHT = 1e-4
 
 
 def _make_loss(spec: Any, task: str) -> nn.Loss:
@@ -73,9 +87,14 @@ class MultiTaskLoss(nn.Loss):
             seisoku.nn Loss object or 'cross_entropy', 'mse' or 'bce'.
         widths: {task: number of prediction columns of that task's head}, same keys.
         weights: None (default: every static weight 1), {task: static weight >= 0, finite;
-            tasks left out weigh 1}, or 'uncertainty' for learned weights (see the module
-            docstring); then `log_vars` is a Parameter (T,) of s_t = log sigma_t^2, start 0.
+            tasks left out weigh 1}, 'uncertainty' for learned weights (see the module
+            docstring; then `log_vars` is a Parameter (T,) of s_t = log sigma_t^2, start 0)
+            or 'gradnorm' (GradNorm, start 1; MultiTaskModel measures the gradient norms
+            and calls gradnorm_step after each backward).
         dtype: of log_vars (default float32).
+        gradnorm_alpha: GradNorm's asymmetry alpha >= 0 (default 1.5; 0 pulls every task to
+            the same gradient norm).
+        gradnorm_lr: step size of the GradNorm weight update, > 0 (default 0.025).
 
     forward(pred, target, sample_weight=None): pred (N, sum of widths), target (N, T) with a
     column per task (class index for cross-entropy, value for a width-1 mse or bce head; NaN,
@@ -89,6 +108,8 @@ class MultiTaskLoss(nn.Loss):
         widths: Mapping[str, int],
         weights: Mapping[str, float] | str | None = None,
         dtype: Any = np.float32,
+        gradnorm_alpha: float = 1.5,
+        gradnorm_lr: float = 0.025,
     ) -> None:
         super().__init__()
         if not isinstance(losses, Mapping) or not losses:
@@ -105,18 +126,35 @@ class MultiTaskLoss(nn.Loss):
         self.widths = widths
         self.log_vars: nn.Parameter | None = None
         self.weights = {t: 1.0 for t in self.tasks}
-        if isinstance(weights, str):
-            if weights != "uncertainty":
+        self.mode = "static"
+        for name, v in (("gradnorm_alpha", gradnorm_alpha), ("gradnorm_lr", gradnorm_lr)):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.number))
+                or not math.isfinite(float(v))
+                or float(v) < 0
+                or (name == "gradnorm_lr" and float(v) == 0)
+            ):
+                bound = "> 0" if name == "gradnorm_lr" else ">= 0"
                 raise ValueError(
-                    "[MultiTaskLoss] argument 'weights' must be a dict, None or "
-                    f"'uncertainty', got {weights!r}"
+                    f"[MultiTaskLoss] argument '{name}' must be finite and {bound}, got {v!r}"
                 )
-            self.log_vars = nn.Parameter(np.zeros(len(self.tasks), dtype), "log_vars")
+        self.gradnorm_alpha, self.gradnorm_lr = float(gradnorm_alpha), float(gradnorm_lr)
+        self.initial_losses: dict[str, float] = {}
+        if isinstance(weights, str):
+            if weights not in WEIGHTINGS:
+                raise ValueError(
+                    "[MultiTaskLoss] argument 'weights' must be a dict, None, 'uncertainty' or "
+                    f"'gradnorm', got {weights!r}"
+                )
+            self.mode = weights
+            if weights == "uncertainty":
+                self.log_vars = nn.Parameter(np.zeros(len(self.tasks), dtype), "log_vars")
         elif weights is not None:
             if not isinstance(weights, Mapping):
                 raise ValueError(
-                    "[MultiTaskLoss] argument 'weights' must be a dict, None or "
-                    f"'uncertainty', got {weights!r}"
+                    "[MultiTaskLoss] argument 'weights' must be a dict, None, 'uncertainty' or "
+                    f"'gradnorm', got {weights!r}"
                 )
             _check_tasks(weights, self.tasks, "weights", "MultiTaskLoss")
             for t, w in weights.items():
@@ -141,7 +179,8 @@ class MultiTaskLoss(nn.Loss):
         return False
 
     def task_weights(self) -> dict[str, float]:
-        """The current weight of each task: w_t, or exp(-s_t) when learned."""
+        """The current weight of each task: w_t (static or GradNorm), or exp(-s_t) when
+        learned by uncertainty."""
         if self.log_vars is None:
             return dict(self.weights)
         s = np.asarray(self.log_vars.value, dtype=np.float64)
@@ -219,6 +258,50 @@ class MultiTaskLoss(nn.Loss):
         self._grad = grad
         return xp.asarray(total, dtype=pred.dtype)
 
+    def gradnorm_step(self, grad_norms: Mapping[str, float]) -> dict[str, float]:
+        """One GradNorm update of the weights (see the module docstring) from
+        grad_norms = {task: G_t}, the norm of d(w_t L_t)/dW at the last shared layer W for
+        the tasks with a label in the last forward's batch (others are left out and keep
+        their weight). The first loss seen of a task is its L_t(0). Returns the new
+        weights."""
+        if self.mode != "gradnorm":
+            raise ValueError(
+                f"[MultiTaskLoss] gradnorm_step needs weights='gradnorm', this loss has "
+                f"{self.mode!r} weights"
+            )
+        active = [
+            t
+            for t in self.tasks
+            if t in grad_norms and math.isfinite(self.task_losses.get(t, math.nan))
+        ]
+        for t in active:
+            self.initial_losses.setdefault(t, self.task_losses[t])
+        active = [t for t in active if self.initial_losses[t] > 0]
+        if not active:
+            return self.task_weights()
+        w = np.array([self.weights[t] for t in active])
+        g = np.array([float(grad_norms[t]) for t in active])
+        ratio = np.array([self.task_losses[t] / self.initial_losses[t] for t in active])
+        r = ratio / ratio.mean()
+        target = g.mean() * r**self.gradnorm_alpha
+        step = np.sign(g - target) * g / w
+        w = np.maximum(w - self.gradnorm_lr * step, GRADNORM_MIN_WEIGHT)
+        for t, v in zip(active, w):
+            self.weights[t] = float(v)
+        total = sum(self.weights.values())
+        for t in self.tasks:
+            self.weights[t] *= len(self.tasks) / total
+        return self.task_weights()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The GradNorm state (weights and first losses), for checkpoints."""
+        return {"weights": dict(self.weights), "initial_losses": dict(self.initial_losses)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state_dict()."""
+        self.weights = {t: float(state["weights"][t]) for t in self.tasks}
+        self.initial_losses = {str(t): float(v) for t, v in state["initial_losses"].items()}
+
     def backward(self) -> Array:
         """d(loss)/d(pred) of the last forward; with learned weights also adds dL/ds into
         log_vars.grad."""
@@ -238,9 +321,15 @@ class MultiTaskModel(nn.Module):
         heads: {task: head module}, each giving a 2-D output (N, width_t); names are
             identifiers. The order is the order of the output blocks and target columns.
         losses: {task: loss} for MultiTaskLoss (default: 'cross_entropy' for every task).
-        weights: static {task: weight}, None (all 1) or 'uncertainty' (learned; the
+        weights: static {task: weight}, None (all 1), 'uncertainty' (learned; the
             log-variances become the Parameter `log_vars` of this model, so the optimizer
-            steps them and state_dict / checkpoints keep them).
+            steps them and state_dict / checkpoints keep them) or 'gradnorm' (GradNorm: each
+            backward runs one pass per task to measure the gradient norms at `shared`, then
+            updates the weights; TaskMetrics keeps them in checkpoints).
+        gradnorm_alpha, gradnorm_lr: GradNorm's settings (defaults 1.5 and 0.025), see
+            MultiTaskLoss.
+        shared: the shared Parameter GradNorm measures gradient norms at (default None: the
+            trunk's last parameter of 2 or more dimensions, i.e. its last weight).
 
     forward(x) gives the heads' outputs side by side (N, sum of widths); `predict(x)` gives
     {task: output}; `loss` is the model's MultiTaskLoss.
@@ -252,6 +341,10 @@ class MultiTaskModel(nn.Module):
         heads: Mapping[str, nn.Module],
         losses: Mapping[str, Any] | None = None,
         weights: Mapping[str, float] | str | None = None,
+        *,
+        gradnorm_alpha: float = 1.5,
+        gradnorm_lr: float = 0.025,
+        shared: nn.Parameter | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(heads, Mapping) or not heads:
@@ -269,9 +362,39 @@ class MultiTaskModel(nn.Module):
         if missing:
             raise ValueError(f"[MultiTaskModel] argument 'losses' lacks task(s) {missing}")
         self.widths: dict[str, int] = dict.fromkeys(self.tasks, 0)  # set by each forward
-        self.loss = MultiTaskLoss({t: losses[t] for t in self.tasks}, self.widths, weights)
+        self.loss = MultiTaskLoss(
+            {t: losses[t] for t in self.tasks},
+            self.widths,
+            weights,
+            gradnorm_alpha=gradnorm_alpha,
+            gradnorm_lr=gradnorm_lr,
+        )
         if self.loss.log_vars is not None:
             self.log_vars = self.loss.log_vars
+        self.last_grad_norms: dict[str, float] = {}
+        # Held in a dict, not as an attribute: a Parameter attribute would be registered as
+        # another (duplicate) parameter of this model.
+        self._gradnorm: dict[str, nn.Parameter] = {}
+        if self.loss.mode == "gradnorm":
+            self._gradnorm["shared"] = self._shared(trunk, shared)
+
+    @staticmethod
+    def _shared(trunk: nn.Module, shared: nn.Parameter | None) -> nn.Parameter:
+        params = trunk.parameters()
+        if shared is not None:
+            if not any(p is shared for p in params):
+                raise ValueError(
+                    "[MultiTaskModel] argument 'shared' must be a Parameter of the trunk, got "
+                    f"{shared!r:.80}"
+                )
+            return shared
+        weights = [p for p in params if len(p.value.shape) >= 2]
+        if not weights:
+            raise ValueError(
+                "[MultiTaskModel] argument 'weights' is 'gradnorm', which needs a trunk with a "
+                "weight (a parameter of >= 2 dimensions) to measure gradient norms at"
+            )
+        return weights[-1]
 
     def forward(self, x: Array) -> Array:
         outs = self.net.forward(x)
@@ -290,7 +413,34 @@ class MultiTaskModel(nn.Module):
             w = self.widths[t]
             grads[t] = xp.ascontiguousarray(grad[:, start : start + w])
             start += w
-        return self.net.backward(grads, need_input_grad)
+        if not self._gradnorm:
+            return self.net.backward(grads, need_input_grad)
+        return self._backward_per_task(grads, need_input_grad)
+
+    def _backward_per_task(self, grads: dict[str, Array], need_input_grad: bool) -> Array:
+        """GradNorm's backward: one pass per task with a label in the batch (the gradients
+        add up to the full one), the norm of each pass's gradient at the shared weight, then
+        the loss's weight update."""
+        counts = self.loss.task_counts
+        active = [t for t in self.tasks if counts.get(t, 0) > 0]
+        if not active:
+            return self.net.backward(grads, need_input_grad)
+        shared = self._gradnorm["shared"]
+        xp = array_module(shared.grad)
+        before = shared.grad.copy()
+        norms: dict[str, float] = {}
+        total = None
+        for t in active:
+            only = {s: (g if s == t else xp.zeros_like(g)) for s, g in grads.items()}
+            dx = self.net.backward(only, need_input_grad)
+            if need_input_grad:
+                total = dx.copy() if total is None else total + dx
+            after = shared.grad.copy()
+            norms[t] = float(xp.linalg.norm((after - before).astype(np.float64)))
+            before = after
+        self.last_grad_norms = norms
+        self.loss.gradnorm_step(norms)
+        return total
 
     def predict(self, x: Array, batch_size: int = 1024) -> dict[str, Array]:
         """{task: head output} in evaluation mode, by batches of batch_size (default 1024);
@@ -352,17 +502,28 @@ class TaskMetrics(Callback):
     def __init__(self) -> None:
         self._sums: dict[str, float] = {}
         self._counts: dict[str, float] = {}
+        self._loss: MultiTaskLoss | None = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        loss = trainer.loss
+        self._loss = loss if isinstance(loss, MultiTaskLoss) and loss.mode == "gradnorm" else None
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         self._sums, self._counts = {}, {}
 
     def state_dict(self) -> dict[str, Any]:
-        """The current epoch's running sums, so that a resumed epoch reports all its batches."""
-        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+        """The current epoch's running sums, so that a resumed epoch reports all its batches,
+        and with GradNorm weights the loss's weights and first losses."""
+        state: dict[str, Any] = {"sums": dict(self._sums), "counts": dict(self._counts)}
+        if self._loss is not None:
+            state["gradnorm"] = self._loss.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._sums = {str(k): float(v) for k, v in state["sums"].items()}
         self._counts = {str(k): float(v) for k, v in state["counts"].items()}
+        if self._loss is not None and "gradnorm" in state:
+            self._loss.load_state_dict(state["gradnorm"])
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
         loss = trainer.loss
@@ -420,8 +581,9 @@ def fit_multitask(
         validation_data: (x_val, y_val) in the same forms (default None).
         epochs, batch_size, seed: as Trainer.fit (defaults 10, 32, 0).
         monitor: a history key for early stopping with `patience` evaluations (default None:
-            no early stopping), e.g. 'val_digit_accuracy' or 'val_loss'; the best
-            parameters are restored.
+            no early stopping), e.g. 'val_digit_accuracy' (any task's validation accuracy or
+            loss), 'val_loss' or 'digit_loss'; the best parameters are restored. A key no
+            epoch record will have (e.g. of a task the model lacks) is a ValueError.
         progress: tqdm bar (default False).
 
     Returns the History: per epoch the combined loss, per-task losses, weights and validation
@@ -431,6 +593,20 @@ def fit_multitask(
         raise ValueError(
             f"[fit_multitask] argument 'model' must be a MultiTaskModel, got {type(model).__name__}"
         )
+    if monitor is not None:
+        keys = ["loss"] + [f"{t}_{k}" for t in model.tasks for k in ("loss", "weight")]
+        if validation_data is not None:
+            keys += ["val_loss"] + [f"val_{t}_loss" for t in model.tasks]
+            keys += [
+                f"val_{t}_accuracy"
+                for t in model.tasks
+                if isinstance(model.loss.losses[t], nn.CrossEntropyLoss)
+            ]
+        if monitor not in keys:
+            raise ValueError(
+                f"[fit_multitask] argument 'monitor' must be one of {keys} (the tasks are "
+                f"{model.tasks}), got {monitor!r}"
+            )
     y = stack_targets(y, model.tasks, x.shape[0]).astype(np.float32)
     if validation_data is not None:
         xv, yv = validation_data
@@ -445,7 +621,9 @@ def fit_multitask(
 
 
 __all__ = [
+    "GRADNORM_MIN_WEIGHT",
     "LOSSES",
+    "WEIGHTINGS",
     "MultiTaskLoss",
     "MultiTaskModel",
     "TaskMetrics",

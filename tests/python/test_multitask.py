@@ -237,7 +237,7 @@ def test_bad_input_names_argument_and_value():
         ):
             MultiTaskLoss(LOSSES, WIDTHS, {"a": bad})
     with pytest.raises(
-        ValueError, match="'weights' must be a dict, None or 'uncertainty', got 'x'"
+        ValueError, match="'weights' must be a dict, None, 'uncertainty' or 'gradnorm', got 'x'"
     ):
         MultiTaskLoss(LOSSES, WIDTHS, "x")
     with pytest.raises(ValueError, match=r"'losses\['a'\]' must be a seisoku.nn.Loss.*'hinge'"):
