@@ -130,3 +130,19 @@ def test_checkpoint_written_with_n_ranks_resumes_with_m(tmp_path, first, then):
     resumed = ("--epochs", "5", "--resume", str(ckpt), *common)
     got = worker(None if then == 1 else then, tmp_path / "b.npz", *resumed)
     assert_same_training(got, want, TOLERANCE["float64"])
+
+
+def test_readme_example_runs_under_mpirun(tmp_path):
+    """The README's data parallel script, as written, under mpiexec -n 2."""
+    readme = Path(__file__).parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    section = text[text.index("## Distributed training") :]
+    start = section.index("```py\n") + len("```py\n")
+    script = section[start : section.index("```\n", start)]
+    (tmp_path / "train.py").write_text(script, encoding="utf-8")
+    cmd = [MPIEXEC, "-n", "2", sys.executable, str(tmp_path / "train.py")]
+    code, out, err, _ = run(cmd, timeout=240)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("2 ranks: val accuracy"), out
+    assert float(lines[0].split()[-1]) > 0.8
