@@ -104,6 +104,26 @@ def test_ordered_reduction_and_several_buckets(single, tmp_path):
     assert_same_training(got, single["float64"], TOLERANCE["float64"])
 
 
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_arguments_buckets_and_launch_order(tmp_path, ranks):
+    """Bad arguments are ValueErrors; gradients live in the buckets; a bucket's reduction
+    starts right after the layer that completes it, while the earlier layers' backward runs."""
+    cmd = [MPIEXEC, "-n", str(ranks), sys.executable, WORKER, "api", str(tmp_path / "x")]
+    code, out, err, _ = run(cmd, timeout=120)
+    assert code == 0 and out.strip().splitlines()[-1] == "ok", f"{out}\n{err}"
+
+
+def test_any_sub_communicator(single, tmp_path):
+    """4 ranks split into two communicators of 2 (ranks 0, 2 and 1, 3): each trains the
+    oracle's parameters on its own."""
+    cmd = [MPIEXEC, "-n", "4", sys.executable, WORKER, "train", str(tmp_path / "s.npz"), "--split"]
+    code, out, err, _ = run(cmd, timeout=240)
+    assert code == 0, f"{out}\n{err}"
+    for color in (0, 1):
+        with np.load(tmp_path / f"s-{color}.npz") as f:
+            assert_same_training(dict(f), single["float64"], TOLERANCE["float64"])
+
+
 def test_sample_weights_give_the_weighted_global_mean(tmp_path):
     want = worker(None, tmp_path / "w1.npz", "--weights")
     got = worker(2, tmp_path / "w2.npz", "--weights")
