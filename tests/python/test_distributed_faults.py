@@ -26,8 +26,10 @@ CLI = "import sys; from seisoku.cli import main; sys.exit(main(sys.argv[1:]))"
 FAULT_LIMIT = 30.0
 
 
-def run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple[int, str, str, float]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def run(
+    cmd: list[str], timeout: float, cwd: Path | None = None, **env_vars: str
+) -> tuple[int, str, str, float]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **env_vars)
     start = time.monotonic()
     p = subprocess.Popen(
         cmd,
@@ -47,7 +49,7 @@ def run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple[int, s
     return p.returncode, out, err, time.monotonic() - start
 
 
-def fault(tmp_path: Path, kind: str, *extra: str) -> tuple[int, str, float]:
+def fault(tmp_path: Path, kind: str, *extra: str, **env_vars: str) -> tuple[int, str, float]:
     cmd = [
         MPIEXEC,
         "-n",
@@ -64,7 +66,7 @@ def fault(tmp_path: Path, kind: str, *extra: str) -> tuple[int, str, float]:
         "1000",
         *extra,
     ]
-    code, out, err, seconds = run(cmd, timeout=FAULT_LIMIT + 30)
+    code, out, err, seconds = run(cmd, timeout=FAULT_LIMIT + 30, **env_vars)
     return code, out + err, seconds
 
 
@@ -76,7 +78,7 @@ def test_exception_on_one_rank_aborts_every_rank(tmp_path):
 
 
 def test_rank_that_stops_sending_times_out_the_others(tmp_path):
-    code, text, seconds = fault(tmp_path, "hang", "--timeout", "4")
+    code, text, seconds = fault(tmp_path, "hang", SEISOKU_MPI_TIMEOUT="4")
     assert code != 0
     assert "[rank 0 of 2]" in text and "did not complete within 4 s" in text
     assert "a peer rank died, hangs or stopped sending" in text

@@ -105,6 +105,12 @@ def api() -> int:
             DataParallel(model, **kwargs)
     with pytest.raises(ValueError, match="module"):
         DataParallel("model")
+    os.environ["SEISOKU_MPI_TIMEOUT"] = "soon"
+    with pytest.raises(ValueError, match="SEISOKU_MPI_TIMEOUT must be a number"):
+        DataParallel(model)
+    os.environ["SEISOKU_MPI_TIMEOUT"] = "7.5"
+    assert DataParallel(model).timeout == 7.5
+    del os.environ["SEISOKU_MPI_TIMEOUT"]
     with pytest.raises(ValueError, match="comm"):
         get_comm("world")
     events: list = []
@@ -155,7 +161,7 @@ def main() -> int:
     ap.add_argument("--resume")
     ap.add_argument("--fault", default="raise")
     ap.add_argument("--fault-rank", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--timeout", type=float, default=None)
     ap.add_argument("--ignore-rows", action="store_true", help="shards draw as rows 0..")
     ap.add_argument("--split", action="store_true", help="two sub-communicators (rank % 2)")
     a = ap.parse_args()

@@ -36,7 +36,7 @@ from ._comm import (
     wait_all,
 )
 from .data_parallel import REDUCTIONS, DataParallel
-from .launch import PARALLEL_MODES, register_mode, train_parallel
+from .launch import PARALLEL_MODES, lazy_mode, register_mode, train_parallel
 from .sampler import DistributedSampler, Shard
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "install_abort_handler",
     "is_main",
     "launched_size",
+    "lazy_mode",
     "rank",
     "register_mode",
     "shard_bounds",
