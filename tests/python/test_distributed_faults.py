@@ -102,6 +102,14 @@ def test_mismatched_models_are_refused_at_wrap_time(tmp_path):
     assert seconds < FAULT_LIMIT, text
 
 
+def test_ranks_with_other_data_are_refused_at_fit(tmp_path):
+    cmd = [MPIEXEC, "-n", "2", sys.executable, WORKER, "baddata", str(tmp_path / "x.npz")]
+    code, out, err, seconds = run(cmd, timeout=FAULT_LIMIT + 30)
+    assert code != 0
+    assert "rank 1 holds other training data than rank 0" in out + err
+    assert seconds < FAULT_LIMIT, out + err
+
+
 def test_cli_parallel_with_one_process_says_how_to_launch(tmp_path):
     cmd = [MPIEXEC, "-n", "1", sys.executable, "-c", CLI, "train", "--parallel", "data"]
     code, _, err, _ = run(cmd, timeout=120, cwd=tmp_path)

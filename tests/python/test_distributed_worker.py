@@ -145,7 +145,7 @@ def api() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["train", "fault", "mismatch", "api"])
+    ap.add_argument("scenario", choices=["train", "fault", "mismatch", "api", "baddata"])
     ap.add_argument("out")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--steps", type=int, default=50)
@@ -170,6 +170,11 @@ def main() -> int:
     if a.scenario == "api":
         return api()
     x, y, xv, yv = data(a.dtype, a.n)
+    if a.scenario == "baddata":
+        from seisoku.distributed import rank
+
+        if rank() == 1:
+            x[0] += 1.0  # a row the fingerprint samples (the first)
     net = model(a.dtype)
     if a.scenario == "mismatch":
         from seisoku.distributed import rank

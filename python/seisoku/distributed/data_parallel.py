@@ -407,6 +407,17 @@ class DataParallel:
         self._wait([self.comm.Iallreduce(buf, out, mpi().SUM)], "a metric reduction")
         return out
 
+    def allgather(self, values: Sequence[float]) -> np.ndarray:
+        """(ranks, len(values)) float64: every rank's values, in rank order (blocking, with
+        the deadline)."""
+        buf = np.array(values, dtype=np.float64)
+        out = np.empty((self.size, buf.size), dtype=np.float64)
+        if self.size == 1:
+            out[0] = buf
+            return out
+        self._wait([self.comm.Iallgather(buf, out)], "a small gather")
+        return out
+
     def start_sum(self, values: Sequence[float]) -> _PendingSum:
         """allreduce_sum started now, finished by .result() (overlaps the backward pass)."""
         return _PendingSum(self, np.array(values, dtype=np.float64))
