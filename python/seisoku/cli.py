@@ -168,6 +168,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     threads = get_num_threads()
     try:
         set_num_threads(args.threads)
+        if getattr(args, "parallel", None):
+            from .distributed import train_parallel
+
+            return train_parallel(args, _train)
         return _train(args)
     except (_TrainError, ValueError, ImportError, OSError) as e:
         print(f"seisoku train: {e}", file=sys.stderr)
@@ -421,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io.add_argument("--resume", help="continue an interrupted run from its checkpoint")
     io.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .distributed import PARALLEL_MODES
+
+    io.add_argument(
+        "--parallel",
+        choices=sorted(PARALLEL_MODES),
+        help="train over the processes of `mpirun -n N` (data: synchronous data parallel)",
+    )
     p.set_defaults(func=_cmd_train)
     p_aug = sub.add_parser(
         "augment",
