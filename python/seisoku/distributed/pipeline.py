@@ -323,7 +323,7 @@ class Pipeline:
         loss_grads: dict[int, np.ndarray] = {}
         loss_sum = correct = 0.0
         busy = 0.0
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         for op, j in self._ops(m):
             net = self._replicas[j % slots]
             if op == "F":
@@ -378,7 +378,13 @@ class Pipeline:
             f"[pipeline] stage {s} waited for its sends to be received",
         )
         end = time.perf_counter()
-        self.last_timing = {"busy": busy, "wall": end - start, "start": start, "end": end}
+        self.last_timing = {
+            "busy": busy,
+            "wall": end - start,
+            "cpu": time.process_time() - cpu0,
+            "start": start,
+            "end": end,
+        }
         if self.optimizer is not None:
             self.optimizer.step()
         if last:
@@ -429,9 +435,11 @@ def idle_fractions(
     time from the barrier to its last send received, a stage's busy time is the sum of its forward,
     loss and backward computations, and its idle fraction is 1 - busy / makespan (communication
     counts as idle). Returns the per-stage fractions (median over the steps), their mean, the
-    GPipe bubble (p - 1) / (m + p - 1) and the stage busy times (seconds), on every rank.
+    GPipe bubble (p - 1) / (m + p - 1), the stage busy times, the CPU time of each stage's process
+    over the step (polling included; far below the busy time when the machine is oversubscribed)
+    and the makespan (seconds), on every rank.
     """
-    fractions, busy_times = [], []
+    fractions, busy_times, cpu_times, makespans = [], [], [], []
     for _ in range(max(1, int(steps))):
         _p2p.barrier(pipe.comm, pipe.timeout, "pipeline")
         pipe.train_step(x, y)
@@ -440,6 +448,8 @@ def idle_fractions(
         busy = pipe.comm.allgather(t["busy"])
         fractions.append([1.0 - b / makespan for b in busy])
         busy_times.append(busy)
+        cpu_times.append(pipe.comm.allgather(t["cpu"]))
+        makespans.append(makespan)
     per_stage = [float(v) for v in np.median(np.array(fractions), axis=0)]
     m = pipe.micro_batches
     return {
@@ -447,6 +457,8 @@ def idle_fractions(
         "mean_idle": float(np.mean(per_stage)),
         "bubble": bubble_fraction(pipe.stages, m),
         "busy_seconds": [float(v) for v in np.median(np.array(busy_times), axis=0)],
+        "cpu_seconds": [float(v) for v in np.median(np.array(cpu_times), axis=0)],
+        "makespan_seconds": float(np.median(makespans)),
         "stages": pipe.stages,
         "micro_batches": m,
         "schedule": pipe.schedule,
