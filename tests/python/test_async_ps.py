@@ -3,6 +3,7 @@ synchronous one-process training on the interleaved batch order; waits time out 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,24 +95,49 @@ def case_sync(staleness):
     print("PASS", diff)
 
 
+class _Stall(sei.nn.Module):
+    """Identity that stalls for 5 s: a worker stuck in its computation."""
+
+    def forward(self, x):
+        time.sleep(5.0)
+        return x
+
+    def backward(self, grad, need_input_grad=True):
+        return grad
+
+
 def case_timeout(role):
-    """A silent peer: the waiting side gets a TimeoutError naming the rank it waited for."""
+    """A silent peer: the waiting side gets a TimeoutError naming what it waited for."""
     from mpi4py import MPI
 
     from seisoku.distributed.async_ps import train_async
 
     x, y = _data()
     rank = MPI.COMM_WORLD.rank
-    silent = 1 if role == "worker" else 0
-    if rank != silent:
-        try:
-            train_async(_model(), sei.nn.CrossEntropyLoss(), _adam, x, y, timeout=1.0)
-        except TimeoutError as e:
-            want = "waiting for ranks [1]" if rank == 0 else "waited for parameters from the server"
-            assert want in str(e) and "1 s" in str(e), str(e)
+    model, make = _model(), _adam
+    if role == "worker" and rank == 1:
+        model = sei.nn.Sequential(_Stall(), *model.layers)
+    if role == "server" and rank == 0:
+
+        def make(params):
+            time.sleep(5.0)
+            return _adam(params)
+
+    want = {
+        "worker": (0, "heard from no worker; waiting for ranks [1]"),
+        "server": (1, "worker rank 1 waited for parameters from the server"),
+        "start": (0, "rank 0 waited for every rank to start"),
+    }[role]
+    if role == "start" and rank == 1:
+        return  # never joins
+    try:
+        train_async(model, sei.nn.CrossEntropyLoss(), make, x, y, timeout=1.0)
+    except TimeoutError as e:
+        if rank == want[0]:  # the others may time out in turn once it gives up
+            assert want[1] in str(e) and "1 s" in str(e), str(e)
             print("PASS", e)
-        else:
-            raise AssertionError("no timeout")
+    else:
+        assert rank != want[0], "no timeout"
 
 
 def case_one_rank():
@@ -140,7 +166,7 @@ def test_staleness_bound_holds(staleness):
 
 
 @requires_mpi
-@pytest.mark.parametrize("role", ["worker", "server"])
+@pytest.mark.parametrize("role", ["worker", "server", "start"])
 def test_silent_peer_times_out(role):
     assert "PASS" in run(2, SCRIPT, "timeout", role, timeout=120)
 

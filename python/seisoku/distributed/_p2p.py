@@ -41,6 +41,14 @@ def world(comm: Any, what: str, minimum: int = 2) -> Any:
     return comm
 
 
+def private(comm: Any, timeout: float, what: str) -> Any:
+    """A duplicate of `comm` (Idup, waited for with a timeout): a run's messages then never mix
+    with those of another run on the same ranks."""
+    dup, req = comm.Idup()
+    wait_all([req], timeout, f"[{what}] rank {comm.Get_rank()} waited for every rank to start")
+    return dup
+
+
 def check_timeout(timeout: float, what: str) -> float:
     """timeout as a float, checked to be finite and > 0."""
     try:

@@ -138,10 +138,16 @@ def train_async(
         raise ValueError(
             f"[async_ps] the parameters must share one dtype, got {sorted(map(str, dtypes))}"
         )
-    if comm.Get_rank() == 0:
-        return _serve(comm, model, optimizer, len(x), workers, batch_size, epochs, k, seed, timeout)
-    _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout)
-    return None
+    comm = _p2p.private(comm, timeout, "async_ps")
+    try:
+        if comm.Get_rank() == 0:
+            return _serve(
+                comm, model, optimizer, len(x), workers, batch_size, epochs, k, seed, timeout
+            )
+        _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout)
+        return None
+    finally:
+        comm.Free()
 
 
 def _plan(

@@ -197,6 +197,7 @@ class Pipeline:
         self.model, self.loss, self.schedule = model, loss, schedule
         self.micro_batches = int(micro_batches)
         self.timeout = _p2p.check_timeout(timeout, "pipeline")
+        self.comm = _p2p.private(self.comm, self.timeout, "pipeline")
         self._split_arg = split
         self._make_optimizer = optimizer
         self.optimizer: Any = None
