@@ -153,6 +153,30 @@ def case_one_rank():
         raise AssertionError("no error on one rank")
 
 
+def case_recipe():
+    """run_async with one worker and staleness 0 on the digits recipe (no dropout, augmentation
+    or early stopping) is the one-process Trainer of seisoku.recipes.run: same batch order."""
+    from seisoku import recipes
+    from seisoku.distributed.runs import run_async
+
+    r = recipes.Recipe(model="mlp", hidden=(32,), dropout=0.0, shift=0, epochs=2, patience=0)
+    got = run_async(r, staleness=0)
+    if got is None:
+        return
+    want, _, _ = recipes.run(r, progress=False)
+    summary, history, _ = got
+    assert abs(summary["test_loss"] - want["test_loss"]) < 1e-5, (summary, want)
+    assert summary["test_accuracy"] == want["test_accuracy"], (summary, want)
+    assert summary["parallel"]["max_staleness"] == 0 and len(history.epochs) == 2
+    print("PASS", summary["test_loss"], want["test_loss"])
+
+
+@requires_mpi
+def test_recipe_run_matches_the_trainer():
+    pytest.importorskip("sklearn")
+    assert "PASS" in run(2, SCRIPT, "recipe", timeout=180)
+
+
 @requires_mpi
 @pytest.mark.parametrize("ranks", [2, 3, 4])
 def test_staleness_zero_is_synchronous_training(ranks):

@@ -197,6 +197,24 @@ def case_idle(schedule, micro_batches):
         print("PASS", r)
 
 
+def case_recipe():
+    """run_pipeline on the digits recipe (no dropout or augmentation) ends where the one-process
+    Trainer of seisoku.recipes.run ends, to float32 rounding."""
+    from seisoku import recipes
+    from seisoku.distributed.runs import run_pipeline
+
+    r = recipes.Recipe(model="mlp", hidden=(32, 32), dropout=0.0, shift=0, epochs=2, patience=0)
+    got = run_pipeline(r, micro_batches=3, split=[1])
+    if got is None:
+        return
+    want, _, _ = recipes.run(r, progress=False)
+    summary, history, _ = got
+    assert abs(summary["test_loss"] - want["test_loss"]) < 1e-4, (summary, want)
+    assert abs(summary["test_accuracy"] - want["test_accuracy"]) < 0.01, (summary, want)
+    assert len(history.epochs) == 2 and summary["parallel"]["split"] == [1]
+    print("PASS", summary["test_loss"], want["test_loss"])
+
+
 # -- the launches ------------------------------------------------------------------------------
 @requires_mpi
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
@@ -235,6 +253,12 @@ def test_pipeline_one_rank_is_a_clear_error():
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
 def test_idle_fraction_matches_the_bubble(schedule):
     assert "PASS" in run(2, SCRIPT, "idle", schedule, "4", timeout=180)
+
+
+@requires_mpi
+def test_recipe_run_matches_the_trainer():
+    pytest.importorskip("sklearn")
+    assert "PASS" in run(2, SCRIPT, "recipe", timeout=180)
 
 
 if __name__ == "__main__":

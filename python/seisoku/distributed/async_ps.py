@@ -103,6 +103,8 @@ def train_async(
     seed: int = 0,
     comm: Any = None,
     timeout: float = 60.0,
+    augment: Callable[[Array, int, Array], Array] | None = None,
+    scheduler: Any = None,
 ) -> AsyncResult | None:
     """Train `model` asynchronously: rank 0 serves, the other ranks compute gradients.
 
@@ -117,6 +119,11 @@ def train_async(
         seed: seed of the epoch permutations (default 0).
         comm: mpi4py communicator of at least 2 ranks (default MPI.COMM_WORLD).
         timeout: seconds any wait for another rank may take before TimeoutError (default 60).
+        augment: None, or a function (x_batch, step, y_batch) -> x_batch a worker applies to each
+            of its batches (step: the worker's own batch count, from 0).
+        scheduler: None, or a function from the server's optimizer to a learning-rate schedule
+            (an object with step()), stepped once per epoch when the first gradient of a later
+            epoch arrives (workers overlap epochs, so the switch is approximate).
 
     Returns:
         On rank 0 an AsyncResult (the model holds the trained parameters); None on workers.
@@ -142,9 +149,10 @@ def train_async(
     try:
         if comm.Get_rank() == 0:
             return _serve(
-                comm, model, optimizer, len(x), workers, batch_size, epochs, k, seed, timeout
-            )
-        _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout)
+                comm, model, optimizer, len(x), workers, batch_size, epochs, k, seed, timeout,
+                scheduler,
+            )  # fmt: skip
+        _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout, augment)
         return None
     finally:
         comm.Free()
@@ -159,10 +167,12 @@ def _plan(
 
 
 def _serve(
-    comm, model, make_optimizer, n, workers, batch_size, epochs, k, seed, timeout
+    comm, model, make_optimizer, n, workers, batch_size, epochs, k, seed, timeout, scheduler
 ) -> AsyncResult:
     params = model.parameters()
     opt = make_optimizer(params)
+    schedule = scheduler(opt) if scheduler is not None else None
+    epoch_now = 0
     remaining = {
         w: len(_plan(n, workers, w, batch_size, epochs, seed)) for w in range(1, workers + 1)
     }
@@ -217,6 +227,9 @@ def _serve(
                 f"[async_ps] the server waited for the gradient of rank {src}",
             )
             pulled = outstanding.pop(src)
+            while schedule is not None and epoch_now < int(hdr[2]):
+                schedule.step()
+                epoch_now += 1
             _unflat(params, grad, "grad")
             opt.step()
             result.log.append((src, int(hdr[2]), version - pulled))
@@ -242,7 +255,7 @@ def _serve(
     return result
 
 
-def _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout) -> None:
+def _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout, augment) -> None:
     rank = comm.Get_rank()
     params = model.parameters()
     plan = _plan(len(x), workers, rank, batch_size, epochs, seed)
@@ -262,6 +275,8 @@ def _work(comm, model, loss, x, y, workers, batch_size, epochs, seed, timeout) -
         )
         _unflat(params, flat, "value")
         xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, step, yb)
         model.zero_grad()
         out = model.forward(xb)
         value = float(loss(out, yb))
