@@ -1,6 +1,8 @@
 """Asynchronous data parallel and pipeline figures, run under MPI:
 
-    mpiexec -n 4 python bench/bench_model_parallel.py [--quick] [--json PATH]
+    python bench/bench_model_parallel.py [--quick] [--json PATH] [--ranks 4]
+
+(started outside MPI it runs itself under ``mpiexec -n RANKS``; it skips without MPI)
 
 * ``async digits accuracy``: test accuracy on scikit-learn's digits after the same epochs with the
   parameter server unbounded (staleness None) against the synchronous run (staleness 0, which
@@ -235,17 +237,40 @@ def pipeline_rows(
     return rows
 
 
+def _launch(args: argparse.Namespace) -> None:
+    """Outside MPI: run this file under mpiexec -n RANKS (or skip when MPI is missing)."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    from _timing import skip
+
+    mpiexec = shutil.which("mpiexec")
+    if mpiexec is None or importlib.util.find_spec("mpi4py") is None:
+        skip("needs mpi4py and mpiexec (pip install mpich mpi4py)")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [mpiexec, "-n", str(args.ranks), sys.executable, os.path.abspath(__file__)]
+    cmd += sys.argv[1:]
+    raise SystemExit(subprocess.run(cmd, env=env, timeout=3600).returncode)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer seeds, epochs and steps")
     ap.add_argument("--json", help="write the rows as JSON to this path")
+    ap.add_argument("--device", default="cpu", help="cpu only (taken for seisoku bench)")
+    ap.add_argument(
+        "--ranks", type=int, default=4, help="ranks when started outside MPI (default 4)"
+    )
     args = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if not any(k in os.environ for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")):
+        _launch(args)
     from mpi4py import MPI
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     comm = MPI.COMM_WORLD
     if comm.Get_size() < 2:
-        raise SystemExit("run it under MPI: mpiexec -n 4 python bench/bench_model_parallel.py")
+        raise SystemExit("run it with at least 2 ranks: mpiexec -n 4 python " + __file__)
     if comm.Get_rank() == 0:
         from _timing import cpu_line
 

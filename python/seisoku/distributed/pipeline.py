@@ -306,9 +306,16 @@ class Pipeline:
         """One pipelined step over a batch: forward and backward of every micro-batch, then each
         stage's optimizer step. Returns, on the last stage, the batch's mean loss, its count of
         correct predictions (classification) and its size; None on the other ranks."""
+        s, last = self.rank, self.rank == self.stages - 1
+        for name, value, needed in (("x", x, s == 0), ("y", y, last)):
+            if needed and (value is None or len(value) == 0):
+                got = "None" if value is None else "an empty array"
+                raise ValueError(
+                    f"[pipeline] argument '{name}' must be a non-empty batch on stage {s}, "
+                    f"got {got}"
+                )
         if self.sample_shape is None:
             self.setup(x)
-        s, last = self.rank, self.rank == self.stages - 1
         if s == 0:
             xs = np.array_split(np.asarray(x), min(self.micro_batches, len(x)))
         if last:
