@@ -267,12 +267,10 @@ class Pipeline:
             try:
                 out = self._dry_run(shape, self.dtype)
             except Exception as e:
+                source = f"the output of stage {self.rank - 1}" if self.rank > 0 else "the input"
                 error = (
                     f"{what} (layers {self.first}..{self.stop - 1}, rank {self.rank}) cannot take "
-                    f"the output of stage {self.rank - 1}: per-sample shape {shape}, {dtype}: {e}"
-                    if self.rank > 0
-                    else f"{what} (layers {self.first}..{self.stop - 1}) cannot take the input "
-                    f"of per-sample shape {shape}, {dtype}: {e}"
+                    f"{source}: per-sample shape {shape}, {self.dtype.name}: {e}"
                 )
                 out = error
         if self.rank + 1 < self.stages:
