@@ -12,14 +12,18 @@
 namespace seisoku::gpu {
 namespace {
 
+// Element i is stream element first + i: thread b takes stream block first / 8 + b, whose
+// elements are x's i = 8 b + k - first % 8 (those in [0, n)).
 template <class T>
 __global__ void dropout_kernel(const T* x, T* out, std::int64_t n, std::uint32_t bound, std::uint64_t seed,
-                               std::uint64_t offset, T scale) {
-  const std::int64_t blocks = (n + 7) / 8;
+                               std::uint64_t offset, T scale, std::uint64_t first) {
+  const std::int64_t shift = static_cast<std::int64_t>(first % 8);
+  const std::int64_t blocks = (n + shift + 7) / 8;
   for (std::int64_t b = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; b < blocks; b += std::int64_t{gridDim.x} * blockDim.x) {
-    const philox::Block r = philox::draw(seed, offset, static_cast<std::uint64_t>(b));
-    for (int k = 0; k < 8 && b * 8 + k < n; ++k) {
-      const std::int64_t i = b * 8 + k;
+    const philox::Block r = philox::draw(seed, offset, first / 8 + static_cast<std::uint64_t>(b));
+    for (int k = 0; k < 8; ++k) {
+      const std::int64_t i = b * 8 + k - shift;
+      if (i < 0 || i >= n) continue;
       out[i] = x[i] * (detail::mask_draw(r, k) < bound ? scale : T(0));  // as the CPU kernel: a dropped NaN stays NaN
     }
   }
@@ -49,14 +53,14 @@ __global__ void noise_f64(const double* x, double* out, std::int64_t n, double s
 }  // namespace
 
 void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::uint64_t seed, std::uint64_t offset,
-             double scale) {
+             double scale, std::uint64_t first) {
   const std::int64_t n = x.numel();
   if (n == 0) return;
   DeviceGuard guard(x.device_index());
   detail::dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    dropout_kernel<<<grid_for((n + 7) / 8), kThreads, 0, stream()>>>(x.data_as<T>(), out.data_as<T>(), n, keep_bound,
-                                                                       seed, offset, static_cast<T>(scale));
+    dropout_kernel<<<grid_for((n + 7) / 8 + 1), kThreads, 0, stream()>>>(x.data_as<T>(), out.data_as<T>(), n, keep_bound,
+                                                                           seed, offset, static_cast<T>(scale), first);
   });
   check_launch();
 }

@@ -440,19 +440,21 @@ class Compose:
     def trainer_hook(
         self, image_shape: Sequence[int] | None = None, samples_per_step: int = 1 << 32
     ) -> Callable[..., Array]:
-        """A callable (x_batch, step, labels=None) -> augmented batch for
+        """A callable (x_batch, step, labels=None, first_row=0) -> augmented batch for
         Trainer.fit(augment=...), which passes the batch's labels to it (for skip_labels).
 
         Batch `step` draws with sample_offset = step * samples_per_step, so every step of
-        every epoch gets fresh, reproducible draws. With image_shape (e.g. (1, 28, 28)) flat
+        every epoch gets fresh, reproducible draws. first_row says which row of the step's
+        whole batch x_batch's row 0 is (data parallel shards): a shard draws what its rows
+        draw in the whole batch. With image_shape (e.g. (1, 28, 28)) flat
         batches (B, prod(image_shape)) are reshaped to (B, *image_shape) and back; batches
         that already have image axes are augmented as they are.
         """
         shape = None if image_shape is None else tuple(int(v) for v in image_shape)
         per_step = _count("trainer_hook", "samples_per_step", samples_per_step, 1)
 
-        def hook(x: Array, step: int, labels: Array | None = None) -> Array:
-            offset = (int(step) * per_step) % _U64
+        def hook(x: Array, step: int, labels: Array | None = None, first_row: int = 0) -> Array:
+            offset = (int(step) * per_step + int(first_row)) % _U64
             if shape is None or x.ndim != 2:
                 return self(x, labels=labels, sample_offset=offset)
             y = self(x.reshape((x.shape[0], *shape)), labels=labels, sample_offset=offset)

@@ -328,10 +328,12 @@ class _HistoryLogger(Callback):
         raise NotImplementedError
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        self._write(trainer)
+        if trainer.is_main:  # data parallel: rank 0 writes
+            self._write(trainer)
 
     def on_train_end(self, trainer: Trainer) -> None:
-        self._write(trainer)
+        if trainer.is_main:
+            self._write(trainer)
 
 
 class CSVLogger(_HistoryLogger):

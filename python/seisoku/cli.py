@@ -164,6 +164,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     threads = get_num_threads()
     try:
         set_num_threads(args.threads)
+        if getattr(args, "parallel", None):
+            from .distributed import train_parallel
+
+            return train_parallel(args, _train)
         return _train(args)
     except (_TrainError, ValueError, ImportError, OSError) as e:
         print(f"seisoku train: {e}", file=sys.stderr)
@@ -406,6 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io.add_argument("--resume", help="continue an interrupted run from its checkpoint")
     io.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .distributed import PARALLEL_MODES
+
+    io.add_argument(
+        "--parallel",
+        choices=sorted(PARALLEL_MODES),
+        help="train over the processes of `mpirun -n N` (data: synchronous data parallel; "
+        "async: parameter server; pipeline: model split into stages)",
+    )
+    mp = p.add_argument_group("--parallel async and pipeline")
+    mp.add_argument("--staleness", type=int, help="async: staleness bound k (default: none)")
+    mp.add_argument("--micro-batches", type=int, dest="micro_batches", help="pipeline (4)")
+    mp.add_argument("--pipeline-schedule", choices=["1f1b", "gpipe"], dest="pipeline_schedule")
+    mp.add_argument("--split", help="pipeline: 'balanced' (default) or layer indices, e.g. 3,6")
     p.set_defaults(func=_cmd_train)
     p_aug = sub.add_parser(
         "augment",

@@ -9,6 +9,10 @@ the time. Training is a pure function of its inputs and the seed: shuffling depe
 on (seed, epoch), augmentation is called with the global step, and masks come from Philox
 generators whose offsets are part of a checkpoint, so a run stopped by Ctrl-C and resumed
 from its checkpoint ends with the same parameters, bit for bit, as one never stopped.
+
+Under MPI, Trainer(..., parallel=seisoku.distributed.DataParallel(model)) trains data
+parallel (see seisoku.distributed); set_default_parallel(factory) makes every Trainer built
+afterwards parallel, so code that builds Trainers runs unchanged under mpirun.
 """
 
 from __future__ import annotations
@@ -44,6 +48,22 @@ from .random import Generator, default_generator
 Array = Any
 
 CHECKPOINT_KIND = "checkpoint"
+
+# factory(model, optimizer) -> parallel object for Trainers built without `parallel`.
+_default_parallel: list[Callable[[Module, Any], Any] | None] = [None]
+
+
+def set_default_parallel(
+    factory: Callable[[Module, Any], Any] | None,
+) -> Callable[[Module, Any], Any] | None:
+    """Every Trainer built afterwards without `parallel` gets parallel=factory(model,
+    optimizer) (e.g. lambda m, o: seisoku.distributed.DataParallel(m, optimizer=o)); None
+    turns that off. Returns the factory in place before."""
+    if factory is not None and not callable(factory):
+        raise ValueError(f"factory must be callable(model, optimizer) or None, got {factory!r}")
+    previous = _default_parallel[0]
+    _default_parallel[0] = factory
+    return previous
 
 
 def _json_float(value: Any) -> Any:
@@ -152,24 +172,38 @@ def _check_int(value: Any, name: str, minimum: int = 1) -> int:
 
 
 def _with_labels(
-    augment: Callable[..., Array] | None,
-) -> Callable[[Array, int, Array], Array] | None:
-    """augment as a callable (x_batch, step, labels): labels are passed on when augment takes
-    a third positional parameter or a `labels` keyword, and dropped otherwise."""
+    augment: Callable[..., Array] | None, sharded: bool = False
+) -> Callable[[Array, int, Array, int], Array] | None:
+    """augment as a callable (x_batch, step, labels, first_row): labels are passed on when
+    augment takes a third positional parameter or a `labels` keyword, first_row (the row of
+    the global batch that x_batch's row 0 is) when it takes a `first_row` keyword. With
+    sharded (data parallel) an augment without first_row is a ValueError: its draws would
+    depend on the number of ranks."""
     if augment is None:
         return None
     try:
-        params = inspect.signature(augment).parameters
+        params = dict(inspect.signature(augment).parameters)
     except (TypeError, ValueError):  # builtins without a signature: (x, step) only
-        return lambda xb, step, yb: augment(xb, step)
+        params = {}
+    if "first_row" in params:
+        if "labels" in params:
+            return lambda xb, step, yb, row: augment(xb, step, labels=yb, first_row=row)
+        return lambda xb, step, yb, row: augment(xb, step, yb, first_row=row)
+    if sharded:
+        raise ValueError(
+            "augment must take a first_row keyword under data parallel training (the row of "
+            "the global batch its batch starts at, to key its draws, as "
+            "seisoku.augment.Compose.trainer_hook() does), got "
+            f"{getattr(augment, '__name__', augment)!r}"
+        )
     positional = [
         p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     if "labels" in params:
-        return lambda xb, step, yb: augment(xb, step, labels=yb)
+        return lambda xb, step, yb, row: augment(xb, step, labels=yb)
     if len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params.values()):
-        return augment
-    return lambda xb, step, yb: augment(xb, step)
+        return lambda xb, step, yb, row: augment(xb, step, yb)
+    return lambda xb, step, yb, row: augment(xb, step)
 
 
 class Trainer:
@@ -186,7 +220,11 @@ class Trainer:
             with state_dict() / load_state_dict() its state goes into checkpoints.
         callbacks: Callback objects (EarlyStopping, Checkpoint, LRSchedule, CSVLogger, ...).
         progress: show a tqdm progress bar over the epochs when tqdm is installed
-            (default True).
+            (default True; under data parallel, on rank 0 only).
+        parallel: a seisoku.distributed.DataParallel wrapping `model` for data parallel
+            training over MPI (default None: this process alone, unless
+            set_default_parallel gave a factory). Then batch_size is the global batch, every
+            rank gets the same history, and only rank 0 writes checkpoints and logs.
     """
 
     def __init__(
@@ -196,6 +234,7 @@ class Trainer:
         optimizer: Any,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        parallel: Any = None,
     ) -> None:
         if not isinstance(model, Module):
             raise ValueError(f"model must be a seisoku.nn.Module, got {type(model).__name__}")
@@ -208,6 +247,14 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise ValueError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        if parallel is None and _default_parallel[0] is not None:
+            parallel = _default_parallel[0](model, optimizer)
+        if parallel is not None and getattr(parallel, "module", None) is not model:
+            raise ValueError(
+                "parallel must wrap this trainer's model (e.g. "
+                f"seisoku.distributed.DataParallel(model)), got {parallel!r}"
+            )
+        self.parallel = parallel
         # By their order attribute (stable): checkpoints after the callbacks they save.
         self.callbacks = sorted(callbacks, key=lambda c: c.order)
         self.progress = progress
@@ -229,6 +276,16 @@ class Trainer:
     @staticmethod
     def _empty_partial() -> dict[str, float]:
         return {"loss": 0.0, "correct": 0.0, "count": 0.0, "penalty": 0.0, "seconds": 0.0}
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process shows progress and writes files: True alone, rank 0 under
+        data parallel."""
+        return self.parallel is None or bool(self.parallel.is_main)
+
+    @property
+    def _sharded(self) -> bool:
+        return self.parallel is not None and self.parallel.size > 1
 
     def interrupt(self) -> None:
         """Ask fit to stop at the next step boundary as Ctrl-C does: callbacks get
@@ -282,8 +339,14 @@ class Trainer:
         return xp.concatenate(outs)
 
     def evaluate(self, x: Array, y: Array, batch_size: int = 1024) -> dict[str, float]:
-        """Mean loss (and accuracy for classification) in evaluation mode."""
+        """Mean loss (and accuracy for classification) in evaluation mode. Under data
+        parallel each rank evaluates a contiguous slice and the sums are reduced, so every
+        rank gets the same numbers."""
         self._check_data(x, y, "evaluate")
+        if self._sharded:
+            from .distributed._trainer import evaluate_sharded
+
+            return evaluate_sharded(self, x, y, batch_size)
         out = self.predict(x, batch_size)
         self._bind_inputs(x)
         result = {"loss": float(self.loss(out, y))}
@@ -374,14 +437,23 @@ class Trainer:
         self.metadata = dict(state.get("metadata", {}))
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Write state_dict() atomically as an .npz archive (no pickle)."""
-        save_state(path, self.state_dict(), CHECKPOINT_KIND)
+        """Write state_dict() atomically as an .npz archive (no pickle). Under data parallel
+        rank 0 writes (the state is the same on every rank, and independent of the number
+        of ranks); the others do nothing."""
+        if self.is_main:
+            save_state(path, self.state_dict(), CHECKPOINT_KIND)
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Read a checkpoint written by save_checkpoint (or a Checkpoint callback); a missing,
-        corrupt or mismatched file is a ValueError that names it."""
+        corrupt or mismatched file is a ValueError that names it. Under data parallel rank 0
+        reads it and every rank gets its content (written with any number of ranks)."""
         try:
-            self.load_state_dict(load_state(path, CHECKPOINT_KIND))
+            if self._sharded:
+                from .distributed._trainer import load_from_rank0
+
+                self.load_state_dict(load_from_rank0(self, path, CHECKPOINT_KIND))
+            else:
+                self.load_state_dict(load_state(path, CHECKPOINT_KIND))
         except ValueError as e:
             msg = str(e)
             raise ValueError(msg if os.fspath(path) in msg else f"{os.fspath(path)}: {msg}") from e
@@ -435,7 +507,7 @@ class Trainer:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         if augment is not None and not callable(augment):
             raise ValueError(f"augment must be a callable(x_batch, step), got {augment!r}")
-        augment = _with_labels(augment)
+        augment = _with_labels(augment, self._sharded)
         self._check_data(x, y, "fit")
         if sample_weight is not None:
             sample_weight = self._check_weights(sample_weight, x.shape[0])
@@ -461,6 +533,12 @@ class Trainer:
             self._check_data(*validation_data, "validation_data")
         self.validation_data = validation_data
         fit_key = {"samples": int(x.shape[0]), "batch_size": batch_size, "seed": int(seed)}
+        if self._sharded:
+            from .distributed import DistributedSampler
+
+            DistributedSampler(
+                x.shape[0], batch_size, rank=self.parallel.rank, size=self.parallel.size
+            ).check_batches()
 
         self.stop_training = False
         self._interrupted = False
@@ -484,7 +562,7 @@ class Trainer:
                 cb.on_train_end(self)
             return self.history
 
-        bar = _Progress(self.progress, epochs, min(self.epoch, epochs))
+        bar = _Progress(self.progress and self.is_main, epochs, min(self.epoch, epochs))
         try:
             with _Interrupt(self):
                 while self.epoch < epochs and not self.stop_training:
@@ -536,20 +614,34 @@ class Trainer:
             order = array_module(x).asarray(order)
         part = self._partial
         self.model.train()
+        par = self.parallel if self._sharded else None
         for b in range(self._batch, -(-n // batch_size)):
             idx = order[b * batch_size : (b + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
+            start, local = 0, idx
+            if par is not None:
+                from .distributed._trainer import shard_batch
+
+                start, local = shard_batch(par, idx, sample_weight)
+            xb, yb = x[local], y[local]
             if augment is not None:
-                xb = augment(xb, self.steps, yb)
+                xb = augment(xb, self.steps, yb, start)
             self._bind_inputs(xb)
-            wb = sample_weight[idx] if sample_weight is not None else None
+            wb = sample_weight[local] if sample_weight is not None else None
             self.model.zero_grad()
             out = self.model.forward(xb)
             batch_loss = float(self.loss(out, yb, wb))
+            if par is not None:
+                # The batch's loss and correct count summed over the ranks while the
+                # gradients are reduced; every rank gets the same sums, so the same decision.
+                correct = self._correct(out, yb) if self._classification() else 0.0
+                sums = par.start_sum([batch_loss * par.factor if par.factor else 0.0, correct])
+                par.backward(self.loss.backward())
+                batch_loss, correct = (float(v) for v in sums.result())
             if not math.isfinite(batch_loss):
                 self._diverge(f"training loss became {batch_loss} at step {self.steps + 1}")
                 break
-            self.model.backward(self.loss.backward(), need_input_grad=False)
+            if par is None:
+                self.model.backward(self.loss.backward(), need_input_grad=False)
             part["penalty"] = float(self.model.apply_penalties())
             try:
                 self.optimizer.step()
@@ -564,9 +656,12 @@ class Trainer:
             part["loss"] += batch_loss * size
             part["count"] += size
             if self._classification():
-                part["correct"] += self._correct(out, yb)
+                part["correct"] += correct if par is not None else self._correct(out, yb)
             for cb in self.callbacks:
                 cb.on_batch_end(self, self.steps, {"loss": batch_loss, "size": float(size)})
+            if par is not None:  # a stop or Ctrl-C on any rank stops every rank here
+                flags = par.allreduce_sum([float(self.stop_training), float(self._interrupted)])
+                self.stop_training, self._interrupted = bool(flags[0]), bool(flags[1])
             if self._interrupted:
                 part["seconds"] += time.perf_counter() - start
                 self.history.stop_reason = f"interrupted at step {self.steps}"
@@ -714,4 +809,5 @@ __all__ = [
     "Trainer",
     "clone_model",
     "retrain_on_all",
+    "set_default_parallel",
 ]

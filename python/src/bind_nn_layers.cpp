@@ -96,6 +96,11 @@ Args:
            arg("in_features"), arg("out_features"), arg("bias") = true, py::kw_only(), arg("activation") = py::none(),
            arg("slope") = 0.01, arg("dropout") = 0.0, arg("dropout_mode") = "inverted", arg("init") = py::none(),
            arg("weight") = py::none(), arg("dtype") = "float32", arg("device") = "cpu", arg("generator") = py::none())
+      .def_property(
+          "first_row", &nn::Linear::first_row,
+          [](nn::Linear& l, py::handle row) { l.set_first_row(u64_arg(row, "Linear", "first_row")); },
+          "Row of the whole batch that the input's row 0 is (default 0; data parallel shards): row i draws "
+          "the dropout mask of batch row first_row + i.")
       .def_property_readonly("in_features", &nn::Linear::in_features)
       .def_property_readonly("out_features", &nn::Linear::out_features)
       .def_property(
@@ -365,6 +370,11 @@ evaluation. The mask is drawn again in backward from the forward's Philox offset
                  generator_arg(generator, op));
            }),
            arg("p") = 0.5, arg("mode") = "inverted", arg("generator") = py::none())
+      .def_property(
+          "first_row", &nn::Dropout::first_row,
+          [](nn::Dropout& d, py::handle row) { d.set_first_row(u64_arg(row, "Dropout", "first_row")); },
+          "Row of the whole batch that the input's row 0 is (default 0; data parallel shards): row i draws "
+          "the mask of batch row first_row + i.")
       .def_property_readonly("p", &nn::Dropout::p)
       .def_property_readonly("mode", [](const nn::Dropout& d) { return nn::dropout_mode_name(d.mode()); })
       .def("_config",

@@ -3,6 +3,7 @@ synchronous one-process training on the interleaved batch order; waits time out 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -198,6 +199,19 @@ def test_silent_peer_times_out(role):
 @requires_mpi
 def test_one_rank_is_a_clear_error():
     assert "PASS" in run(1, SCRIPT, "one_rank", timeout=120)
+
+
+@requires_mpi
+def test_cli_train_parallel_async(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "summary.json"
+    args = ["train", "--parallel", "async", "--staleness", "1", "--model", "mlp", "--epochs", "2"]
+    args += ["--no-progress", "--json", str(out)]
+    printed = run(3, "-m", "seisoku.cli", *args, timeout=180)
+    assert printed.count("test accuracy") == 1  # rank 0 prints the table
+    summary = json.loads(out.read_text())
+    assert summary["parallel"]["mode"] == "async" and summary["epochs_run"] == 2
+    assert 0.5 < summary["test_accuracy"] <= 1.0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ steps equal to the full-batch step of one process, shape checks, timeouts and id
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -259,6 +260,31 @@ def test_idle_fraction_matches_the_bubble(schedule):
 def test_recipe_run_matches_the_trainer():
     pytest.importorskip("sklearn")
     assert "PASS" in run(2, SCRIPT, "recipe", timeout=180)
+
+
+@requires_mpi
+def test_cli_train_parallel_pipeline(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "summary.json"
+    args = [
+        "train",
+        "--parallel",
+        "pipeline",
+        "--micro-batches",
+        "3",
+        "--split",
+        "1",
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+    ]
+    args += ["--no-progress", "--json", str(out)]
+    printed = run(2, "-m", "seisoku.cli", *args, timeout=180)
+    assert printed.count("test accuracy") == 1  # rank 0 prints the table
+    summary = json.loads(out.read_text())
+    assert summary["parallel"]["mode"] == "pipeline" and summary["epochs_run"] == 2
+    assert 0.5 < summary["test_accuracy"] <= 1.0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ struct Epilogue {
   double dropout_scale = 1.0;  // 1 / (1 - p) for inverted dropout
   std::uint64_t seed = 0;      // Philox stream of the dropout mask
   std::uint64_t offset = 0;
+  std::uint64_t first = 0;     // stream element of z's element 0 (a batch shard starting at row r: r * F)
 };
 
 // out = dropout(act(z + bias)) over rows of z (N, F); bias (F,) or an empty Tensor. out may alias z.

@@ -25,8 +25,11 @@ namespace seisoku {
 // (NaN or infinite inputs give NaN, as any product with 0). Inverted dropout uses
 // scale = 1 / (1 - p); the lecture's variant uses scale = 1 and multiplies by (1 - p) at
 // evaluation. The backward pass is the same op applied to the gradient. out may alias x.
+// first: the stream element of x's element 0 (default 0), so that a shard of a batch, rows
+// [r, r + n) of rows of F elements, draws with first = r * F what those rows draw in the whole
+// batch (data parallel training).
 SEISOKU_API void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, std::uint64_t offset,
-                         double scale);
+                         double scale, std::uint64_t first = 0);
 // out = x + N(0, stddev^2) noise (Box-Muller, as seisoku::normal). out may alias x.
 SEISOKU_API void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint64_t seed,
                                 std::uint64_t offset);

@@ -1,7 +1,7 @@
 // CPU kernel of the fused linear epilogue: one pass over z (N, F) adding the bias, applying
 // the activation and the dropout mask (drawn, never stored: the 16-bit mask draws of
 // for_mask_groups, the same mask as the dropout op for the same seed, offset and element
-// index). The backward pass draws the same mask and differentiates the activation from the
+// index, element 0 of z being element e.first of the stream). The backward pass draws the same mask and differentiates the activation from the
 // stored output.
 #include <algorithm>
 #include <cstdint>
@@ -60,7 +60,7 @@ void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, co
         }
       };
       if (drop) {
-        for_mask_groups(z.numel(), e.seed, e.offset, run);
+        for_mask_groups(z.numel(), e.seed, e.offset, run, e.first);
       } else {
         parallel_for(z.numel(), [=](std::int64_t i0, std::int64_t i1) { run(i0, i1 - i0, nullptr); });
       }
@@ -91,7 +91,7 @@ void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Te
             const T v = gi[k] * sc * detail::act_derivative(yi[k] * inv, act, sl);
             out[k] = static_cast<std::int32_t>(h[k]) < bd ? v : T(0);
           }
-        });
+        }, e.first);
       } else {
         parallel_for(y.numel(), [=](std::int64_t i0, std::int64_t i1) {
           const T sl = slope;

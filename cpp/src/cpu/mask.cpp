@@ -1,7 +1,7 @@
 // CPU kernels of dropout and Gaussian noise.
 //
-// dropout: element i is kept when its 16-bit mask draw (detail::mask_draw: 8 elements per Philox
-// block) is below the keep bound; draws come from the vectorized philox_blocks in groups of
+// dropout: element i is kept when the 16-bit mask draw of stream element first + i
+// (detail::mask_draw: 8 elements per Philox block) is below the keep bound; draws come from the vectorized philox_blocks in groups of
 // kMaskGroup elements per thread range. Large float32 outputs that do not alias the input are
 // written with non-temporal stores (the output is not read into the cache before it is written).
 // gaussian_noise: value i is lane i % 4 of the Box-Muller pairs of block i / 4 (as
@@ -107,7 +107,7 @@ inline void dropout_group(const float* src, float* dst, const std::uint16_t* dra
 }  // namespace
 
 void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::uint64_t seed, std::uint64_t offset,
-             double scale) {
+             double scale, std::uint64_t first) {
   detail::dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xs = x.data_as<T>();
@@ -150,7 +150,7 @@ void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::
           for (std::size_t b = 0; b < kMaskGroup * sizeof(T); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
         }
 #endif
-        mask_draws(seed, offset, static_cast<std::uint64_t>(base / 8), draws);
+        mask_draws_at(seed, offset, first + static_cast<std::uint64_t>(base), draws);
         group(base, std::min(kMaskGroup, i1 - base), draws);
       }
 #if defined(__AVX2__)

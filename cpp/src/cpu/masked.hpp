@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/nn_math.hpp"
 #include "parallel.hpp"
 #include "philox_lanes.hpp"
+#include "seisoku/philox.hpp"
 
 namespace seisoku::cpu {
 
@@ -55,15 +57,34 @@ inline void mask_draws(std::uint64_t seed, std::uint64_t offset, std::uint64_t f
 #endif
 }
 
-// f(first, count, draws): elements first .. first + count - 1 take draws[0 .. count - 1];
-// count is kMaskGroup except at the end of a thread's range. Ranges from parallel_for start at
-// multiples of 64 (whole blocks of 8 elements).
+// draws[e] = 16-bit mask draw of element `element` + e of the stream, e < kMaskGroup, for any
+// element (not only multiples of 8): a tensor whose element 0 is element `first` of a larger
+// one (rows [r, ...) of a batch split across processes) draws what those elements draw there.
+inline void mask_draws_at(std::uint64_t seed, std::uint64_t offset, std::uint64_t element,
+                          std::uint16_t (&draws)[kMaskGroup]) {
+  const int shift = static_cast<int>(element % 8);
+  if (shift == 0) {
+    mask_draws(seed, offset, element / 8, draws);
+    return;
+  }
+  alignas(64) std::uint16_t whole[kMaskGroup];
+  mask_draws(seed, offset, element / 8, whole);
+  std::copy(whole + shift, whole + kMaskGroup, draws);
+  const philox::Block r = philox::draw(seed, offset, element / 8 + kMaskBlocks);  // the last `shift`
+  for (int k = 0; k < shift; ++k)
+    draws[kMaskGroup - shift + k] = static_cast<std::uint16_t>(detail::mask_draw(r, k));
+}
+
+// f(first, count, draws): elements first .. first + count - 1 take draws[0 .. count - 1], the
+// draws of stream elements start + first ..; count is kMaskGroup except at the end of a
+// thread's range. Ranges from parallel_for start at multiples of 64 (whole blocks of 8
+// elements).
 template <class F>
-void for_mask_groups(std::int64_t n, std::uint64_t seed, std::uint64_t offset, F&& f) {
+void for_mask_groups(std::int64_t n, std::uint64_t seed, std::uint64_t offset, F&& f, std::uint64_t start = 0) {
   parallel_for(n, [&](std::int64_t i0, std::int64_t i1) {
     alignas(64) std::uint16_t draws[kMaskGroup];
     for (std::int64_t base = i0; base < i1; base += kMaskGroup) {
-      mask_draws(seed, offset, static_cast<std::uint64_t>(base / 8), draws);
+      mask_draws_at(seed, offset, start + static_cast<std::uint64_t>(base), draws);
       f(base, std::min(kMaskGroup, i1 - base), static_cast<const std::uint16_t*>(draws));
     }
   });

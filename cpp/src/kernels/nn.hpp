@@ -15,7 +15,7 @@ namespace seisoku {
   void softmax(const Tensor& x, const Tensor& out);                                                              \
   void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in);                         \
   void dropout(const Tensor& x, const Tensor& out, std::uint32_t keep_bound, std::uint64_t seed,                 \
-               std::uint64_t offset, double scale);                                                              \
+               std::uint64_t offset, double scale, std::uint64_t first);                                         \
   void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint64_t seed, std::uint64_t offset); \
   void bias_act_dropout(const Tensor& z, const Tensor& bias, const Tensor& out, const Epilogue& e);              \
   void bias_act_dropout_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_z, const Epilogue& e);

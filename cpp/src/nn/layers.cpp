@@ -100,8 +100,10 @@ Tensor Dropout::forward(const Tensor& x) {
     y = like_input(buffers_, kY, "dropout", x);
     Generator& g = generator_or_default(gen_);
     const std::uint64_t seed = g.seed(), offset = g.next_offset();
-    dropout(x, y, p_, seed, offset, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0);
-    seed_ = seed, offset_ = offset;
+    const std::int64_t rows = x.dim() > 0 ? x.shape()[0] : 1;
+    const std::uint64_t first = rows > 0 ? first_row_ * static_cast<std::uint64_t>(x.numel() / rows) : 0;
+    dropout(x, y, p_, seed, offset, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0, first);
+    seed_ = seed, offset_ = offset, first_ = first;
   } else if (factor != 1.0) {
     y = like_input(buffers_, kY, "dropout", x);
     scale(factor, x, y);
@@ -114,7 +116,7 @@ Tensor Dropout::backward(const Tensor& grad, bool) {
   check_backward("Dropout", shape_, grad);
   if (!masked_ && factor_ == 1.0) return grad;
   Tensor g = like_input(buffers_, kGradX, "dropout", grad);
-  if (masked_) dropout(grad, g, p_, seed_, offset_, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0);
+  if (masked_) dropout(grad, g, p_, seed_, offset_, mode_ == DropoutMode::inverted ? 1.0 / (1.0 - p_) : 1.0, first_);
   else scale(factor_, grad, g);
   return g;
 }

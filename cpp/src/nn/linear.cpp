@@ -70,6 +70,7 @@ Tensor Linear::forward(const Tensor& x) {
     e.dropout_scale = options_.dropout_mode == DropoutMode::inverted ? 1.0 / (1.0 - p) : 1.0;
     e.seed = g.seed();
     e.offset = g.next_offset();
+    e.first = first_row_ * static_cast<std::uint64_t>(out_);
   }
   const double factor = !training_ && options_.dropout_mode == DropoutMode::lecture ? 1.0 - p : 1.0;
   Tensor y = output_of(buffers_, "linear", x, out_);

@@ -22,7 +22,8 @@ void check_in_out(const char* op, const Tensor& x, const Tensor& out) {
 
 }  // namespace
 
-void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, std::uint64_t offset, double scale) {
+void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, std::uint64_t offset, double scale,
+             std::uint64_t first) {
   check_in_out("dropout", x, out);
   if (!(p >= 0.0 && p < 1.0)) detail::fail("dropout", "p must be in [0, 1), got " + std::to_string(p));
   if (!std::isfinite(scale)) detail::fail("dropout", "scale must be finite, got " + std::to_string(scale));
@@ -32,7 +33,7 @@ void dropout(const Tensor& x, const Tensor& out, double p, std::uint64_t seed, s
     scale == 1.0 ? copy(x, out) : seisoku::scale(scale, x, out);
     return;
   }
-  SEISOKU_DISPATCH(x, dropout, x, out, detail::keep_bound(p), seed, offset, scale);
+  SEISOKU_DISPATCH(x, dropout, x, out, detail::keep_bound(p), seed, offset, scale, first);
 }
 
 void gaussian_noise(const Tensor& x, const Tensor& out, double stddev, std::uint64_t seed, std::uint64_t offset) {

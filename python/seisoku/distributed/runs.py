@@ -235,3 +235,47 @@ def run_pipeline(
         "schedule": schedule,
     }
     return summary, history, model
+
+
+def _as_mode(args: Any, run: Any, comm: Any, train: Any) -> int:
+    """Run `seisoku train` (run(args)) with recipes.run replaced by `train(recipe)`: every rank
+    trains, rank 0's summary and history are shared, so run(args) prints and writes them."""
+    if getattr(args, "resume", None):
+        raise ValueError(f"--parallel {args.parallel} cannot --resume (it writes no checkpoints)")
+    original = recipes.run
+
+    def parallel_run(recipe: Any, progress: bool = True, **_: Any) -> Any:
+        got = train(recipe)
+        shared = comm.bcast(None if got is None else got[:2], root=0)
+        return shared[0], shared[1], (got[2] if got is not None else None)
+
+    recipes.run = parallel_run
+    try:
+        return run(args)
+    finally:
+        recipes.run = original
+
+
+def async_mode(args: Any, run: Any, comm: Any) -> int:
+    """`seisoku train --parallel async [--staleness K]`: the recipe on the parameter server."""
+    staleness = getattr(args, "staleness", None)
+    return _as_mode(args, run, comm, lambda r: run_async(r, staleness=staleness, comm=comm))
+
+
+def pipeline_mode(args: Any, run: Any, comm: Any) -> int:
+    """`seisoku train --parallel pipeline [--micro-batches M] [--pipeline-schedule S]
+    [--split balanced|I,J,...]`: the recipe's model split over the ranks."""
+    split: Any = getattr(args, "split", None) or "balanced"
+    if split != "balanced":
+        try:
+            split = [int(v) for v in split.split(",")]
+        except ValueError:
+            raise ValueError(
+                f"--split must be 'balanced' or comma-separated layer indices, got {split!r}"
+            ) from None
+    options = {
+        "micro_batches": getattr(args, "micro_batches", None) or 4,
+        "schedule": getattr(args, "pipeline_schedule", None) or "1f1b",
+        "split": split,
+    }
+    return _as_mode(args, run, comm, lambda r: run_pipeline(r, comm=comm, **options))

@@ -58,12 +58,18 @@ class SEISOKU_API Linear : public Module {
   void set_bias(ParameterPtr bias);  // null: no bias
   const std::shared_ptr<Generator>& generator() const { return gen_; }
   void set_generator(std::shared_ptr<Generator> generator) { gen_ = std::move(generator); }
+  // The row of the whole batch that the input's row 0 is (default 0): the dropout mask of row i
+  // is that of row first_row + i of the batch, so processes that each take rows [r, r + n) of a
+  // batch (data parallel training) draw together the mask of the whole batch.
+  std::uint64_t first_row() const { return first_row_; }
+  void set_first_row(std::uint64_t row) { first_row_ = row; }
 
  protected:
   void release_own_buffers() override;
 
  private:
   std::int64_t in_, out_;
+  std::uint64_t first_row_ = 0;
   LinearOptions options_;
   std::shared_ptr<Generator> gen_;
   ParameterPtr weight_, bias_;
@@ -314,12 +320,18 @@ class SEISOKU_API Dropout : public Module {
   DropoutMode mode() const { return mode_; }
   const std::shared_ptr<Generator>& generator() const { return gen_; }
   void set_generator(std::shared_ptr<Generator> generator) { gen_ = std::move(generator); }
+  // The row of the whole batch that the input's row 0 is (default 0): the dropout mask of row i
+  // is that of row first_row + i of the batch, so processes that each take rows [r, r + n) of a
+  // batch (data parallel training) draw together the mask of the whole batch.
+  std::uint64_t first_row() const { return first_row_; }
+  void set_first_row(std::uint64_t row) { first_row_ = row; }
 
  private:
   double p_;
   DropoutMode mode_;
   std::shared_ptr<Generator> gen_;
-  std::uint64_t seed_ = 0, offset_ = 0;
+  std::uint64_t first_row_ = 0;
+  std::uint64_t seed_ = 0, offset_ = 0, first_ = 0;
   bool masked_ = false;
   double factor_ = 1.0;  // scale of the last forward without a mask
   std::optional<Shape> shape_;  // of the last forward's input

@@ -1,0 +1,129 @@
+"""Communicators, ranks, waits with deadlines and the abort-on-error hook.
+
+mpi4py is imported on first use only (importing seisoku never starts MPI).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_TIMEOUT_S = 300.0
+_hooked: dict[str, Any] = {}
+
+
+def mpi() -> Any:
+    """The mpi4py.MPI module; ImportError saying how to install it when it is missing."""
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(
+            "seisoku.distributed needs mpi4py and an MPI library: pip install 'seisoku[mpi]' "
+            f"(mpi4py and the mpich wheel, which brings mpiexec): {e}"
+        ) from e
+    return MPI
+
+
+def available() -> bool:
+    """Whether mpi4py can be imported (it starts MPI when it can)."""
+    try:
+        mpi()
+    except ImportError:
+        return False
+    return True
+
+
+def get_comm(comm: Any = None) -> Any:
+    """comm itself, or MPI.COMM_WORLD when None; ValueError for anything that is not an
+    mpi4py intra-communicator."""
+    lib = mpi()
+    if comm is None:
+        return lib.COMM_WORLD
+    if not isinstance(comm, lib.Intracomm) or comm == lib.COMM_NULL:
+        raise ValueError(f"comm must be an mpi4py intra-communicator, got {comm!r}")
+    return comm
+
+
+def rank(comm: Any = None) -> int:
+    """This process's rank in comm (default MPI.COMM_WORLD)."""
+    return int(get_comm(comm).Get_rank())
+
+
+def size(comm: Any = None) -> int:
+    """The number of processes in comm (default MPI.COMM_WORLD)."""
+    return int(get_comm(comm).Get_size())
+
+
+def is_main(comm: Any = None) -> bool:
+    """Whether this process is rank 0 of comm (the one that prints and writes files)."""
+    return rank(comm) == 0
+
+
+def launched_size() -> int | None:
+    """The number of processes mpiexec started, read from the launcher's environment without
+    starting MPI (None when not launched by a known launcher)."""
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE"):
+        value = os.environ.get(key)
+        if value and value.isdigit():
+            return int(value)
+    return None
+
+
+def wait_all(requests: Sequence[Any], timeout: float, what: str, comm: Any = None) -> None:
+    """Complete every request, polling; TimeoutError naming `what` and the rank when they are
+    not done within timeout seconds (a peer that died or stopped sending). The poll yields
+    the processor between tests, so oversubscribed ranks are not starved."""
+    lib = mpi()
+    if not requests:
+        return
+    reqs = list(requests)
+    if lib.Request.Testall(reqs):
+        return
+    start = time.monotonic()
+    spins = 0
+    while not lib.Request.Testall(reqs):
+        spins += 1
+        if spins > 64:
+            time.sleep(2e-5 if spins < 4096 else 5e-4)
+            if time.monotonic() - start > timeout:
+                who = "" if comm is None else f"rank {comm.Get_rank()} of {comm.Get_size()}: "
+                raise TimeoutError(
+                    f"[seisoku.distributed] {who}{what} did not complete within {timeout:g} s: "
+                    "a peer rank died, hangs or stopped sending"
+                )
+
+
+def _abort_hook(exc_type: type, exc: BaseException, tb: Any) -> None:
+    comm = _hooked.get("comm")
+    where = ""
+    if comm is not None:
+        where = f"[rank {comm.Get_rank()} of {comm.Get_size()}] "
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write("".join(where + line + "\n" for line in text.rstrip("\n").split("\n")))
+    sys.stderr.write(f"{where}aborting every rank of the job\n")
+    sys.stderr.flush()
+    if comm is not None:
+        comm.Abort(1)
+
+
+def install_abort_handler(comm: Any = None) -> None:
+    """An uncaught exception prints its traceback prefixed with the rank, then aborts the
+    whole job (comm.Abort), so the other ranks end with a non-zero status instead of waiting
+    for this one for ever. Idempotent; the last communicator given is the one aborted."""
+    comm = get_comm(comm)
+    if sys.excepthook is not _abort_hook:
+        _hooked["previous"] = sys.excepthook
+        sys.excepthook = _abort_hook
+    _hooked["comm"] = comm
+
+
+def shard_bounds(rows: int, rank: int, size: int) -> tuple[int, int]:
+    """Rows [start, end) of `rows` that rank `rank` of `size` takes: contiguous slices in rank
+    order, the first rows % size ranks one row longer."""
+    base, extra = divmod(int(rows), int(size))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)

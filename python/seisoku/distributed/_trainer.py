@@ -1,0 +1,65 @@
+"""What seisoku.train.Trainer does differently under data parallel (it imports these when
+given a parallel wrapper): the shard of a global batch, sharded evaluation, and reading a
+checkpoint on rank 0 for every rank."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .._state_file import load_state
+from ._comm import shard_bounds
+
+Array = Any
+
+
+def shard_batch(par: Any, idx: Array, sample_weight: Array | None) -> tuple[int, Array]:
+    """This rank's rows [start, end) of the global batch idx, announced to the parallel
+    wrapper with this rank's share of the loss (its share of the batch's weight sum when
+    weighted); returns (start, the indices of those rows)."""
+    rows = len(idx)
+    start, end = shard_bounds(rows, par.rank, par.size)
+    fraction = None
+    if sample_weight is not None:
+        total = float(sample_weight[idx].sum())
+        if total > 0:
+            fraction = float(sample_weight[idx[start:end]].sum()) / total
+    par.begin_batch(start, end, rows, fraction)
+    return start, idx[start:end]
+
+
+def evaluate_sharded(trainer: Any, x: Array, y: Array, batch_size: int) -> dict[str, float]:
+    """Trainer.evaluate over the ranks: each evaluates a contiguous slice of (x, y), the
+    loss sums and correct counts are summed, so every rank gets the same numbers."""
+    par = trainer.parallel
+    n = x.shape[0]
+    start, end = shard_bounds(n, par.rank, par.size)
+    loss_sum = correct = 0.0
+    classification = trainer._classification()
+    if end > start:
+        xs, ys = x[start:end], y[start:end]
+        out = trainer.predict(xs, batch_size)
+        trainer._bind_inputs(xs)
+        loss_sum = float(trainer.loss(out, ys)) * (end - start)
+        if classification:
+            correct = trainer._correct(out, ys)
+    total = par.allreduce_sum([loss_sum, correct])
+    result = {"loss": float(total[0]) / n}
+    if classification:
+        result["accuracy"] = float(total[1]) / n
+    return result
+
+
+def load_from_rank0(trainer: Any, path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+    """The state in the file `path` as rank 0 reads it, on every rank (files need not be
+    visible to the other ranks); rank 0's ValueError is raised on every rank."""
+    state, error = None, None
+    if trainer.parallel.is_main:
+        try:
+            state = load_state(path, kind)
+        except ValueError as e:
+            error = str(e)
+    state, error = trainer.parallel.broadcast_object((state, error))
+    if error is not None:
+        raise ValueError(error)
+    return state

@@ -1,0 +1,446 @@
+"""Synchronous data parallel training: DataParallel.
+
+Every rank holds a replica of the model; each step every rank runs forward and backward on
+its rows of the global batch, the gradients are summed across ranks while the backward pass
+continues, and every rank applies the same optimizer step to the same parameters.
+
+Gradients. The gradient of the global-batch mean loss is sum_r (b_r / B) g_r, where g_r is
+the gradient of rank r's mean loss over its b_r rows (sample weights: W_r / W). backward()
+multiplies the loss gradient it is given by that fraction, so the sum over ranks of the
+parameter gradients is the global one, also for unequal last shards.
+
+Buckets. The parameter gradients live in flat buffers (buckets of about bucket_mb MB, one
+dtype each), in the order backward produces them: the last layer's first. Each Parameter's
+.grad is a view of its bucket, so backward writes straight into it. For a Sequential, the
+layers' backward runs one at a time, last first; as soon as every parameter of a bucket has
+its gradient, that bucket's non-blocking Iallreduce starts, and the remaining layers'
+backward runs while it is in flight (each layer boundary also tests the requests in flight,
+which is what moves MPI's progress along). Other models run their whole backward, then
+reduce every bucket.
+
+Reduction order. reduction='allreduce' (default) sums with MPI_Iallreduce(SUM). MPICH picks
+its algorithm from the communicator size and the message size only, so a given (ranks,
+bucket layout) always adds in the same order, and every rank gets the same bits (each
+partial sum is formed once and sent, or formed by two ranks from the same two operands,
+which IEEE addition gives identically): runs are reproducible and replicas never drift.
+The MPI standard does not promise this; reduction='ordered' does not rely on it: each bucket
+is gathered from every rank (Iallgather) and summed in rank order 0, 1, ..., N-1 by every
+rank, at N times the memory and traffic of a bucket.
+
+Start. Wrapping checks that every rank has the same parameters (names, shapes, dtypes),
+then broadcasts rank 0's parameter values, random-generator positions and (when given) the
+optimizer state, so every replica starts from the same state.
+
+Faults. Every wait has a deadline (timeout, default 300 s): a rank that died or stopped
+sending makes the others raise TimeoutError. With abort_on_error (default) an uncaught
+exception on any rank prints its traceback prefixed by the rank and aborts the whole job
+(comm.Abort), so no rank waits for ever.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._array import array_module, is_cuda_array
+from ..nn import Module, Sequential
+from ..random import Generator, default_generator
+from ._comm import DEFAULT_TIMEOUT_S, get_comm, install_abort_handler, mpi, wait_all
+
+REDUCTIONS = ("allreduce", "ordered")
+
+
+class _Bucket:
+    """Flat gradient memory of some parameters of one dtype, and its reduction in flight."""
+
+    def __init__(self, params: list[Any], ready: int, xp: Any) -> None:
+        self.params = params
+        self.ready = ready  # layer index after whose backward every gradient here is final
+        self.dtype = params[0].dtype
+        sizes = [int(np.prod(p.shape)) for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.buffer = xp.zeros(int(self.offsets[-1]), dtype=self.dtype)
+        self.views = [
+            self.buffer[self.offsets[i] : self.offsets[i + 1]].reshape(p.shape)
+            for i, p in enumerate(params)
+        ]
+        self.gathered: Any = None  # (ranks, n) for the ordered reduction
+        self.bound = self._bind()
+
+    def _bind(self) -> bool:
+        """Make each parameter's gradient a view of the buffer (its current value kept);
+        False when the binding does not hold (then gradients are copied in and out)."""
+        for p, view in zip(self.params, self.views):
+            view[...] = p.grad
+            p.grad = view
+        return all(_shares(p.grad, self.buffer) for p in self.params)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.buffer.nbytes)
+
+
+def _shares(a: Any, b: Any) -> bool:
+    if is_cuda_array(a):
+        return array_module(a).shares_memory(a, b)
+    return bool(np.shares_memory(a, b))
+
+
+def _check_float(value: Any, name: str, low: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
+        raise ValueError(
+            f"[DataParallel] argument '{name}' must be a number > {low}, got {value!r}"
+        )
+    return float(value)
+
+
+class DataParallel:
+    """Synchronous data parallel training of `module` over the ranks of `comm`.
+
+    Args:
+        module: the model (a seisoku.nn Module; a Sequential gets its layers' backward one at
+            a time, so gradient reduction overlaps the backward pass).
+        comm: mpi4py communicator (default MPI.COMM_WORLD); any sub-communicator works.
+        bucket_mb: gradient bucket size in MB (10^6 bytes, default 25); a parameter larger
+            than that gets a bucket of its own.
+        reduction: 'allreduce' (MPI_Iallreduce, default) or 'ordered' (gather and sum in rank
+            order: bitwise reproducible whatever MPI's algorithm; N times the traffic).
+        timeout: seconds any wait for the other ranks may take before TimeoutError
+            (default 300).
+        optimizer: when given, its state is broadcast from rank 0 too (see
+            broadcast_optimizer).
+        abort_on_error: install the hook that aborts the whole job on an uncaught exception
+            (default True; only with more than one rank).
+
+    Use, per step (seisoku.train.Trainer(parallel=...) does all of this):
+
+        dp.begin_batch(start, end, rows)      # this rank's rows [start, end) of a batch
+        model.zero_grad()
+        out = model.forward(x_shard)
+        loss(out, y_shard)
+        dp.backward(loss.backward())          # scaled, reduced: global-batch mean gradient
+        optimizer.step()
+    """
+
+    def __init__(
+        self,
+        module: Module,
+        comm: Any = None,
+        bucket_mb: float = 25.0,
+        *,
+        reduction: str = "allreduce",
+        timeout: float = DEFAULT_TIMEOUT_S,
+        optimizer: Any = None,
+        abort_on_error: bool = True,
+    ) -> None:
+        if not isinstance(module, Module):
+            raise ValueError(
+                f"[DataParallel] argument 'module' must be a seisoku.nn.Module, got "
+                f"{type(module).__name__}"
+            )
+        self.bucket_bytes = int(_check_float(bucket_mb, "bucket_mb", 0.0) * 1e6)
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"[DataParallel] argument 'reduction' must be 'allreduce' or 'ordered', got "
+                f"{reduction!r}"
+            )
+        self.reduction = reduction
+        self.timeout = _check_float(timeout, "timeout", 0.0)
+        self.comm = get_comm(comm)
+        self.rank = int(self.comm.Get_rank())
+        self.size = int(self.comm.Get_size())
+        self.module = module
+        self._params = [p for _, p in module.named_parameters()]
+        if abort_on_error and self.size > 1:
+            install_abort_handler(self.comm)
+        self._check_same_model()
+        self._check_layers()
+        self.broadcast_parameters()
+        self.broadcast_generators()
+        if optimizer is not None:
+            self.broadcast_optimizer(optimizer)
+        self._layers: list[Module] | None = (
+            list(module.layers) if isinstance(module, Sequential) else None
+        )
+        self._rowed = [m for _, m in module.named_modules() if hasattr(m, "first_row")]
+        self.buckets = self._make_buckets()
+        self._requests: list[Any] = []
+        self._launched: list[bool] = [False] * len(self.buckets)
+        self.factor = 1.0
+        self.first_row = 0
+
+    # -- start ---------------------------------------------------------------------------
+    def _wait(self, requests: Sequence[Any], what: str) -> None:
+        wait_all(requests, self.timeout, what, self.comm)
+
+    def _signature(self) -> list[tuple[str, tuple[int, ...], str]]:
+        return [(n, tuple(p.shape), str(p.dtype)) for n, p in self.module.named_parameters()]
+
+    def _check_same_model(self) -> None:
+        """ValueError on every rank when the ranks' models differ (names, shapes, dtypes)."""
+        sig = self._signature()
+        digest = np.array([zlib.crc32(repr(sig).encode()), len(sig)], dtype=np.int64)
+        every = np.zeros((self.size, 2), dtype=np.int64)
+        self._wait([self.comm.Iallgather(digest, every)], "the model check at wrap time")
+        if (every == every[0]).all():
+            return
+        sigs = self.comm.allgather(sig)
+        for r, other in enumerate(sigs):
+            if other == sigs[0]:
+                continue
+            ours = {n: (s, d) for n, s, d in sigs[0]}
+            theirs = {n: (s, d) for n, s, d in other}
+            for name in [*ours, *theirs]:
+                if ours.get(name) != theirs.get(name):
+                    raise ValueError(
+                        f"[DataParallel] the model on rank {r} differs from rank 0's: parameter "
+                        f"'{name}' is {_describe(theirs.get(name))} on rank {r} and "
+                        f"{_describe(ours.get(name))} on rank 0 (every rank must build the same "
+                        "model)"
+                    )
+            raise ValueError(
+                f"[DataParallel] the model on rank {r} differs from rank 0's in parameter order"
+            )
+
+    def _check_layers(self) -> None:
+        if self.size == 1:
+            return
+        for name, m in self.module.named_modules():
+            if type(m).__name__ == "GaussianNoise" and getattr(m, "std", 0.0) > 0:
+                raise ValueError(
+                    f"[DataParallel] layer '{name or type(m).__name__}' (GaussianNoise) draws its "
+                    "noise by element of the local batch, not by row of the global batch, so "
+                    "its draws would depend on the number of ranks; use Dropout, or "
+                    "augmentation noise (seisoku.augment.GaussianNoise) on the inputs"
+                )
+
+    def broadcast_parameters(self) -> None:
+        """Overwrite every rank's parameter values with rank 0's."""
+        if self.size == 1:
+            return
+        reqs = []
+        for p in self._params:
+            value = p.value
+            _sync(value)
+            reqs.append(self.comm.Ibcast(value, root=0))
+        self._wait(reqs, "the parameter broadcast")
+
+    def _generators(self) -> list[Generator]:
+        gens, seen = [default_generator()], {id(default_generator())}
+        for _, m in self.module.named_modules():
+            g = getattr(m, "generator", None)
+            if isinstance(g, Generator) and id(g) not in seen:
+                seen.add(id(g))
+                gens.append(g)
+        return gens
+
+    def broadcast_generators(self) -> None:
+        """Give every random generator of the model (and the process-wide one) rank 0's seed
+        and offset, so masks drawn on every rank come from the same stream positions."""
+        if self.size == 1:
+            return
+        gens = self._generators()
+        state = np.array([[g.seed, g.offset] for g in gens], dtype=np.uint64).reshape(-1, 2)
+        self._wait([self.comm.Ibcast(state, root=0)], "the generator broadcast")
+        for g, (seed, offset) in zip(gens, state):
+            g.load_state_dict({"seed": int(seed), "offset": int(offset)})
+
+    def broadcast_optimizer(self, optimizer: Any) -> None:
+        """Give every rank's optimizer rank 0's state (step counts, moment buffers and
+        hyper-parameters; pickled once at start, never on the training path)."""
+        if self.size == 1 or not callable(getattr(optimizer, "state_dict", None)):
+            return
+        state = optimizer.state_dict() if self.rank == 0 else None
+        state = self.comm.bcast(state, root=0)
+        if self.rank != 0:
+            optimizer.load_state_dict(state)
+
+    # -- buckets -------------------------------------------------------------------------
+    def _make_buckets(self) -> list[_Bucket]:
+        ready: dict[int, int] = {}
+        order: list[Any] = []
+        if self._layers is not None:
+            for i in range(len(self._layers) - 1, -1, -1):
+                for _, p in self._layers[i].named_parameters():
+                    if id(p) not in ready:
+                        order.append(p)
+                    ready[id(p)] = i  # shared: final after its first use (smallest index)
+        for p in reversed(self._params):  # parameters outside the layers
+            if id(p) not in ready:
+                ready[id(p)] = -1
+                order.append(p)
+        buckets: list[_Bucket] = []
+        group: list[Any] = []
+        nbytes = 0
+        for p in order:
+            size = int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize
+            if group and (p.dtype != group[0].dtype or nbytes + size > self.bucket_bytes):
+                buckets.append(self._bucket(group, ready))
+                group, nbytes = [], 0
+            group.append(p)
+            nbytes += size
+        if group:
+            buckets.append(self._bucket(group, ready))
+        return buckets
+
+    def _bucket(self, params: list[Any], ready: dict[int, int]) -> _Bucket:
+        xp = array_module(params[0].value)
+        b = _Bucket(params, min(ready[id(p)] for p in params), xp)
+        if self.reduction == "ordered" and self.size > 1:
+            b.gathered = xp.empty((self.size, b.buffer.size), dtype=b.dtype)
+        return b
+
+    # -- one step ------------------------------------------------------------------------
+    def begin_batch(self, start: int, end: int, rows: int, fraction: float | None = None) -> None:
+        """Announce this rank's part of the next global batch: rows [start, end) of `rows`.
+
+        Layers with per-row draws (Dropout, Linear's dropout) are told their first row, and
+        backward() will scale the loss gradient by `fraction`, this rank's share of the global
+        loss: (end - start) / rows by default; with sample weights, the shard's weight sum
+        over the batch's.
+        """
+        if not 0 <= start <= end <= rows or rows < 1:
+            raise ValueError(
+                f"[DataParallel] begin_batch needs 0 <= start <= end <= rows and rows >= 1, got "
+                f"start={start}, end={end}, rows={rows}"
+            )
+        self.factor = (end - start) / rows if fraction is None else float(fraction)
+        self.first_row = int(start)
+        for m in self._rowed:
+            m.first_row = self.first_row
+
+    def backward(self, grad: Any, need_input_grad: bool = False, wait: bool = True) -> Any:
+        """Backward of the loss gradient `grad` (of this rank's mean loss) through the model,
+        scaled to this rank's share of the global-batch mean, with each gradient bucket's
+        reduction started as soon as it is complete. With wait (default True) returns once
+        every parameter gradient is the global one (else call synchronize() before the
+        optimizer step). Returns the input gradient (None unless need_input_grad)."""
+        if self.factor == 0.0:  # no weight here (a 0/0 loss gradient would be NaN)
+            grad = array_module(grad).zeros_like(grad)
+        elif self.factor != 1.0:
+            grad = grad * self.factor
+        self._requests = []
+        self._launched = [False] * len(self.buckets)
+        if self._layers is not None:
+            g = grad
+            for i in range(len(self._layers) - 1, -1, -1):
+                g = self._layers[i].backward(g, need_input_grad or i > 0)
+                self._launch_ready(i)
+            result = g if need_input_grad else None
+        else:
+            result = self.module.backward(grad, need_input_grad)
+        self._launch_ready(-1)
+        if wait:
+            self.synchronize()
+        return result
+
+    def reduce_gradients(self) -> None:
+        """Sum the gradients now in the buckets across ranks (no scaling): for gradients
+        produced some other way than backward()."""
+        self._requests = []
+        self._launched = [False] * len(self.buckets)
+        self._launch_ready(-1)
+        self.synchronize()
+
+    def _launch_ready(self, layer: int) -> None:
+        for k, b in enumerate(self.buckets):
+            if not self._launched[k] and b.ready >= layer:
+                self._launch(b)
+                self._launched[k] = True
+        if self._requests:
+            mpi().Request.Testall(self._requests)  # moves the reductions in flight along
+
+    def _launch(self, b: _Bucket) -> None:
+        for p, view in zip(b.params, b.views):
+            g = p.grad  # a gradient still marked zero is cleared to zeros by this read
+            if not b.bound:
+                view[...] = g
+        if self.size == 1:
+            return
+        _sync(b.buffer)
+        lib = mpi()
+        if b.gathered is None:
+            req = self.comm.Iallreduce(lib.IN_PLACE, b.buffer, lib.SUM)
+        else:
+            req = self.comm.Iallgather(b.buffer, b.gathered)
+        self._requests.append(req)
+
+    def synchronize(self) -> None:
+        """Wait (with the deadline) for every reduction started; then every parameter
+        gradient holds the global-batch gradient."""
+        self._wait(self._requests, "the gradient reduction")
+        self._requests = []
+        for b in self.buckets:
+            if b.gathered is not None:
+                total = b.gathered[0].copy()
+                for r in range(1, self.size):
+                    total += b.gathered[r]
+                b.buffer[...] = total
+            if not b.bound:
+                for p, view in zip(b.params, b.views):
+                    p.grad[...] = view
+
+    # -- small collectives for the training loop -----------------------------------------
+    def allreduce_sum(self, values: Sequence[float]) -> np.ndarray:
+        """Elementwise sum over ranks of a few float64 numbers (blocking, with the deadline)."""
+        buf = np.array(values, dtype=np.float64)
+        if self.size == 1:
+            return buf
+        out = np.empty_like(buf)
+        self._wait([self.comm.Iallreduce(buf, out, mpi().SUM)], "a metric reduction")
+        return out
+
+    def start_sum(self, values: Sequence[float]) -> _PendingSum:
+        """allreduce_sum started now, finished by .result() (overlaps the backward pass)."""
+        return _PendingSum(self, np.array(values, dtype=np.float64))
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is True on some rank (stop decisions)."""
+        return bool(self.allreduce_sum([1.0 if flag else 0.0])[0] > 0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's obj on every rank (pickled; for setup and checkpoints, not per step)."""
+        if self.size == 1:
+            return obj
+        return self.comm.bcast(obj, root=0)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0 (the rank that shows progress, logs and writes files)."""
+        return self.rank == 0
+
+    def __repr__(self) -> str:
+        mb = sum(b.nbytes for b in self.buckets) / 1e6
+        return (
+            f"DataParallel(rank={self.rank}, size={self.size}, buckets={len(self.buckets)}, "
+            f"gradient_mb={mb:.3f}, reduction={self.reduction!r})"
+        )
+
+
+class _PendingSum:
+    def __init__(self, dp: DataParallel, values: np.ndarray) -> None:
+        self.dp, self.values = dp, values
+        self.out = values if dp.size == 1 else np.empty_like(values)
+        self.request = None if dp.size == 1 else dp.comm.Iallreduce(values, self.out, mpi().SUM)
+
+    def result(self) -> np.ndarray:
+        if self.request is not None:
+            self.dp._wait([self.request], "a metric reduction")
+            self.request = None
+        return self.out
+
+
+def _describe(entry: Any) -> str:
+    if entry is None:
+        return "missing"
+    shape, dtype = entry
+    return f"{dtype} of shape {tuple(shape)}"
+
+
+def _sync(a: Any) -> None:
+    """CuPy arrays: finish the work queued on the current stream before MPI reads them."""
+    if is_cuda_array(a):
+        array_module(a).cuda.get_current_stream().synchronize()
