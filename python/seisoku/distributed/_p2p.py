@@ -15,17 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from . import _comm
+
 
 def mpi(what: str) -> Any:
-    """mpi4py's MPI module, or an ImportError saying how to get it."""
+    """mpi4py's MPI module, or an ImportError (naming `what`) saying how to get it."""
     try:
-        from mpi4py import MPI
+        return _comm.mpi()
     except ImportError as e:
-        raise ImportError(
-            f"[{what}] needs mpi4py and an MPI library: pip install mpich mpi4py "
-            "(or pip install 'seisoku[mpi]')"
-        ) from e
-    return MPI
+        raise ImportError(f"[{what}] {e}") from e
 
 
 def world(comm: Any, what: str, minimum: int = 2) -> Any:

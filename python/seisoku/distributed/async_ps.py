@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _p2p
+from ._comm import DEFAULT_TIMEOUT_S
 
 Array = Any
 _HDR, _DATA, _PHDR, _PDATA = 101, 102, 103, 104
@@ -102,7 +103,7 @@ def train_async(
     staleness: int | None = None,
     seed: int = 0,
     comm: Any = None,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT_S,
     augment: Callable[[Array, int, Array], Array] | None = None,
     scheduler: Any = None,
 ) -> AsyncResult | None:
@@ -118,7 +119,8 @@ def train_async(
             never waiting); 0 gives synchronous training in rank rotation (see the module doc).
         seed: seed of the epoch permutations (default 0).
         comm: mpi4py communicator of at least 2 ranks (default MPI.COMM_WORLD).
-        timeout: seconds any wait for another rank may take before TimeoutError (default 60).
+        timeout: seconds any wait for another rank may take before TimeoutError
+            (default DEFAULT_TIMEOUT_S, 300).
         augment: None, or a function (x_batch, step, y_batch) -> x_batch a worker applies to each
             of its batches (step: the worker's own batch count, from 0).
         scheduler: None, or a function from the server's optimizer to a learning-rate schedule

@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import _core
 from . import _p2p
+from ._comm import DEFAULT_TIMEOUT_S
 
 Array = Any
 SCHEDULES = ("gpipe", "1f1b")
@@ -151,7 +152,8 @@ class Pipeline:
             sample).
         schedule: "1f1b" (default) or "gpipe".
         comm: an mpi4py communicator of at least 2 ranks (default MPI.COMM_WORLD).
-        timeout: seconds any wait for another rank may take before TimeoutError (default 60).
+        timeout: seconds any wait for another rank may take before TimeoutError
+            (default DEFAULT_TIMEOUT_S, 300).
     """
 
     def __init__(
@@ -164,7 +166,7 @@ class Pipeline:
         micro_batches: int = 4,
         schedule: str = "1f1b",
         comm: Any = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.comm = _p2p.world(comm, "pipeline")
         self.rank, self.stages = self.comm.Get_rank(), self.comm.Get_size()

@@ -31,6 +31,7 @@ from .. import nn, recipes
 from ..random import manual_seed
 from ..train import History
 from . import _p2p
+from ._comm import DEFAULT_TIMEOUT_S
 from .async_ps import train_async
 from .pipeline import Pipeline
 
@@ -98,7 +99,11 @@ def _epoch_schedule(recipe: Any, opt: Any) -> Any:
 
 
 def run_async(
-    recipe: Any, *, staleness: int | None = None, comm: Any = None, timeout: float = 60.0
+    recipe: Any,
+    *,
+    staleness: int | None = None,
+    comm: Any = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[dict[str, Any], History, Any] | None:
     """Train the recipe with the asynchronous parameter server (staleness bound, None: none)."""
     _check(recipe, "async")
@@ -145,7 +150,7 @@ def run_pipeline(
     schedule: str = "1f1b",
     split: Any = "balanced",
     comm: Any = None,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[dict[str, Any], History, Any] | None:
     """Train the recipe's model split into pipeline stages, one per rank."""
     _check(recipe, "pipeline")
