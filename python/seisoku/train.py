@@ -279,8 +279,7 @@ class Trainer:
 
     @property
     def is_main(self) -> bool:
-        """Whether this process shows progress and writes files: True alone, rank 0 under
-        data parallel."""
+        """Whether this process shows progress and writes files (rank 0 under MPI)."""
         return self.parallel is None or bool(self.parallel.is_main)
 
     @property
@@ -533,12 +532,10 @@ class Trainer:
             self._check_data(*validation_data, "validation_data")
         self.validation_data = validation_data
         fit_key = {"samples": int(x.shape[0]), "batch_size": batch_size, "seed": int(seed)}
-        if self._sharded:
-            from .distributed import DistributedSampler
+        if self._sharded:  # every global batch needs a row per rank
+            from .distributed._trainer import check_batches
 
-            DistributedSampler(
-                x.shape[0], batch_size, rank=self.parallel.rank, size=self.parallel.size
-            ).check_batches()
+            check_batches(self.parallel, x.shape[0], batch_size)
 
         self.stop_training = False
         self._interrupted = False
@@ -630,13 +627,10 @@ class Trainer:
             self.model.zero_grad()
             out = self.model.forward(xb)
             batch_loss = float(self.loss(out, yb, wb))
-            if par is not None:
-                # The batch's loss and correct count summed over the ranks while the
-                # gradients are reduced; every rank gets the same sums, so the same decision.
-                correct = self._correct(out, yb) if self._classification() else 0.0
-                sums = par.start_sum([batch_loss * par.factor if par.factor else 0.0, correct])
-                par.backward(self.loss.backward())
-                batch_loss, correct = (float(v) for v in sums.result())
+            if par is not None:  # backward, reduced gradients, the global loss and correct
+                from .distributed._trainer import backward_step
+
+                batch_loss, correct = backward_step(self, out, yb, batch_loss)
             if not math.isfinite(batch_loss):
                 self._diverge(f"training loss became {batch_loss} at step {self.steps + 1}")
                 break

@@ -104,6 +104,26 @@ def test_ordered_reduction_and_several_buckets(single, tmp_path):
     assert_same_training(got, single["float64"], TOLERANCE["float64"])
 
 
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_arguments_buckets_and_launch_order(tmp_path, ranks):
+    """Bad arguments are ValueErrors; gradients live in the buckets; a bucket's reduction
+    starts right after the layer that completes it, while the earlier layers' backward runs."""
+    cmd = [MPIEXEC, "-n", str(ranks), sys.executable, WORKER, "api", str(tmp_path / "x")]
+    code, out, err, _ = run(cmd, timeout=120)
+    assert code == 0 and out.strip().splitlines()[-1] == "ok", f"{out}\n{err}"
+
+
+def test_any_sub_communicator(single, tmp_path):
+    """4 ranks split into two communicators of 2 (ranks 0, 2 and 1, 3): each trains the
+    oracle's parameters on its own."""
+    cmd = [MPIEXEC, "-n", "4", sys.executable, WORKER, "train", str(tmp_path / "s.npz"), "--split"]
+    code, out, err, _ = run(cmd, timeout=240)
+    assert code == 0, f"{out}\n{err}"
+    for color in (0, 1):
+        with np.load(tmp_path / f"s-{color}.npz") as f:
+            assert_same_training(dict(f), single["float64"], TOLERANCE["float64"])
+
+
 def test_sample_weights_give_the_weighted_global_mean(tmp_path):
     want = worker(None, tmp_path / "w1.npz", "--weights")
     got = worker(2, tmp_path / "w2.npz", "--weights")
@@ -130,3 +150,19 @@ def test_checkpoint_written_with_n_ranks_resumes_with_m(tmp_path, first, then):
     resumed = ("--epochs", "5", "--resume", str(ckpt), *common)
     got = worker(None if then == 1 else then, tmp_path / "b.npz", *resumed)
     assert_same_training(got, want, TOLERANCE["float64"])
+
+
+def test_readme_example_runs_under_mpirun(tmp_path):
+    """The README's data parallel script, as written, under mpiexec -n 2."""
+    readme = Path(__file__).parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    section = text[text.index("## Distributed training") :]
+    start = section.index("```py\n") + len("```py\n")
+    script = section[start : section.index("```\n", start)]
+    (tmp_path / "train.py").write_text(script, encoding="utf-8")
+    cmd = [MPIEXEC, "-n", "2", sys.executable, str(tmp_path / "train.py")]
+    code, out, err, _ = run(cmd, timeout=240)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("2 ranks: val accuracy"), out
+    assert float(lines[0].split()[-1]) > 0.8

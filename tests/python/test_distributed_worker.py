@@ -74,9 +74,72 @@ class Fault(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class Probe(nn.Module):
+    """The identity, noting when its backward runs and how many reductions are in flight."""
+
+    def __init__(self, name: str, events: list) -> None:
+        super().__init__()
+        self.name, self.events = name, events
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad, need_input_grad=True):
+        self.events.append((self.name, len(self.dp._requests)))
+        return grad
+
+
+def api() -> int:
+    """Argument checks, bucket layout and the order of bucket launches within backward."""
+    import pytest
+
+    from seisoku.distributed import DataParallel, get_comm, size
+
+    model = nn.Sequential(nn.Linear(3, 4))
+    for kwargs, match in [
+        ({"bucket_mb": 0}, "bucket_mb"),
+        ({"reduction": "mean"}, "reduction"),
+        ({"timeout": -1}, "timeout"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            DataParallel(model, **kwargs)
+    with pytest.raises(ValueError, match="module"):
+        DataParallel("model")
+    with pytest.raises(ValueError, match="comm"):
+        get_comm("world")
+    events: list = []
+    p1, p2 = Probe("probe1", events), Probe("probe3", events)
+    sei.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 5), p1, nn.Linear(5, 4), p2, nn.Linear(4, 3))
+    dp = DataParallel(net, bucket_mb=1e-6)  # one bucket per parameter
+    p1.dp = p2.dp = dp
+    assert len(dp.buckets) == 6 and all(b.bound for b in dp.buckets)
+    assert [b.ready for b in dp.buckets] == [4, 4, 2, 2, 0, 0]  # last layer's first
+    for b in dp.buckets:
+        for p, view in zip(b.params, b.views):
+            assert np.shares_memory(p.grad, b.buffer) and p.grad.shape == view.shape
+    with pytest.raises(ValueError, match="begin_batch"):
+        dp.begin_batch(3, 2, 4)
+    launched = []
+    launch = dp._launch
+    dp._launch = lambda b: (launched.append(b.ready), events.append(("launch", b.ready)), launch(b))
+    x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
+    dp.begin_batch(0, 8, 8)
+    net.zero_grad()
+    out = net.forward(x)
+    dp.backward(np.ones_like(out))
+    names = [e[0] if e[0] != "launch" else f"launch{e[1]}" for e in events]
+    expected = ["launch4", "launch4", "probe3", "launch2", "launch2", "probe1"]
+    assert names == [*expected, "launch0", "launch0"], names
+    if size() > 1:  # the last layer's reductions are in flight while the others run backward
+        assert events[2][1] == 2 and events[5][1] == 4, events
+    print("ok")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["train", "fault", "mismatch"])
+    ap.add_argument("scenario", choices=["train", "fault", "mismatch", "api"])
     ap.add_argument("out")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--steps", type=int, default=50)
@@ -94,9 +157,12 @@ def main() -> int:
     ap.add_argument("--fault-rank", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--ignore-rows", action="store_true", help="shards draw as rows 0..")
+    ap.add_argument("--split", action="store_true", help="two sub-communicators (rank % 2)")
     a = ap.parse_args()
     sei.set_num_threads(1)
 
+    if a.scenario == "api":
+        return api()
     x, y, xv, yv = data(a.dtype, a.n)
     net = model(a.dtype)
     if a.scenario == "mismatch":
@@ -111,12 +177,17 @@ def main() -> int:
         callbacks.append(Checkpoint(a.checkpoint, every=1, at_end=False))
     if a.scenario == "fault":
         callbacks.append(Fault(a.fault, a.fault_rank, 3))
-    parallel = None
+    parallel, out = None, a.out
     if not a.single:
-        from seisoku.distributed import DataParallel
+        from seisoku.distributed import DataParallel, get_comm
 
+        comm = get_comm()
+        if a.split:  # each half of the ranks trains on its own
+            color = comm.Get_rank() % 2
+            comm = comm.Split(color, comm.Get_rank())
+            out = out.replace(".npz", f"-{color}.npz")
         parallel = DataParallel(
-            net, bucket_mb=a.bucket_mb, reduction=a.reduction, timeout=a.timeout, optimizer=opt
+            net, comm, a.bucket_mb, reduction=a.reduction, timeout=a.timeout, optimizer=opt
         )
         if a.ignore_rows:
             parallel._rowed = []
@@ -142,7 +213,7 @@ def main() -> int:
         state["loss"] = np.array(history.column("loss"))
         state["steps"] = np.array(trainer.steps)
         state["best_step"] = np.array(-1 if history.best_step is None else history.best_step)
-        np.savez(a.out, **state)
+        np.savez(out, **state)
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._state_file import load_state
 from ._comm import shard_bounds
+from .sampler import DistributedSampler
 
 Array = Any
 
@@ -26,6 +27,23 @@ def shard_batch(par: Any, idx: Array, sample_weight: Array | None) -> tuple[int,
             fraction = float(sample_weight[idx[start:end]].sum()) / total
     par.begin_batch(start, end, rows, fraction)
     return start, idx[start:end]
+
+
+def check_batches(par: Any, n: int, batch_size: int) -> None:
+    """ValueError unless every global batch of a fit has a row for every rank."""
+    DistributedSampler(n, batch_size, rank=par.rank, size=par.size).check_batches()
+
+
+def backward_step(trainer: Any, out: Array, yb: Array, batch_loss: float) -> tuple[float, float]:
+    """The backward pass of one step with its gradients reduced over the ranks; returns the
+    global batch's (mean loss, correct count), summed while the gradients are reduced, the
+    same on every rank (so every rank takes the same decisions)."""
+    par = trainer.parallel
+    correct = trainer._correct(out, yb) if trainer._classification() else 0.0
+    sums = par.start_sum([batch_loss * par.factor if par.factor else 0.0, correct])
+    par.backward(trainer.loss.backward())
+    total = sums.result()
+    return float(total[0]), float(total[1])
 
 
 def evaluate_sharded(trainer: Any, x: Array, y: Array, batch_size: int) -> dict[str, float]:
