@@ -49,6 +49,28 @@ def test_balanced_split_depends_on_the_costs_not_the_layer_count():
         balanced_split([1, 2], 3)
 
 
+def test_profile_layers_finds_the_heavy_layer_and_leaves_the_model_alone():
+    from seisoku.distributed.pipeline import profile_layers
+
+    nn, g = sei.nn, sei.random.Generator(0)
+    model = nn.Sequential(
+        nn.ReLU(),
+        nn.Linear(256, 1024, activation="relu", dropout=0.5, generator=g),
+        nn.ReLU(),
+        nn.Linear(1024, 4, generator=g),
+    )
+    x = np.random.default_rng(0).normal(size=(256, 256)).astype(np.float32)
+    state, gen = model.state_dict(), g.state_dict()
+    costs = profile_layers(model, x, repeats=5)
+    assert len(costs) == 4 and all(c > 0 for c in costs)
+    assert costs[1] > 3 * max(costs[0], costs[2]), costs  # 256x1024 product vs elementwise
+    assert balanced_split(costs, 2) in ([1], [2])  # the heavy layer ends or starts a stage
+    assert g.state_dict() == gen and model.training
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[name])
+    assert all(not np.any(p.grad) for p in model.parameters())
+
+
 def test_bubble_fraction():
     assert bubble_fraction(1, 8) == 0.0
     assert bubble_fraction(4, 8) == pytest.approx(3 / 11)
