@@ -146,6 +146,19 @@ def case_mismatch():
         print("PASS", msg)
     else:
         raise AssertionError("no error for mismatched stage shapes")
+    shared = nn.Parameter(np.ones((6, 6)))
+    tied = nn.Sequential(
+        nn.Linear(6, 6), nn.Linear(6, 6, weight=shared), nn.Linear(6, 6, weight=shared)
+    )
+    try:
+        Pipeline(tied, nn.MSELoss(), split=[2])
+    except ValueError as e:
+        assert "shared by stages 0 and 1" in str(e), str(e)
+        print("PASS", e)
+    else:
+        raise AssertionError("a parameter shared across stages was accepted")
+    pipe = Pipeline(tied, nn.MSELoss(), lambda ps: sei.optim.SGD(ps, lr=0.1), split=[1])
+    assert len(pipe.stage_params) == (3 if pipe.rank == 1 else 2)  # the shared weight once
 
 
 def case_timeout():
@@ -256,9 +269,9 @@ def test_pipeline_balanced_on_four_ranks():
 
 
 @requires_mpi
-def test_pipeline_mismatched_stage_shapes():
+def test_pipeline_mismatched_stage_shapes_and_shared_parameters():
     out = run(2, SCRIPT, "mismatch", timeout=120)
-    assert out.count("PASS") == 2
+    assert out.count("PASS") == 4
 
 
 @requires_mpi

@@ -107,6 +107,21 @@ def recv_object(comm: Any, source: int, tag: int, timeout: float, message: str) 
     return comm.recv(source=source, tag=tag)
 
 
+def allgather_object(comm: Any, obj: Any, tag: int, timeout: float, what: str) -> list[Any]:
+    """Every rank's `obj` (pickled; set-up messages only), in rank order, with a timeout on
+    each receive instead of a collective that would hang on a missing rank."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    sends = [comm.isend(obj, dest=r, tag=tag) for r in range(size) if r != rank]
+    out = [
+        obj
+        if r == rank
+        else recv_object(comm, r, tag, timeout, f"[{what}] rank {rank} waited for rank {r}")
+        for r in range(size)
+    ]
+    wait_all(sends, timeout, f"[{what}] rank {rank} waited for its messages to be received")
+    return out
+
+
 def recv_array(
     comm: Any,
     source: int,

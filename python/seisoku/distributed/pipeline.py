@@ -212,11 +212,22 @@ class Pipeline:
 
     # -- set-up --------------------------------------------------------------------------
     def _place(self, points: list[int]) -> None:
-        self.split = points
         bounds = [0, *points, len(self.model.layers)]
+        owner: dict[int, tuple[int, Any]] = {}  # holds the Parameters, so ids stay unique
+        for stage, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            for i in range(a, b):
+                for p in self.model.layers[i].parameters():
+                    first = owner.setdefault(id(p), (stage, p))[0]
+                    if first != stage:
+                        raise ValueError(
+                            f"[pipeline] a parameter ({p.name or 'unnamed'}, shape {p.shape}) "
+                            f"is shared by stages {first} and {stage} (split {points}); "
+                            "shared parameters must stay within one stage"
+                        )
+        self.split = points
         self.first, self.stop = bounds[self.rank], bounds[self.rank + 1]
         self.layers = self.model.layers[self.first : self.stop]
-        self.stage_params = [p for m in self.layers for p in m.parameters()]
+        self.stage_params = list({id(p): p for m in self.layers for p in m.parameters()}.values())
         if self._make_optimizer is not None and self.stage_params:
             self.optimizer = self._make_optimizer(self.stage_params)
         self._replicas: list[Any] = [_core.nn.Sequential(*self.layers)]
@@ -235,7 +246,9 @@ class Pipeline:
             if self.rank == 0:
                 xm = np.array_split(np.asarray(x), self.micro_batches)[0]
                 costs = profile_layers(self.model, xm)
-            costs = self.comm.bcast(costs, root=0)
+            costs = _p2p.allgather_object(
+                self.comm, costs, _SETUP_TAG + 2, self.timeout, "pipeline"
+            )[0]
             self.costs = costs
             self._place(balanced_split(costs, self.stages))
         self._replicas = [
@@ -279,7 +292,8 @@ class Pipeline:
             self.comm.send(out, dest=self.rank + 1, tag=_SETUP_TAG)
         if not isinstance(out, str):
             self.out_shape, self.out_dtype = out[0], np.dtype(out[1])
-        errors = [e for e in self.comm.allgather(error) if e is not None]
+        everyone = _p2p.allgather_object(self.comm, error, _SETUP_TAG + 3, self.timeout, "pipeline")
+        errors = [e for e in everyone if e is not None]
         if errors:
             raise ValueError(errors[0])
 
@@ -426,9 +440,22 @@ class Pipeline:
         `root`'s model object is loaded with them too."""
         names = {id(p): n for n, p in self.model.named_parameters()}
         mine = {names[id(p)]: np.array(p.value, copy=True) for p in self.stage_params}
-        parts = self.comm.gather(mine, root=root)
         if self.comm.Get_rank() != root:
+            req = self.comm.isend(mine, dest=root, tag=_SETUP_TAG + 4)
+            _p2p.wait_all([req], self.timeout, f"[pipeline] stage {self.rank} sent its state")
             return None
+        parts = [
+            mine
+            if r == root
+            else _p2p.recv_object(
+                self.comm,
+                r,
+                _SETUP_TAG + 4,
+                self.timeout,
+                f"[pipeline] rank {root} waited for the parameters of stage {r}",
+            )
+            for r in range(self.stages)
+        ]
         state = {k: v for part in parts for k, v in part.items()}
         self.model.load_state_dict(state)
         return state
