@@ -532,10 +532,10 @@ class Trainer:
             self._check_data(*validation_data, "validation_data")
         self.validation_data = validation_data
         fit_key = {"samples": int(x.shape[0]), "batch_size": batch_size, "seed": int(seed)}
-        if self._sharded:  # every global batch needs a row per rank
-            from .distributed._trainer import check_batches
+        if self._sharded:  # the same data on every rank, a row per rank in every batch
+            from .distributed._trainer import check_fit
 
-            check_batches(self.parallel, x.shape[0], batch_size)
+            check_fit(self.parallel, x, y, batch_size)
 
         self.stop_training = False
         self._interrupted = False

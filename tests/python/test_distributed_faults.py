@@ -26,8 +26,10 @@ CLI = "import sys; from seisoku.cli import main; sys.exit(main(sys.argv[1:]))"
 FAULT_LIMIT = 30.0
 
 
-def run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple[int, str, str, float]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def run(
+    cmd: list[str], timeout: float, cwd: Path | None = None, **env_vars: str
+) -> tuple[int, str, str, float]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **env_vars)
     start = time.monotonic()
     p = subprocess.Popen(
         cmd,
@@ -47,7 +49,7 @@ def run(cmd: list[str], timeout: float, cwd: Path | None = None) -> tuple[int, s
     return p.returncode, out, err, time.monotonic() - start
 
 
-def fault(tmp_path: Path, kind: str, *extra: str) -> tuple[int, str, float]:
+def fault(tmp_path: Path, kind: str, *extra: str, **env_vars: str) -> tuple[int, str, float]:
     cmd = [
         MPIEXEC,
         "-n",
@@ -64,7 +66,7 @@ def fault(tmp_path: Path, kind: str, *extra: str) -> tuple[int, str, float]:
         "1000",
         *extra,
     ]
-    code, out, err, seconds = run(cmd, timeout=FAULT_LIMIT + 30)
+    code, out, err, seconds = run(cmd, timeout=FAULT_LIMIT + 30, **env_vars)
     return code, out + err, seconds
 
 
@@ -76,7 +78,7 @@ def test_exception_on_one_rank_aborts_every_rank(tmp_path):
 
 
 def test_rank_that_stops_sending_times_out_the_others(tmp_path):
-    code, text, seconds = fault(tmp_path, "hang", "--timeout", "4")
+    code, text, seconds = fault(tmp_path, "hang", SEISOKU_MPI_TIMEOUT="4")
     assert code != 0
     assert "[rank 0 of 2]" in text and "did not complete within 4 s" in text
     assert "a peer rank died, hangs or stopped sending" in text
@@ -98,6 +100,14 @@ def test_mismatched_models_are_refused_at_wrap_time(tmp_path):
     assert "[DataParallel] the model on rank 1 differs from rank 0's" in text
     assert "shape (25, 36) on rank 1 and float64 of shape (24, 36) on rank 0" in text
     assert seconds < FAULT_LIMIT, text
+
+
+def test_ranks_with_other_data_are_refused_at_fit(tmp_path):
+    cmd = [MPIEXEC, "-n", "2", sys.executable, WORKER, "baddata", str(tmp_path / "x.npz")]
+    code, out, err, seconds = run(cmd, timeout=FAULT_LIMIT + 30)
+    assert code != 0
+    assert "rank 1 holds other training data than rank 0" in out + err
+    assert seconds < FAULT_LIMIT, out + err
 
 
 def test_cli_parallel_with_one_process_says_how_to_launch(tmp_path):

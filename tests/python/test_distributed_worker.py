@@ -105,6 +105,12 @@ def api() -> int:
             DataParallel(model, **kwargs)
     with pytest.raises(ValueError, match="module"):
         DataParallel("model")
+    os.environ["SEISOKU_MPI_TIMEOUT"] = "soon"
+    with pytest.raises(ValueError, match="SEISOKU_MPI_TIMEOUT must be a number"):
+        DataParallel(model)
+    os.environ["SEISOKU_MPI_TIMEOUT"] = "7.5"
+    assert DataParallel(model).timeout == 7.5
+    del os.environ["SEISOKU_MPI_TIMEOUT"]
     with pytest.raises(ValueError, match="comm"):
         get_comm("world")
     events: list = []
@@ -139,7 +145,7 @@ def api() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["train", "fault", "mismatch", "api"])
+    ap.add_argument("scenario", choices=["train", "fault", "mismatch", "api", "baddata"])
     ap.add_argument("out")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--steps", type=int, default=50)
@@ -155,7 +161,7 @@ def main() -> int:
     ap.add_argument("--resume")
     ap.add_argument("--fault", default="raise")
     ap.add_argument("--fault-rank", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--timeout", type=float, default=None)
     ap.add_argument("--ignore-rows", action="store_true", help="shards draw as rows 0..")
     ap.add_argument("--split", action="store_true", help="two sub-communicators (rank % 2)")
     a = ap.parse_args()
@@ -164,6 +170,11 @@ def main() -> int:
     if a.scenario == "api":
         return api()
     x, y, xv, yv = data(a.dtype, a.n)
+    if a.scenario == "baddata":
+        from seisoku.distributed import rank
+
+        if rank() == 1:
+            x[0] += 1.0  # a row the fingerprint samples (the first)
     net = model(a.dtype)
     if a.scenario == "mismatch":
         from seisoku.distributed import rank

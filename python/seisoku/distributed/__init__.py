@@ -70,6 +70,7 @@ __all__ = [
     "install_abort_handler",
     "is_main",
     "launched_size",
+    "lazy_mode",
     "profile_layers",
     "rank",
     "register_mode",

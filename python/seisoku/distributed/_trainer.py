@@ -5,8 +5,12 @@ checkpoint on rank 0 for every rank."""
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Any
 
+import numpy as np
+
+from .._array import is_cuda_array
 from .._state_file import load_state
 from ._comm import shard_bounds
 from .sampler import DistributedSampler
@@ -29,9 +33,29 @@ def shard_batch(par: Any, idx: Array, sample_weight: Array | None) -> tuple[int,
     return start, idx[start:end]
 
 
-def check_batches(par: Any, n: int, batch_size: int) -> None:
-    """ValueError unless every global batch of a fit has a row for every rank."""
-    DistributedSampler(n, batch_size, rank=par.rank, size=par.size).check_batches()
+def _fingerprint(a: Array) -> int:
+    """CRC-32 of the shape, dtype and up to 64 evenly spaced rows of a (cheap for any size)."""
+    rows = np.unique(np.linspace(0, a.shape[0] - 1, min(64, a.shape[0])).astype(np.int64))
+    sample = a[rows]
+    if is_cuda_array(sample):
+        sample = sample.get()
+    head = repr((tuple(a.shape), str(a.dtype))).encode()
+    return zlib.crc32(np.ascontiguousarray(sample).tobytes(), zlib.crc32(head))
+
+
+def check_fit(par: Any, x: Array, y: Array, batch_size: int) -> None:
+    """ValueError on every rank unless all ranks hold the same training data (shapes, dtypes
+    and a sample of rows) and every global batch has a row for each rank."""
+    DistributedSampler(x.shape[0], batch_size, rank=par.rank, size=par.size).check_batches()
+    mine = np.array([_fingerprint(x), _fingerprint(y)], dtype=np.float64)
+    every = par.allgather(mine)
+    for r in range(par.size):
+        if not np.array_equal(every[r], every[0]):
+            raise ValueError(
+                f"[DataParallel] fit: rank {r} holds other training data than rank 0 (shape "
+                "or values of X or y differ): every rank must load the whole, same data set "
+                "(the ranks split each batch, not the data set)"
+            )
 
 
 def backward_step(trainer: Any, out: Array, yb: Array, batch_loss: float) -> tuple[float, float]:

@@ -31,14 +31,15 @@ Start. Wrapping checks that every rank has the same parameters (names, shapes, d
 then broadcasts rank 0's parameter values, random-generator positions and (when given) the
 optimizer state, so every replica starts from the same state.
 
-Faults. Every wait has a deadline (timeout, default 300 s): a rank that died or stopped
-sending makes the others raise TimeoutError. With abort_on_error (default) an uncaught
-exception on any rank prints its traceback prefixed by the rank and aborts the whole job
-(comm.Abort), so no rank waits for ever.
+Faults. Every wait has a deadline (timeout: default $SEISOKU_MPI_TIMEOUT seconds, else
+300 s): a rank that died or stopped sending makes the others raise TimeoutError. With
+abort_on_error (default) an uncaught exception on any rank prints its traceback prefixed by
+the rank and aborts the whole job (comm.Abort), so no rank waits for ever.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -89,6 +90,17 @@ def _shares(a: Any, b: Any) -> bool:
     return bool(np.shares_memory(a, b))
 
 
+def _env_timeout() -> float:
+    text = os.environ.get("SEISOKU_MPI_TIMEOUT", "")
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"SEISOKU_MPI_TIMEOUT must be a number of seconds > 0, got {text!r}")
+    return value
+
+
 def _check_float(value: Any, name: str, low: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
         raise ValueError(
@@ -109,7 +121,7 @@ class DataParallel:
         reduction: 'allreduce' (MPI_Iallreduce, default) or 'ordered' (gather and sum in rank
             order: bitwise reproducible whatever MPI's algorithm; N times the traffic).
         timeout: seconds any wait for the other ranks may take before TimeoutError
-            (default 300).
+            (default: the environment variable SEISOKU_MPI_TIMEOUT, else 300).
         optimizer: when given, its state is broadcast from rank 0 too (see
             broadcast_optimizer).
         abort_on_error: install the hook that aborts the whole job on an uncaught exception
@@ -132,7 +144,7 @@ class DataParallel:
         bucket_mb: float = 25.0,
         *,
         reduction: str = "allreduce",
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float | None = None,
         optimizer: Any = None,
         abort_on_error: bool = True,
     ) -> None:
@@ -148,6 +160,8 @@ class DataParallel:
                 f"{reduction!r}"
             )
         self.reduction = reduction
+        if timeout is None:
+            timeout = _env_timeout()
         self.timeout = _check_float(timeout, "timeout", 0.0)
         self.comm = get_comm(comm)
         self.rank = int(self.comm.Get_rank())
@@ -391,6 +405,17 @@ class DataParallel:
             return buf
         out = np.empty_like(buf)
         self._wait([self.comm.Iallreduce(buf, out, mpi().SUM)], "a metric reduction")
+        return out
+
+    def allgather(self, values: Sequence[float]) -> np.ndarray:
+        """(ranks, len(values)) float64: every rank's values, in rank order (blocking, with
+        the deadline)."""
+        buf = np.array(values, dtype=np.float64)
+        out = np.empty((self.size, buf.size), dtype=np.float64)
+        if self.size == 1:
+            out[0] = buf
+            return out
+        self._wait([self.comm.Iallgather(buf, out)], "a small gather")
         return out
 
     def start_sum(self, values: Sequence[float]) -> _PendingSum:
