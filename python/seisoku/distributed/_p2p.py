@@ -47,8 +47,13 @@ def private(comm: Any, timeout: float, what: str) -> Any:
     return dup
 
 
-def check_timeout(timeout: float, what: str) -> float:
-    """timeout as a float, checked to be finite and > 0."""
+def check_timeout(timeout: float | None, what: str) -> float:
+    """timeout as a float, checked to be finite and > 0; None: $SEISOKU_MPI_TIMEOUT, else
+    DEFAULT_TIMEOUT_S (300 s), as for DataParallel."""
+    if timeout is None:
+        from .data_parallel import _env_timeout
+
+        return _env_timeout()
     try:
         t = float(timeout)
     except (TypeError, ValueError) as e:

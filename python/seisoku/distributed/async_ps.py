@@ -33,7 +33,6 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _p2p
-from ._comm import DEFAULT_TIMEOUT_S
 
 Array = Any
 _HDR, _DATA, _PHDR, _PDATA = 101, 102, 103, 104
@@ -103,7 +102,7 @@ def train_async(
     staleness: int | None = None,
     seed: int = 0,
     comm: Any = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     augment: Callable[[Array, int, Array], Array] | None = None,
     scheduler: Any = None,
 ) -> AsyncResult | None:
@@ -120,7 +119,7 @@ def train_async(
         seed: seed of the epoch permutations (default 0).
         comm: mpi4py communicator of at least 2 ranks (default MPI.COMM_WORLD).
         timeout: seconds any wait for another rank may take before TimeoutError
-            (default DEFAULT_TIMEOUT_S, 300).
+            (default None: $SEISOKU_MPI_TIMEOUT, else 300).
         augment: None, or a function (x_batch, step, y_batch) -> x_batch a worker applies to each
             of its batches (step: the worker's own batch count, from 0).
         scheduler: None, or a function from the server's optimizer to a learning-rate schedule

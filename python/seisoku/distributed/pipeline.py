@@ -35,7 +35,6 @@ import numpy as np
 
 from .. import _core
 from . import _p2p
-from ._comm import DEFAULT_TIMEOUT_S
 
 Array = Any
 SCHEDULES = ("gpipe", "1f1b")
@@ -153,7 +152,7 @@ class Pipeline:
         schedule: "1f1b" (default) or "gpipe".
         comm: an mpi4py communicator of at least 2 ranks (default MPI.COMM_WORLD).
         timeout: seconds any wait for another rank may take before TimeoutError
-            (default DEFAULT_TIMEOUT_S, 300).
+            (default None: $SEISOKU_MPI_TIMEOUT, else 300).
     """
 
     def __init__(
@@ -166,7 +165,7 @@ class Pipeline:
         micro_batches: int = 4,
         schedule: str = "1f1b",
         comm: Any = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float | None = None,
     ) -> None:
         self.comm = _p2p.world(comm, "pipeline")
         self.rank, self.stages = self.comm.Get_rank(), self.comm.Get_size()

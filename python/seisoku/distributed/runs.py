@@ -31,7 +31,6 @@ from .. import nn, recipes
 from ..random import manual_seed
 from ..train import History
 from . import _p2p
-from ._comm import DEFAULT_TIMEOUT_S
 from .async_ps import train_async
 from .pipeline import Pipeline
 
@@ -103,11 +102,12 @@ def run_async(
     *,
     staleness: int | None = None,
     comm: Any = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> tuple[dict[str, Any], History, Any] | None:
     """Train the recipe with the asynchronous parameter server (staleness bound, None: none)."""
     _check(recipe, "async")
     comm = _p2p.world(comm, "async")
+    timeout = _p2p.check_timeout(timeout, "async")
     sets = recipes._split_digits(recipe)
     manual_seed(recipe.seed)
     model = recipes.build_model(recipe)
@@ -150,11 +150,12 @@ def run_pipeline(
     schedule: str = "1f1b",
     split: Any = "balanced",
     comm: Any = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> tuple[dict[str, Any], History, Any] | None:
     """Train the recipe's model split into pipeline stages, one per rank."""
     _check(recipe, "pipeline")
     comm = _p2p.world(comm, "pipeline")
+    timeout = _p2p.check_timeout(timeout, "pipeline")
     sets = recipes._split_digits(recipe)
     manual_seed(recipe.seed)
     model = recipes.build_model(recipe)
