@@ -14,7 +14,10 @@ round kept):
   2 ranks with b per rank (fraction; target >= 0.9), torch DDP's beside it;
 * all-reduce bandwidth of our gradient reduction (DataParallel.reduce_gradients on the MLP's
   gradient buckets: bytes / time) against a bare mpi4py Allreduce(IN_PLACE) of a buffer of
-  the same bytes in the same processes (GB/s; target: within 10%).
+  the same bytes in the same processes (GB/s; target: within 10%);
+* on 4 ranks, the rows of bench_model_parallel.py: each pipeline schedule's measured idle
+  fraction against the GPipe bubble (p-1)/(m+p-1) (fixed-time stages and real layers), and the
+  asynchronous parameter server's digits accuracy against the synchronous run.
 
     python bench/bench_distributed.py [--quick] [--json PATH]
 
@@ -155,6 +158,9 @@ def _role(args: Any) -> None:
     if side == "bandwidth":
         _bandwidth(args)
         return
+    if side == "model_parallel":
+        _model_parallel(args)
+        return
     step, _, comm, _ = (_ours if side == "ours" else _torch)(local, 2)
     rank = int(os.environ.get("PMI_RANK", "0"))
     for _ in range(3):
@@ -168,6 +174,23 @@ def _role(args: Any) -> None:
         best = min(best, (time.perf_counter() - t0) / steps)
     if rank == 0:
         print(json.dumps({"step_s": best}), flush=True)
+
+
+def _model_parallel(args: Any) -> None:
+    """Inside mpiexec: the pipeline (idle fraction vs the GPipe bubble) and asynchronous
+    (digits accuracy vs synchronous) rows of bench_model_parallel; rank 0 prints them."""
+    import bench_model_parallel as mp
+    from mpi4py import MPI
+
+    comm, quick = MPI.COMM_WORLD, args.rounds <= 1
+    steps = 2 if quick else 5
+    rows = mp.fixed_time_rows(comm, steps=steps) + mp.pipeline_rows(comm, steps=steps)
+    w = comm.Get_size() - 1
+    rows += mp.async_rows(
+        comm, seeds=1 if quick else 5, epochs=5 if quick else 15, bounds=(w - 1, None)
+    )
+    if comm.Get_rank() == 0:
+        print(json.dumps({"rows": rows}), flush=True)
 
 
 def _barrier(side: str, comm: Any) -> None:
@@ -310,6 +333,19 @@ def main() -> None:
             threads=1,
         ),
     ]
+    mp = _launch(4, "model_parallel", rounds=args.rounds)
+    for row in mp.get("rows", []):
+        figures.append(
+            Figure(
+                row["name"],
+                row["ours"],
+                row["peer"],
+                row["peer_name"],
+                row["unit"],
+                higher_is_better="accuracy" in row["name"],
+                threads=1,
+            )
+        )
     report(figures, args.json)
 
 

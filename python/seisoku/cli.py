@@ -430,8 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument(
         "--parallel",
         choices=sorted(PARALLEL_MODES),
-        help="train over the processes of `mpirun -n N` (data: synchronous data parallel)",
+        help="train over the processes of `mpirun -n N` (data: synchronous data parallel; "
+        "async: parameter server; pipeline: model split into stages)",
     )
+    mp = p.add_argument_group("--parallel async and pipeline")
+    mp.add_argument("--staleness", type=int, help="async: staleness bound k (default: none)")
+    mp.add_argument("--micro-batches", type=int, dest="micro_batches", help="pipeline (4)")
+    mp.add_argument("--pipeline-schedule", choices=["1f1b", "gpipe"], dest="pipeline_schedule")
+    mp.add_argument("--split", help="pipeline: 'balanced' (default) or layer indices, e.g. 3,6")
     p.set_defaults(func=_cmd_train)
     p_aug = sub.add_parser(
         "augment",
