@@ -306,14 +306,8 @@ class Pipeline:
 
     # -- one step ------------------------------------------------------------------------
     def _ops(self, m: int) -> list[tuple[str, int]]:
-        if self.schedule == "gpipe":
-            return [("F", j) for j in range(m)] + [("B", j) for j in range(m)]
-        warm = min(self.stages - self.rank - 1, m)
-        ops = [("F", j) for j in range(warm)]
-        for j in range(warm, m):
-            ops += [("F", j), ("B", j - warm)]
-        ops += [("B", j) for j in range(m - warm, m)]
-        return ops
+        # The schedule the C++ pipeline runner uses too (seisoku/distributed/pipeline_schedule.hpp).
+        return _core.pipeline_schedule(self.schedule, self.stages, m)[self.rank]
 
     def train_step(self, x: Array | None, y: Array | None) -> dict[str, float] | None:
         """One pipelined step over a batch: forward and backward of every micro-batch, then each
@@ -347,7 +341,7 @@ class Pipeline:
         start, cpu0 = time.perf_counter(), time.process_time()
         for op, j in self._ops(m):
             net = self._replicas[j % slots]
-            if op == "F":
+            if op == "forward":
                 if s == 0:
                     inp = xs[j]
                 else:
