@@ -39,6 +39,9 @@ constexpr std::int64_t kGatherRows = 64;     // rows of A per task of the gather
 constexpr int kBlockVectors = 8;             // most vectors of a batch block
 constexpr std::int64_t kTransposeCols = 64;  // columns of x per transpose task
 constexpr std::size_t kKeptBytes = std::size_t{16} << 20;
+// Multiply-add lanes below which a product runs on the calling thread: waking a team costs
+// 10 us and more (far more on a loaded machine), the work of some 60K vector multiply-adds.
+constexpr std::int64_t kMinParallelWork = std::int64_t{1} << 20;
 
 template <class T>
 constexpr std::int64_t lanes() {
@@ -62,7 +65,7 @@ T* scratch(int slot, std::int64_t n) {
 template <class F1, class F2>
 void two_phases(std::int64_t n1, F1&& first, std::int64_t n2, F2&& second, std::int64_t work) {
   const int threads = max_threads();
-  if (threads == 1 || work < kParallelGrain) {
+  if (threads == 1 || work < kMinParallelWork) {
     for (std::int64_t t = 0; t < n1; ++t) first(t);
     for (std::int64_t t = 0; t < n2; ++t) second(t);
     return;
@@ -229,10 +232,13 @@ void product(const Csr<T>& a, std::int64_t rows, const T* x, std::int64_t n, std
   const std::int64_t nnz = a.ptr[rows];
   if (n < kMinColumnBatch) {
     const std::int64_t tasks = (rows + kGatherRows - 1) / kGatherRows;
-    parallel_tasks(tasks, (nnz / tasks + kGatherRows) * n, [=](std::int64_t t) {
-      const std::int64_t r0 = t * kGatherRows;
-      row_gather<T, POS, ACT>(a, x, cols, n, r0, std::min(rows, r0 + kGatherRows), bias, slope, out, rows);
-    });
+    two_phases(
+        0, [](std::int64_t) {}, tasks,
+        [=](std::int64_t t) {
+          const std::int64_t r0 = t * kGatherRows;
+          row_gather<T, POS, ACT>(a, x, cols, n, r0, std::min(rows, r0 + kGatherRows), bias, slope, out, rows);
+        },
+        (nnz + rows) * n);
     return;
   }
   constexpr std::int64_t W = lanes<T>();
@@ -344,10 +350,13 @@ void sparse_linear_backward(const Tensor& grad_z, const Tensor& x, const SparseP
       if (gx != nullptr) product<T, true, Activation::identity>(at, cols, gz, n, rows, nullptr, T(0), gx);
       if (gv != nullptr) {
         const std::int64_t tasks = (rows + kGatherRows - 1) / kGatherRows;
-        parallel_tasks(tasks, (nnz / tasks + kGatherRows) * n, [=](std::int64_t t) {
-          const std::int64_t r0 = t * kGatherRows;
-          row_sddmm_gather(a, gz, rows, xs, cols, n, r0, std::min(rows, r0 + kGatherRows), gv, add);
-        });
+        two_phases(
+            0, [](std::int64_t) {}, tasks,
+            [=](std::int64_t t) {
+              const std::int64_t r0 = t * kGatherRows;
+              row_sddmm_gather(a, gz, rows, xs, cols, n, r0, std::min(rows, r0 + kGatherRows), gv, add);
+            },
+            (nnz + rows) * n);
       }
       return;
     }
