@@ -251,11 +251,27 @@ void product(const Csr<T>& a, std::int64_t rows, const T* x, std::int64_t n, std
       (nnz + rows) * ld);
 }
 
+// The sum of a vector's lanes, in one fixed order (a halving tree where the build has
+// AVX-512 or AVX, else lane by lane).
 template <class T>
 T lane_sum(typename Simd<T>::V v) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return _mm512_reduce_add_ps(v);
+  else return _mm512_reduce_add_pd(v);
+#elif defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+  } else {
+    const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  }
+#else
   T s = T(0);
   for (std::int64_t i = 0; i < lanes<T>(); ++i) s += v[i];
   return s;
+#endif
 }
 
 // Value gradients of rows [r0, r1): g[e] (+)= dot(gzt[r, :], xt[c_e, :]) over ld lanes (the
