@@ -18,6 +18,7 @@ from gradcheck import check_gradients, objective, weighted_sum
 from seisoku import nn, optim
 from seisoku.prune import Masks, magnitude_prune
 from seisoku.sparse import SparseLinear, to_dense, to_sparse
+from seisoku.train import Trainer
 from tolerance import gemm_tolerance
 
 ACTS = {
@@ -339,3 +340,22 @@ def test_to_sparse_rejects_unpruned_models_and_other_modules():
     with pytest.raises(ValueError, match="argument 'min_sparsity' must be a number in"):
         to_sparse(model, min_sparsity=1.5)
     assert isinstance(to_sparse(model, min_sparsity=0.0)[0], SparseLinear)
+
+
+def test_trainer_fine_tunes_a_sparse_model_keeping_its_pattern():
+    rng = np.random.default_rng(30)
+    centers = rng.standard_normal((4, 20)) * 2
+    y = rng.integers(0, 4, 512)
+    x = (centers[y] + rng.standard_normal((512, 20))).astype("float32")
+    model = nn.mlp((20, 64, 4), generator=sei.Generator(31))
+    magnitude_prune(model, 0.9)
+    fast = to_sparse(model)
+    indices = fast[0].indices
+    opt = optim.SGD(fast.parameters(), lr=0.05, momentum=0.9)
+    trainer = Trainer(fast, nn.CrossEntropyLoss(), opt, progress=False)
+    before = trainer.evaluate(x, y)
+    trainer.fit(x, y, epochs=5, batch_size=32)
+    after = trainer.evaluate(x, y)
+    assert after["loss"] < 0.7 * before["loss"] and after["accuracy"] > 0.9
+    np.testing.assert_array_equal(fast[0].indices, indices)
+    assert np.count_nonzero(to_dense(fast)[0].weight.value) == fast[0].nnz
