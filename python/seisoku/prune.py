@@ -37,6 +37,7 @@ import numpy as np
 from . import nn
 from ._array import array_module, is_cuda_array
 from .callbacks import Callback
+from .sparse import to_dense, to_sparse  # the pruned model in compressed sparse rows
 
 if TYPE_CHECKING:
     from .train import Trainer
@@ -797,4 +798,6 @@ __all__ = [
     "shrink",
     "sparsity_report",
     "structured_prune",
+    "to_dense",
+    "to_sparse",
 ]

@@ -1,6 +1,10 @@
 // The extension seisoku._core: one bind_* function per area.
 #include "convert.hpp"
 
+namespace seisoku::python {
+void bind_sparse_linear(py::module_& m);  // after bind_nn: SparseLinear (seisoku._core.nn)
+}  // namespace seisoku::python
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "seisoku native core (C++/CUDA kernels over NumPy and CuPy arrays)";
   seisoku::python::bind_tensor(m);
@@ -22,4 +26,5 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_quant(m);
   seisoku::python::bind_nn(m);
   seisoku::python::bind_pipeline_schedule(m);
+  seisoku::python::bind_sparse_linear(m);
 }
