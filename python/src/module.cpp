@@ -21,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_dropconnect(m);
   seisoku::python::bind_quant(m);
   seisoku::python::bind_nn(m);
+  seisoku::python::bind_int8(m);
 }

@@ -1,0 +1,359 @@
+// CPU kernels of the int8 family (seisoku/int8.hpp).
+//
+// int8_gemm: the weights come packed by Int8Weight in blocks of 16 output rows x 4 inputs (64
+// bytes: row j's 4 codes at 4j), block after block along the inputs, so one 512-bit load (or two
+// 256-bit loads) brings 16 outputs' next 4 codes. A micro-kernel keeps an R rows x NB blocks tile
+// of int32 accumulators in registers and, per group of 4 inputs, broadcasts each row's 4 codes:
+//   avx512_vnni  vpdpbusd(acc, x + 128 (u8), w (s8)); the epilogue adds -128 * row sum of w.
+//                vpdpbusd adds the four 16-bit products into 32 bits without saturation.
+//   avx2         vpmaddubsw(|x| (u8), sign(x) * w (s8)) then vpmaddwd with ones: every pair sum
+//                is at most 2 * 127 * 127 < 2^15, so the 16-bit step never saturates (the
+//                x + 128 shift would: 255 * 127 * 2 > 2^15).
+//   scalar       the int32 dot product over the row-major codes (the reference).
+// The final partial group of 4 inputs is read through a zero-filled word (zero codes, zero pads).
+// Tasks are (R-row tile, NB-block group) pairs over parallel_tasks; each writes its own outputs,
+// so results do not depend on the thread count. The epilogue is kernels/int8_math.hpp's formula,
+// written with separate multiplies and adds (no fma) in the vector paths.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/int8.hpp"
+#include "kernels/int8_math.hpp"
+#include "parallel.hpp"
+
+namespace seisoku::cpu {
+namespace {
+
+// What the micro-kernels need, gathered once per call.
+struct Gemm {
+  const std::int8_t* x;        // (N, K) codes, row stride K
+  const std::int8_t* codes;    // (O, K) row-major (scalar path)
+  const std::int8_t* packed;   // blocks of 64 bytes
+  const std::int32_t* corr;    // (O padded to 16) -128 * row sums
+  const float* mult;           // (O padded to 16) x_scale * w_scale[o]
+  const float* bias;           // (O padded to 16), zeros without a bias
+  float* y;                    // (N, O) float32, or
+  std::int32_t* acc;           // (N, O) int32 when acc_only
+  std::int64_t N, K, O, G;     // G = groups of 4 inputs (K padded to 4 / 4)
+  bool relu;
+};
+
+inline std::int32_t load_group(const std::int8_t* row, std::int64_t g, std::int64_t K) {
+  std::int32_t v = 0;
+  const std::int64_t k = 4 * g;
+  std::memcpy(&v, row + k, static_cast<std::size_t>(std::min<std::int64_t>(4, K - k)));
+  return v;
+}
+
+void scalar_rows(const Gemm& p, std::int64_t r0, std::int64_t r1, std::int64_t o0, std::int64_t o1) {
+  for (std::int64_t n = r0; n < r1; ++n) {
+    const std::int8_t* xr = p.x + n * p.K;
+    for (std::int64_t o = o0; o < o1; ++o) {
+      const std::int8_t* wr = p.codes + o * p.K;
+      std::int32_t s = 0;
+      for (std::int64_t k = 0; k < p.K; ++k) s += static_cast<std::int32_t>(xr[k]) * wr[k];
+      if (p.acc) p.acc[n * p.O + o] = s;
+      else p.y[n * p.O + o] = detail::int8_epilogue(s, p.mult[o], p.bias[o], p.relu);
+    }
+  }
+}
+
+// ---- AVX-512 VNNI ----
+
+#define SEISOKU_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+template <int R, int NB>
+SEISOKU_VNNI void vnni_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
+  __m512i acc[R][NB];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_si512();
+  const __m512i flip = _mm512_set1_epi32(static_cast<int>(0x80808080u));
+  const std::int64_t full = p.K / 4;
+  const std::int8_t* wb = p.packed + b0 * p.G * 64;
+  for (std::int64_t g = 0; g < p.G; ++g) {
+    __m512i w[NB];
+    for (int j = 0; j < NB; ++j) w[j] = _mm512_loadu_si512(wb + (j * p.G + g) * 64);
+    for (int r = 0; r < R; ++r) {
+      const std::int8_t* xr = p.x + (r0 + r) * p.K;
+      std::int32_t v;
+      if (g < full) std::memcpy(&v, xr + 4 * g, 4);
+      else v = load_group(xr, g, p.K);
+      const __m512i xb = _mm512_xor_si512(_mm512_set1_epi32(v), flip);
+      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], xb, w[j]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int j = 0; j < NB; ++j) {
+    const std::int64_t o = (b0 + j) * 16;
+    const std::int64_t left = std::min<std::int64_t>(16, p.O - o);
+    const __mmask16 mask = static_cast<__mmask16>(left >= 16 ? 0xffff : ((1u << left) - 1));
+    const __m512i corr = _mm512_loadu_si512(p.corr + o);
+    const __m512 m = _mm512_loadu_ps(p.mult + o);
+    const __m512 b = _mm512_loadu_ps(p.bias + o);
+    for (int r = 0; r < R; ++r) {
+      const __m512i s = _mm512_add_epi32(acc[r][j], corr);
+      const std::int64_t at = (r0 + r) * p.O + o;
+      if (p.acc) {
+        _mm512_mask_storeu_epi32(p.acc + at, mask, s);
+      } else {
+        __m512 yv = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), m), b);
+        if (p.relu) yv = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(yv, zero, _CMP_GT_OQ), zero, yv);
+        _mm512_mask_storeu_ps(p.y + at, mask, yv);
+      }
+    }
+  }
+}
+
+// ---- AVX2 ----
+
+#define SEISOKU_AVX2 __attribute__((target("avx2")))
+
+template <int R, int NB>
+SEISOKU_AVX2 void avx2_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
+  __m256i acc[R][2 * NB];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 2 * NB; ++j) acc[r][j] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const std::int64_t full = p.K / 4;
+  const std::int8_t* wb = p.packed + b0 * p.G * 64;
+  for (std::int64_t g = 0; g < p.G; ++g) {
+    __m256i w[2 * NB];
+    for (int j = 0; j < NB; ++j) {
+      const std::int8_t* src = wb + (j * p.G + g) * 64;
+      w[2 * j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+      w[2 * j + 1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32));
+    }
+    for (int r = 0; r < R; ++r) {
+      const std::int8_t* xr = p.x + (r0 + r) * p.K;
+      std::int32_t v;
+      if (g < full) std::memcpy(&v, xr + 4 * g, 4);
+      else v = load_group(xr, g, p.K);
+      const __m256i xb = _mm256_set1_epi32(v);
+      const __m256i xa = _mm256_abs_epi8(xb);
+      for (int j = 0; j < 2 * NB; ++j) {
+        const __m256i prod = _mm256_maddubs_epi16(xa, _mm256_sign_epi8(w[j], xb));
+        acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(prod, ones));
+      }
+    }
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  alignas(32) std::int32_t ibuf[8];
+  alignas(32) float fbuf[8];
+  for (int j = 0; j < 2 * NB; ++j) {
+    const std::int64_t o = b0 * 16 + j * 8;
+    if (o >= p.O) break;
+    const std::int64_t left = std::min<std::int64_t>(8, p.O - o);
+    const __m256 m = _mm256_loadu_ps(p.mult + o);
+    const __m256 b = _mm256_loadu_ps(p.bias + o);
+    for (int r = 0; r < R; ++r) {
+      const std::int64_t at = (r0 + r) * p.O + o;
+      if (p.acc) {
+        if (left == 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.acc + at), acc[r][j]);
+        else {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(ibuf), acc[r][j]);
+          std::memcpy(p.acc + at, ibuf, static_cast<std::size_t>(left) * 4);
+        }
+        continue;
+      }
+      __m256 yv = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][j]), m), b);
+      if (p.relu) yv = _mm256_and_ps(yv, _mm256_cmp_ps(yv, zero, _CMP_GT_OQ));
+      if (left == 8) _mm256_storeu_ps(p.y + at, yv);
+      else {
+        _mm256_store_ps(fbuf, yv);
+        std::memcpy(p.y + at, fbuf, static_cast<std::size_t>(left) * 4);
+      }
+    }
+  }
+}
+
+// Calls f(R, NB) with the instantiation for an r x nb tile (r <= R, nb <= NB).
+template <int R, int NB, class F>
+void run_tile(F&& f, int r, int nb) {
+  if constexpr (R > 1) {
+    if (r < R) return run_tile<R - 1, NB>(f, r, nb);
+  }
+  if constexpr (NB > 1) {
+    if (nb < NB) return run_tile<R, NB - 1>(f, r, nb);
+  }
+  f(std::integral_constant<int, R>{}, std::integral_constant<int, NB>{});
+}
+
+Int8Kernel detect() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    return Int8Kernel::avx512_vnni;
+  if (__builtin_cpu_supports("avx2")) return Int8Kernel::avx2;
+  return Int8Kernel::scalar;
+}
+
+std::atomic<int> g_kernel{-1};
+std::once_flag g_init;
+
+}  // namespace
+
+bool int8_kernel_supported(Int8Kernel k) {
+  const Int8Kernel best = detect();
+  if (k == Int8Kernel::scalar) return true;
+  if (k == Int8Kernel::avx2) return best != Int8Kernel::scalar;
+  return best == Int8Kernel::avx512_vnni;
+}
+
+Int8Kernel int8_kernel_current() {
+  std::call_once(g_init, [] {
+    Int8Kernel k = detect();
+    if (const char* env = std::getenv("SEISOKU_INT8_KERNEL")) {
+      const std::string s = env;
+      Int8Kernel want = k;
+      if (s == "scalar") want = Int8Kernel::scalar;
+      else if (s == "avx2") want = Int8Kernel::avx2;
+      else if (s == "avx512_vnni") want = Int8Kernel::avx512_vnni;
+      if (int8_kernel_supported(want)) k = want;  // an unusable request keeps the detected kernel
+    }
+    int expected = -1;
+    g_kernel.compare_exchange_strong(expected, static_cast<int>(k));
+  });
+  return static_cast<Int8Kernel>(g_kernel.load());
+}
+
+void int8_kernel_set(Int8Kernel k) {
+  int8_kernel_current();
+  g_kernel.store(static_cast<int>(k));
+}
+
+float int8_max_abs(const Tensor& x, std::int64_t* bad) {
+  const float* v = x.data_as<float>();
+  const std::int64_t n = x.numel();
+  struct Part {
+    float m;
+    bool bad;
+  };
+  const Part r = block_reduce(
+      n, Part{0.0f, false},
+      [v](std::int64_t i0, std::int64_t i1) {
+        float m = 0.0f;
+        int b = 0;
+#pragma omp simd reduction(max : m) reduction(| : b)
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const float a = std::fabs(v[i]);
+          b |= a <= 3.402823466e38f ? 0 : 1;
+          m = a > m ? a : m;
+        }
+        return Part{m, b != 0};
+      },
+      [](Part a, Part b) { return Part{std::max(a.m, b.m), a.bad || b.bad}; });
+  *bad = -1;
+  if (r.bad)
+    for (std::int64_t i = 0; i < n; ++i)
+      if (!(std::fabs(v[i]) <= 3.402823466e38f)) {
+        *bad = i;
+        break;
+      }
+  return r.m;
+}
+
+std::int64_t quantize_int8(const Tensor& x, const Tensor& out, float inv_scale) {
+  const float* v = x.data_as<float>();
+  std::int8_t* q = out.data_as<std::int8_t>();
+  std::atomic<bool> any_nan{false};
+  parallel_for(x.numel(), [&](std::int64_t i0, std::int64_t i1) {
+    int b = 0;
+#pragma omp simd reduction(| : b)
+    for (std::int64_t i = i0; i < i1; ++i) {
+      b |= v[i] != v[i] ? 1 : 0;
+      q[i] = detail::int8_code(v[i], inv_scale);
+    }
+    if (b) any_nan.store(true, std::memory_order_relaxed);
+  });
+  if (!any_nan.load()) return -1;
+  for (std::int64_t i = 0; i < x.numel(); ++i)
+    if (v[i] != v[i]) return i;
+  return -1;
+}
+
+void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tensor& bias, const Tensor& y, bool relu,
+               bool acc_only) {
+  const std::int64_t N = xq.shape()[0], K = w.in_features(), O = w.out_features();
+  const std::int64_t OB = (O + 15) / 16, Op = OB * 16;
+  std::vector<float> mult(static_cast<std::size_t>(Op), 0.0f), bvec(static_cast<std::size_t>(Op), 0.0f);
+  for (std::int64_t o = 0; o < O; ++o) {
+    mult[static_cast<std::size_t>(o)] = x_scale * w.scale(o);
+    if (bias.defined()) bvec[static_cast<std::size_t>(o)] = bias.data_as<float>()[o];
+  }
+  const Int8Kernel kernel = int8_kernel_current();
+  Gemm p{xq.data_as<std::int8_t>(),
+         w.codes().data_as<std::int8_t>(),
+         w.packed().data_as<std::int8_t>(),
+         w.row_correction().data_as<std::int32_t>(),
+         mult.data(),
+         bvec.data(),
+         acc_only ? nullptr : y.data_as<float>(),
+         acc_only ? y.data_as<std::int32_t>() : nullptr,
+         N,
+         K,
+         O,
+         w.in_padded() / 4,
+         relu};
+  if (kernel == Int8Kernel::avx2) p.corr = nullptr;  // the sign trick needs no correction
+  // Tile shapes: rows x 16-output blocks held in registers.
+  const int RMAX = kernel == Int8Kernel::avx512_vnni ? 4 : 2;
+  const int NBMAX = kernel == Int8Kernel::avx512_vnni ? 4 : 2;
+  const int rows = static_cast<int>(std::min<std::int64_t>(N, RMAX));
+  const int nb = NBMAX;
+  const std::int64_t row_tiles = (N + rows - 1) / rows, block_groups = (OB + nb - 1) / nb;
+  const std::int64_t cost = rows * nb * 16 * K / 8;
+  parallel_tasks(row_tiles * block_groups, cost, [&](std::int64_t t) {
+    const std::int64_t rt = t / block_groups, bg = t % block_groups;
+    const std::int64_t r0 = rt * rows, b0 = bg * nb;
+    const int r = static_cast<int>(std::min<std::int64_t>(rows, N - r0));
+    const int bcount = static_cast<int>(std::min<std::int64_t>(nb, OB - b0));
+    if (kernel == Int8Kernel::scalar) {
+      scalar_rows(p, r0, r0 + r, b0 * 16, std::min(O, (b0 + bcount) * 16));
+    } else if (kernel == Int8Kernel::avx512_vnni) {
+      run_tile<4, 4>([&](auto R, auto NB) { vnni_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
+                     bcount);
+    } else {
+      run_tile<2, 2>([&](auto R, auto NB) { avx2_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
+                     bcount);
+    }
+  });
+}
+
+void fake_quantize_int8(const Tensor& x, const Tensor& scales, const Tensor& y) {
+  const float* v = x.data_as<float>();
+  float* out = y.data_as<float>();
+  const float* s = scales.data_as<float>();
+  const std::int64_t rows = scales.numel() > 1 ? scales.numel() : 1, per = x.numel() / rows;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float sc = s[r], inv = 1.0f / sc;
+    const float* vr = v + r * per;
+    float* yr = out + r * per;
+#pragma omp simd
+    for (std::int64_t i = 0; i < per; ++i) yr[i] = static_cast<float>(detail::int8_code(vr[i], inv)) * sc;
+  }
+}
+
+void fake_quantize_int8_backward(const Tensor& grad, const Tensor& x, const Tensor& scales, const Tensor& gx) {
+  const float* g = grad.data_as<float>();
+  const float* v = x.data_as<float>();
+  float* out = gx.data_as<float>();
+  const float* s = scales.data_as<float>();
+  const std::int64_t rows = scales.numel() > 1 ? scales.numel() : 1, per = x.numel() / rows;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float inv = 1.0f / s[r];
+#pragma omp simd
+    for (std::int64_t i = r * per; i < (r + 1) * per; ++i) out[i] = detail::int8_in_range(v[i], inv) ? g[i] : 0.0f;
+  }
+}
+
+}  // namespace seisoku::cpu
