@@ -36,7 +36,8 @@ namespace {
 
 // What the micro-kernels need, gathered once per call.
 struct Gemm {
-  const std::int8_t* x;        // (N, K) codes, row stride K
+  const std::int8_t* x;        // (N, K) codes, row stride K (scalar path)
+  const std::int8_t* xp;       // (N, Kp) codes padded with zeros (avx2), or + 128 as u8 (vnni)
   const std::int8_t* codes;    // (O, K) row-major (scalar path)
   const std::int8_t* packed;   // blocks of 64 bytes
   const std::int32_t* corr;    // (O padded to 16) -128 * row sums
@@ -48,12 +49,9 @@ struct Gemm {
   bool relu;
 };
 
-inline std::int32_t load_group(const std::int8_t* row, std::int64_t g, std::int64_t K) {
-  std::int32_t v = 0;
-  const std::int64_t k = 4 * g;
-  std::memcpy(&v, row + k, static_cast<std::size_t>(std::min<std::int64_t>(4, K - k)));
-  return v;
-}
+// Four codes read as one int32 (a type that may alias the bytes).
+typedef std::int32_t __attribute__((may_alias, aligned(1))) word_t;
+inline std::int32_t word_at(const std::int8_t* p) { return *reinterpret_cast<const word_t*>(p); }
 
 void scalar_rows(const Gemm& p, std::int64_t r0, std::int64_t r1, std::int64_t o0, std::int64_t o1) {
   for (std::int64_t n = r0; n < r1; ++n) {
@@ -77,18 +75,17 @@ SEISOKU_VNNI void vnni_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
   __m512i acc[R][NB];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_si512();
-  const __m512i flip = _mm512_set1_epi32(static_cast<int>(0x80808080u));
-  const std::int64_t full = p.K / 4;
-  const std::int8_t* wb = p.packed + b0 * p.G * 64;
-  for (std::int64_t g = 0; g < p.G; ++g) {
+  const std::int64_t G = p.G, Kp = 4 * G;
+  const std::int8_t* wb = p.packed + b0 * G * 64;
+  const std::int8_t* xb0 = p.xp + r0 * Kp;
+  for (std::int64_t g = 0; g < G; ++g) {
     __m512i w[NB];
-    for (int j = 0; j < NB; ++j) w[j] = _mm512_loadu_si512(wb + (j * p.G + g) * 64);
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) w[j] = _mm512_loadu_si512(wb + (j * G + g) * 64);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const std::int8_t* xr = p.x + (r0 + r) * p.K;
-      std::int32_t v;
-      if (g < full) std::memcpy(&v, xr + 4 * g, 4);
-      else v = load_group(xr, g, p.K);
-      const __m512i xb = _mm512_xor_si512(_mm512_set1_epi32(v), flip);
+      const __m512i xb = _mm512_set1_epi32(word_at(xb0 + r * Kp + 4 * g));
+#pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], xb, w[j]);
     }
   }
@@ -124,22 +121,22 @@ SEISOKU_AVX2 void avx2_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < 2 * NB; ++j) acc[r][j] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
-  const std::int64_t full = p.K / 4;
-  const std::int8_t* wb = p.packed + b0 * p.G * 64;
-  for (std::int64_t g = 0; g < p.G; ++g) {
+  const std::int64_t G = p.G, Kp = 4 * G;
+  const std::int8_t* wb = p.packed + b0 * G * 64;
+  const std::int8_t* xb0 = p.xp + r0 * Kp;
+  for (std::int64_t g = 0; g < G; ++g) {
     __m256i w[2 * NB];
+#pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) {
-      const std::int8_t* src = wb + (j * p.G + g) * 64;
+      const std::int8_t* src = wb + (j * G + g) * 64;
       w[2 * j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
       w[2 * j + 1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32));
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const std::int8_t* xr = p.x + (r0 + r) * p.K;
-      std::int32_t v;
-      if (g < full) std::memcpy(&v, xr + 4 * g, 4);
-      else v = load_group(xr, g, p.K);
-      const __m256i xb = _mm256_set1_epi32(v);
+      const __m256i xb = _mm256_set1_epi32(word_at(xb0 + r * Kp + 4 * g));
       const __m256i xa = _mm256_abs_epi8(xb);
+#pragma GCC unroll 8
       for (int j = 0; j < 2 * NB; ++j) {
         const __m256i prod = _mm256_maddubs_epi16(xa, _mm256_sign_epi8(w[j], xb));
         acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(prod, ones));
@@ -291,7 +288,27 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
     if (bias.defined()) bvec[static_cast<std::size_t>(o)] = bias.data_as<float>()[o];
   }
   const Int8Kernel kernel = int8_kernel_current();
+  // The vector kernels read x as rows padded to whole groups of 4 (zeros; + 128 for VNNI).
+  const std::int64_t Kp = w.in_padded();
+  std::vector<std::int8_t> padded;
+  if (kernel != Int8Kernel::scalar) {
+    padded.assign(static_cast<std::size_t>(N * Kp), 0);
+    const std::int8_t* src = xq.data_as<std::int8_t>();
+    const bool shift = kernel == Int8Kernel::avx512_vnni;
+    for (std::int64_t n = 0; n < N; ++n) {
+      std::int8_t* dst = padded.data() + n * Kp;
+      const std::int8_t* row = src + n * K;
+      if (shift) {
+#pragma omp simd
+        for (std::int64_t k = 0; k < Kp; ++k)
+          dst[k] = static_cast<std::int8_t>((k < K ? static_cast<std::uint8_t>(row[k]) : 0u) ^ 0x80u);
+      } else {
+        std::memcpy(dst, row, static_cast<std::size_t>(K));
+      }
+    }
+  }
   Gemm p{xq.data_as<std::int8_t>(),
+         padded.data(),
          w.codes().data_as<std::int8_t>(),
          w.packed().data_as<std::int8_t>(),
          w.row_correction().data_as<std::int32_t>(),
@@ -302,16 +319,18 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
          N,
          K,
          O,
-         w.in_padded() / 4,
+         Kp / 4,
          relu};
   if (kernel == Int8Kernel::avx2) p.corr = nullptr;  // the sign trick needs no correction
-  // Tile shapes: rows x 16-output blocks held in registers.
-  const int RMAX = kernel == Int8Kernel::avx512_vnni ? 4 : 2;
-  const int NBMAX = kernel == Int8Kernel::avx512_vnni ? 4 : 2;
-  const int rows = static_cast<int>(std::min<std::int64_t>(N, RMAX));
-  const int nb = NBMAX;
+  // Tile shapes (rows x 16-output blocks of accumulators held in registers): VNNI 4 x 4 (16 of
+  // the 32 zmm registers), AVX2 4 x 1 or, for fewer rows, 2 x 2 (8 of the 16 ymm registers).
+  const bool vnni = kernel == Int8Kernel::avx512_vnni;
+  const int rows = static_cast<int>(std::min<std::int64_t>(N, 4));
+  const int nb = vnni ? 4 : (rows >= 4 ? 1 : 2);
   const std::int64_t row_tiles = (N + rows - 1) / rows, block_groups = (OB + nb - 1) / nb;
-  const std::int64_t cost = rows * nb * 16 * K / 8;
+  // Threads only where the product has a few million multiply-adds (tens of microseconds):
+  // waking OpenMP workers costs more than a smaller product takes.
+  const std::int64_t cost = rows * nb * 16 * K / 64;
   parallel_tasks(row_tiles * block_groups, cost, [&](std::int64_t t) {
     const std::int64_t rt = t / block_groups, bg = t % block_groups;
     const std::int64_t r0 = rt * rows, b0 = bg * nb;
@@ -323,7 +342,7 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
       run_tile<4, 4>([&](auto R, auto NB) { vnni_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
                      bcount);
     } else {
-      run_tile<2, 2>([&](auto R, auto NB) { avx2_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
+      run_tile<4, 2>([&](auto R, auto NB) { avx2_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
                      bcount);
     }
   });
