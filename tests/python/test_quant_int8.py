@@ -58,11 +58,18 @@ def test_weight_codes_and_scales_match_numpy(per_channel):
     assert np.all(np.abs(iw.dequantize() - w) <= step / 2 * (1 + 1e-6))
 
 
-def test_quantize_int8_matches_numpy_with_ties_and_saturation():
+def test_quantize_int8_matches_numpy_with_ties_and_saturation(kernel):
     x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 300.0, -300.0, np.inf, -np.inf, 0.0], np.float32)
     np.testing.assert_array_equal(quant.quantize_int8(x, 1.0), ref_codes(x, 1.0))
     rng = np.random.default_rng(1)
     y = rng.standard_normal((50, 33)).astype(np.float32)
+    y[7, 3] = -5.0  # the largest magnitude, negative
+    assert quant.int8_max_abs(y) == 5.0
+    for n in (1, 15, 17, 33, 100):  # vector tails
+        assert quant.int8_max_abs(y.ravel()[:n]) == np.abs(y.ravel()[:n]).max()
+        np.testing.assert_array_equal(
+            quant.quantize_int8(y.ravel()[:n], 0.01), ref_codes(y.ravel()[:n], 0.01)
+        )
     s = quant.int8_scale_of(quant.int8_max_abs(y))
     assert s == ref_scale(float(np.abs(y).max()))
     np.testing.assert_array_equal(quant.quantize_int8(y, s), ref_codes(y, s))
@@ -146,8 +153,13 @@ def test_bad_arguments_are_value_errors():
         quant.quantize_int8(np.array([1.0, np.nan], np.float32), 1.0)
     with pytest.raises(ValueError, match=r"\[quantize_int8\] argument 'scale' must be finite"):
         quant.quantize_int8(np.ones(3, np.float32), -1.0)
-    with pytest.raises(ValueError, match=r"\[int8_max_abs\] argument 'x' must be finite"):
-        quant.int8_max_abs(np.array([0.0, np.inf], np.float32))
+    for bad in (np.inf, -np.inf, np.nan):
+        x = np.zeros(37, np.float32)
+        x[35] = bad
+        with pytest.raises(
+            ValueError, match=r"\[int8_max_abs\] argument 'x' must be finite.*\[35\]"
+        ):
+            quant.int8_max_abs(x)
     w_err = r"\[Int8Weight\] argument "
     with pytest.raises(ValueError, match=w_err + "'weight' must be finite"):
         quant.Int8Weight(np.array([[1.0, np.nan]], np.float32))

@@ -78,6 +78,33 @@ SEISOKU_VNNI void vnni_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
   const std::int64_t G = p.G, Kp = 4 * G;
   const std::int8_t* wb = p.packed + b0 * G * 64;
   const std::int8_t* xb0 = p.xp + r0 * Kp;
+  if constexpr (R == 4 && NB == 4) {
+    // The full tile written out, so that the 16 accumulators stay in registers.
+    __m512i c00 = acc[0][0], c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    const std::int8_t *x0 = xb0, *x1 = xb0 + Kp, *x2 = xb0 + 2 * Kp, *x3 = xb0 + 3 * Kp;
+    const std::int8_t *w0p = wb, *w1p = wb + G * 64, *w2p = wb + 2 * G * 64, *w3p = wb + 3 * G * 64;
+    for (std::int64_t g = 0; g < G; ++g) {
+      const __m512i w0 = _mm512_loadu_si512(w0p + g * 64), w1 = _mm512_loadu_si512(w1p + g * 64);
+      const __m512i w2 = _mm512_loadu_si512(w2p + g * 64), w3 = _mm512_loadu_si512(w3p + g * 64);
+      __m512i x = _mm512_set1_epi32(word_at(x0 + 4 * g));
+      c00 = _mm512_dpbusd_epi32(c00, x, w0), c01 = _mm512_dpbusd_epi32(c01, x, w1);
+      c02 = _mm512_dpbusd_epi32(c02, x, w2), c03 = _mm512_dpbusd_epi32(c03, x, w3);
+      x = _mm512_set1_epi32(word_at(x1 + 4 * g));
+      c10 = _mm512_dpbusd_epi32(c10, x, w0), c11 = _mm512_dpbusd_epi32(c11, x, w1);
+      c12 = _mm512_dpbusd_epi32(c12, x, w2), c13 = _mm512_dpbusd_epi32(c13, x, w3);
+      x = _mm512_set1_epi32(word_at(x2 + 4 * g));
+      c20 = _mm512_dpbusd_epi32(c20, x, w0), c21 = _mm512_dpbusd_epi32(c21, x, w1);
+      c22 = _mm512_dpbusd_epi32(c22, x, w2), c23 = _mm512_dpbusd_epi32(c23, x, w3);
+      x = _mm512_set1_epi32(word_at(x3 + 4 * g));
+      c30 = _mm512_dpbusd_epi32(c30, x, w0), c31 = _mm512_dpbusd_epi32(c31, x, w1);
+      c32 = _mm512_dpbusd_epi32(c32, x, w2), c33 = _mm512_dpbusd_epi32(c33, x, w3);
+    }
+    acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02, acc[0][3] = c03;
+    acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12, acc[1][3] = c13;
+    acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22, acc[2][3] = c23;
+    acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32, acc[3][3] = c33;
+  } else {
   for (std::int64_t g = 0; g < G; ++g) {
     __m512i w[NB];
 #pragma GCC unroll 4
@@ -88,6 +115,7 @@ SEISOKU_VNNI void vnni_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
 #pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], xb, w[j]);
     }
+  }
   }
   const __m512 zero = _mm512_setzero_ps();
   for (int j = 0; j < NB; ++j) {
@@ -185,6 +213,55 @@ void run_tile(F&& f, int r, int nb) {
   f(std::integral_constant<int, R>{}, std::integral_constant<int, NB>{});
 }
 
+// ---- AVX-512 passes over activations (used whenever the CPU has AVX-512 BW) ----
+
+#define SEISOKU_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// max |x[i]| over [0, n); *bad set when some element is NaN or infinite.
+SEISOKU_AVX512 float max_abs_avx512(const float* x, std::int64_t n, bool* bad) {
+  const __m512 top = _mm512_set1_ps(3.402823466e38f);
+  const __m512i mag = _mm512_set1_epi32(0x7fffffff);
+  __m512 m0 = _mm512_setzero_ps(), m1 = m0;
+  __mmask16 nonfinite = 0;
+  std::int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + i)), mag));
+    const __m512 b = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + i + 16)), mag));
+    nonfinite |= _mm512_cmp_ps_mask(a, top, _CMP_NLE_UQ) | _mm512_cmp_ps_mask(b, top, _CMP_NLE_UQ);
+    m0 = _mm512_max_ps(m0, a);
+    m1 = _mm512_max_ps(m1, b);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(k, x + i)), mag));
+    nonfinite |= _mm512_cmp_ps_mask(a, top, _CMP_NLE_UQ);
+    m0 = _mm512_max_ps(m0, a);
+  }
+  *bad = nonfinite != 0;
+  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+}
+
+// q[i] = int8_code(x[i], inv) over [0, n); returns whether some x[i] is NaN.
+SEISOKU_AVX512 bool quantize_avx512(const float* x, std::int8_t* q, std::int64_t n, float inv) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  __mmask16 nan = 0;
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    _mm_mask_storeu_epi8(q + i, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r)));
+  }
+  return nan != 0;
+}
+
+bool has_avx512bw() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+
 Int8Kernel detect() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -235,9 +312,15 @@ float int8_max_abs(const Tensor& x, std::int64_t* bad) {
     float m;
     bool bad;
   };
+  const bool avx512 = has_avx512bw() && int8_kernel_current() != Int8Kernel::scalar;
   const Part r = block_reduce(
       n, Part{0.0f, false},
-      [v](std::int64_t i0, std::int64_t i1) {
+      [v, avx512](std::int64_t i0, std::int64_t i1) {
+        if (avx512) {
+          bool bad = false;
+          const float m = max_abs_avx512(v + i0, i1 - i0, &bad);
+          return Part{m, bad};
+        }
         float m = 0.0f;
         int b = 0;
 #pragma omp simd reduction(max : m) reduction(| : b)
@@ -263,7 +346,12 @@ std::int64_t quantize_int8(const Tensor& x, const Tensor& out, float inv_scale) 
   const float* v = x.data_as<float>();
   std::int8_t* q = out.data_as<std::int8_t>();
   std::atomic<bool> any_nan{false};
+  const bool avx512 = has_avx512bw() && int8_kernel_current() != Int8Kernel::scalar;
   parallel_for(x.numel(), [&](std::int64_t i0, std::int64_t i1) {
+    if (avx512) {
+      if (quantize_avx512(v + i0, q + i0, i1 - i0, inv_scale)) any_nan.store(true, std::memory_order_relaxed);
+      return;
+    }
     int b = 0;
 #pragma omp simd reduction(| : b)
     for (std::int64_t i = i0; i < i1; ++i) {
@@ -298,12 +386,11 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
     for (std::int64_t n = 0; n < N; ++n) {
       std::int8_t* dst = padded.data() + n * Kp;
       const std::int8_t* row = src + n * K;
+      std::memcpy(dst, row, static_cast<std::size_t>(K));
       if (shift) {
+        auto* u = reinterpret_cast<std::uint8_t*>(dst);
 #pragma omp simd
-        for (std::int64_t k = 0; k < Kp; ++k)
-          dst[k] = static_cast<std::int8_t>((k < K ? static_cast<std::uint8_t>(row[k]) : 0u) ^ 0x80u);
-      } else {
-        std::memcpy(dst, row, static_cast<std::size_t>(K));
+        for (std::int64_t k = 0; k < Kp; ++k) u[k] = static_cast<std::uint8_t>(u[k] ^ 0x80u);
       }
     }
   }
