@@ -320,6 +320,16 @@ def int8_summary(model: Any, train_x: Array, test_x: Array, test_y: Array) -> di
     }
 
 
+def int8_recipe_summary(model: Any, recipe: Any) -> dict[str, Any]:
+    """int8_summary of a model trained by seisoku.recipes.run(recipe) (`seisoku train
+    --quantize int8`): calibrated on the recipe's training split, tested on its test split,
+    with "quantize": "int8"."""
+    from .recipes import _split_digits
+
+    sets = _split_digits(recipe)
+    return {"quantize": "int8", **int8_summary(model, sets["train"][0], *sets["test"])}
+
+
 __all__ = [
     "ACTIVATION_MODES",
     "OBSERVERS",
@@ -335,6 +345,7 @@ __all__ = [
     "int8_linear",
     "int8_matmul",
     "int8_max_abs",
+    "int8_recipe_summary",
     "int8_scale_of",
     "int8_summary",
     "model_nbytes",
