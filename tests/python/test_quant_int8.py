@@ -5,6 +5,10 @@ formula, thread-count independence, argument errors, and the CUDA twin against t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from int8_reference import random_codes, ref_codes, ref_linear, ref_scale, ref_weight
@@ -202,3 +206,14 @@ def test_cuda_twin_matches_cpu():
             to_device(x, device), to_device(x, device), to_device(sc, device)
         )
         np.testing.assert_array_equal(to_host(g), quant.fake_quantize_int8_backward(x, x, sc))
+
+
+@pytest.mark.parametrize("name", ["scalar", "avx2"])
+def test_environment_variable_picks_the_kernel(name):
+    if not quant.int8_kernel_supported(name):
+        pytest.skip(f"this CPU cannot run the {name} kernel")
+    code = "from seisoku import quant; print(quant.int8_kernel())"
+    env = {**os.environ, "SEISOKU_INT8_KERNEL": name}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == name

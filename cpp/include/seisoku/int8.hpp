@@ -8,7 +8,8 @@
 // the batch itself (dynamic) or fixed beforehand from calibration data (static).
 //
 // int8_linear computes acc[n][o] = sum_k xq[n][k] * wq[o][k] exactly in int32 (|acc| <= 127^2 K,
-// so K <= 133,000 never overflows), then y[n][o] = act(float(acc) * m[o] + bias[o]) with
+// so in_features is limited to kInt8MaxInFeatures; the VNNI kernel's shifted sums wrap around
+// modulo 2^32 and the correction brings them back exactly), then y[n][o] = act(float(acc) * m[o] + bias[o]) with
 // m[o] = float(x_scale * w_scale[o]) in float32, each operation rounded on its own (no fused
 // multiply-add), so the CPU kernels, the CUDA twin and a NumPy reference agree bit for bit.
 //
@@ -25,6 +26,8 @@ namespace seisoku {
 
 // The largest code magnitude (codes lie in [-127, 127]).
 constexpr int kInt8CodeMax = 127;
+// The most inputs an int8 product takes: 127 * 127 * K stays below 2^31.
+constexpr std::int64_t kInt8MaxInFeatures = 133143;
 
 // The scale that maps max|x| to 127: max_abs / 127, or 1 when max_abs is 0. max_abs must be finite.
 SEISOKU_API float int8_scale_of(double max_abs);
@@ -87,8 +90,9 @@ SEISOKU_API void int8_linear(const Tensor& xq, double x_scale, const Int8Weight&
 SEISOKU_API void int8_matmul(const Tensor& xq, const Int8Weight& weight, const Tensor& acc);
 
 // The CPU kernel in use: "avx512_vnni", "avx2" or "scalar". Chosen at the first call from the CPU
-// (the best it supports) unless the environment variable SEISOKU_INT8_KERNEL or set_int8_kernel
-// names one; asking for a kernel the CPU lacks is an error.
+// (the best it supports) unless the environment variable SEISOKU_INT8_KERNEL names one the CPU
+// can run (another value is ignored) or set_int8_kernel names one (one the CPU lacks is an
+// error).
 SEISOKU_API std::string int8_kernel();
 // "auto", "avx512_vnni", "avx2" or "scalar"; returns the kernel then in use.
 SEISOKU_API std::string set_int8_kernel(const std::string& name);

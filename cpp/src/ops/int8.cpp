@@ -49,6 +49,9 @@ const char* kernel_name(cpu::Int8Kernel k) {
 // The int8 GEMM's common checks; returns N.
 std::int64_t check_gemm_args(const char* op, const Tensor& xq, const Int8Weight& w, const Tensor& out, DType out_dtype) {
   if (!w.defined()) detail::fail(op, "argument 'weight' is an empty Int8Weight");
+  if (w.in_features() > kInt8MaxInFeatures)
+    detail::fail(op, "argument 'weight' must have at most " + std::to_string(kInt8MaxInFeatures) +
+                         " in_features (int32 sums of int8 products), got " + std::to_string(w.in_features()));
   detail::check_defined(op, "xq", xq);
   detail::check_defined(op, "out", out);
   detail::check_dtype(op, "xq", xq, {DType::int8});
