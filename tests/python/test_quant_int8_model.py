@@ -287,3 +287,20 @@ def test_prepare_qat_trains_and_converts_without_calibration():
     np.testing.assert_array_equal(model[0].weight.value, qat[1].weight.value)
     with pytest.raises(ValueError, match=r"\[prepare_qat\] argument 'model' has no float32 Linear"):
         quant.prepare_qat(nn.Sequential(nn.ReLU()))
+
+
+def test_conv_and_qat_layers_copy_and_pickle():
+    rng = np.random.default_rng(8)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
+    x = rng.standard_normal((3, 2, 5, 5)).astype(np.float32)
+    q = quant.quantize(model, x)
+    assert [type(m).__name__ for m in q] == ["QuantizedConv2d", "Flatten", "QuantizedLinear"]
+    qat = quant.prepare_qat(nn.Sequential(nn.Linear(6, 4, activation="relu"), nn.Linear(4, 2)))
+    qat(rng.standard_normal((5, 6)).astype(np.float32))  # observes a scale
+    qat.eval()
+    h = rng.standard_normal((2, 6)).astype(np.float32)
+    for m, inp in ((q, x), (qat, h)):
+        for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+            np.testing.assert_array_equal(other(inp), m(inp))
+    assert pickle.loads(pickle.dumps(qat))[0].observed_max == qat[0].observed_max
