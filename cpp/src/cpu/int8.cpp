@@ -16,6 +16,10 @@
 // written with separate multiplies and adds (no fma) in the vector paths.
 #include <immintrin.h>
 
+// GCC 12 warns that the placeholder inside _mm512_cvtepi32_ps (_mm512_undefined_ps) may be used
+// uninitialized; it is a write-only merge source, never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
