@@ -98,6 +98,8 @@ def _train(args: argparse.Namespace) -> int:
         from .ensemble import _run
 
         return _run.main(args, _recipe_from(args))
+    int8 = args.quantize == "int8"  # evaluated after the run (seisoku.quant_int8)
+    args.quantize = None if int8 else args.quantize
     if args.resume:
         given = sorted(_given_settings(args)) + (["config"] if args.config else [])
         if given:
@@ -142,6 +144,10 @@ def _train(args: argparse.Namespace) -> int:
         else:
             print("seisoku train: interrupted before a checkpoint was written", file=sys.stderr)
         return 130
+    if int8:
+        from .quant_int8 import int8_recipe_summary
+
+        summary.update(int8_recipe_summary(model, recipe))
     runs["regularized"] = summary
     print(recipes.format_table(runs))
     if summary["stop_reason"]:
@@ -353,9 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = p.add_argument_group("lightweighting")
     q.add_argument(
         "--quantize",
-        choices=["none", "q8.8"],
+        choices=["none", "q8.8", "int8"],
         help="after training, store the parameters as 16-bit fixed point (Q8.8, 8 integer and "
-        "8 fraction bits, rounded to nearest) and report its test accuracy and size",
+        "8 fraction bits, rounded to nearest), or convert the model to int8 (per-channel "
+        "weights, input scales calibrated on the training data), and report its test "
+        "accuracy and size",
     )
     q.add_argument(
         "--distill-from",

@@ -9,6 +9,11 @@ quantize_fixed and dequantize_fixed are the native kernels (C++ and CUDA, bit-id
 NumPy arrays on the CPU, CuPy arrays on the GPU). quantize_parameters stores a whole model's
 parameters as codes (a QuantizedState: half the bytes of float32 in Q8.8), which
 apply_quantized loads back into a model and save/load keep in an .npz file.
+
+int8 inference (symmetric per-channel or per-tensor weights, dynamic or calibrated static
+activation scales, native int8 kernels) and quantization-aware training live in
+seisoku.quant_int8 and are re-exported here: quantize(model, calibration_x), prepare_qat(model),
+QuantizedLinear, QuantizedConv2d, FakeQuantize, QATLinear, Int8Weight and the int8 ops.
 """
 
 from __future__ import annotations
@@ -322,13 +327,52 @@ def apply_quantized(model: Any, qstate: QuantizedState, strict: bool = True) -> 
     return model
 
 
+from .quant_int8 import (  # noqa: E402  (int8 inference and QAT, re-exported)
+    FakeQuantize,
+    Int8Weight,
+    QATLinear,
+    QuantizedConv2d,
+    QuantizedLinear,
+    fake_quantize_int8,
+    fake_quantize_int8_backward,
+    int8_kernel,
+    int8_kernel_supported,
+    int8_linear,
+    int8_matmul,
+    int8_max_abs,
+    int8_scale_of,
+    model_nbytes,
+    prepare_qat,
+    quantize,
+    quantize_int8,
+    set_int8_kernel,
+)
+
 __all__ = [
     "ROUNDINGS",
+    "FakeQuantize",
     "FixedPoint",
+    "Int8Weight",
+    "QATLinear",
+    "QuantizedConv2d",
+    "QuantizedLinear",
     "QuantizedState",
     "apply_quantized",
     "dequantize_fixed",
+    "fake_quantize_int8",
+    "fake_quantize_int8_backward",
     "fixed_point_error",
+    "int8_kernel",
+    "int8_kernel_supported",
+    "int8_linear",
+    "int8_matmul",
+    "int8_max_abs",
+    "int8_scale_of",
+    "model_nbytes",
+    "prepare_qat",
+    "quantize",
     "quantize_fixed",
+    "quantize_int8",
     "quantize_parameters",
+    "set_int8_kernel",
 ]

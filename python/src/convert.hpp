@@ -105,5 +105,6 @@ void bind_pipeline_schedule(py::module_& m);  // seisoku._core.pipeline_schedule
 void bind_nn(py::module_& m);         // Parameter, Module, containers (seisoku._core.nn)
 void bind_nn_layers(py::module_& nn);  // the layers
 void bind_nn_loss(py::module_& nn);    // the loss objects
+void bind_int8(py::module_& m);        // int8 ops and layers (after bind_nn: adds to seisoku._core.nn)
 
 }  // namespace seisoku::python

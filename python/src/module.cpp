@@ -27,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   seisoku::python::bind_nn(m);
   seisoku::python::bind_pipeline_schedule(m);
   seisoku::python::bind_sparse_linear(m);
+  seisoku::python::bind_int8(m);
 }
