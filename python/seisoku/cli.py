@@ -106,6 +106,15 @@ def _train(args: argparse.Namespace) -> int:
         recipe = recipes.recipe_from_checkpoint(args.resume)
     else:
         recipe = _recipe_from(args)
+    if args.labels_per_class is not None or args.semi:
+        from . import semi_run
+
+        if args.labels_per_class is None or args.resume or args.compare or args.out:
+            raise _TrainError(
+                "--semi needs --labels-per-class N and cannot be combined with --resume, "
+                "--compare or --out"
+            )
+        return semi_run.main(args, recipe)
     path, every, at_end = _checkpoint_plan(args)
     progress = not args.no_progress
     runs = {}
@@ -381,6 +390,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="CPU threads (default 1: the digits networks are too small to gain from more, "
         "and on a busy machine extra threads cost several times their gain)",
+    )
+    s = p.add_argument_group("semi-supervised (seisoku.semi_run)")
+    s.add_argument(
+        "--labels-per-class",
+        type=int,
+        dest="labels_per_class",
+        help="keep only N labels per class of the training part, the rest unlabeled, and "
+        "print the labels-only baseline beside the semi-supervised run",
+    )
+    s.add_argument(
+        "--semi",
+        choices=["pseudo", "consistency", "self_training"],
+        help="semi-supervised method with --labels-per-class (default consistency: FixMatch)",
     )
     io = p.add_argument_group("outputs and reliability")
     io.add_argument(

@@ -425,4 +425,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+from .semi_estimator import SemiSupervisedClassifier  # noqa: E402  (re-export)
+
+__all__ = ["MLPClassifier", "MLPRegressor", "SemiSupervisedClassifier"]
