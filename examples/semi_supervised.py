@@ -11,7 +11,7 @@ method is scored on the 540 test images. Rows:
   labels only (MLP)        a 64-128-10 MLP on them (the network of the DAE row)
   pseudo (CNN)             Lee's pseudo-labels (seisoku.semi.PseudoLabeler)
   FixMatch (CNN)           seisoku.semi_consistency, threshold 0.7, mu 7, 250 epochs
-  self-training (CNN)      seisoku.semi_selftrain.self_training, 5 rounds, threshold 0.95
+  self-training (CNN)      seisoku.semi_selftrain.self_training, 3 rounds, threshold 0.95
   DAE pretraining (MLP)    denoising autoencoder on all 1,257 rows, then fine-tuning
   sklearn SelfTraining     SelfTrainingClassifier(SVC(probability=True, gamma='scale'))
   sklearn LabelSpreading   LabelSpreading(kernel='knn', n_neighbors=7)
@@ -99,7 +99,13 @@ def main() -> None:
             "consistency", "cnn", d[0], d[1], d[3], d[4], d[5], s, threshold=0.7, epochs=250
         ),
         "self-training (CNN)": lambda s, d: ours(
-            "self_training", "cnn", d[0], d[1], d[3], d[4], d[5], s, threshold=0.95, epochs=60
+            "self_training",
+            "cnn",
+            *(d[0], d[1], d[3], d[4], d[5], s),
+            threshold=0.95,
+            rounds=3,
+            epochs=30,
+            batch_size=32,
         ),
         "DAE pretraining (MLP)": lambda s, d: ours(
             "dae", "mlp", d[0], d[1], d[3], d[4], d[5], s, epochs=150
