@@ -155,6 +155,8 @@ def test_cli_labels_per_class_prints_the_baseline_beside(tmp_path, capsys, metho
     runs = json.loads(out.read_text())["runs"]
     assert set(runs) == {"labels only", method}
     assert 0.0 <= runs[method]["test_accuracy"] <= 1.0
+    # The training part of the recipe's split (1,069 rows) less 5 labels for each digit.
+    assert runs[method]["labeled_rows"] == 50 and runs[method]["unlabeled_rows"] == 1019
 
 
 def test_cli_labels_per_class_errors(capsys) -> None:
