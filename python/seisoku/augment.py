@@ -16,7 +16,16 @@ Consecutive geometric transforms (flips, crops, rotation) are folded into one re
 where that is exact. A transform not applied to a sample (probability p, or a label listed
 in its skip_labels) leaves the sample unchanged without shifting any other draw.
 
-Every transform takes its own arguments first, then `p` (probability) and `skip_labels`;
+Label-aware transforms: `label_map` ({label: new label or "skip"}) tells a transform what it
+does to each class. "skip" leaves the samples of that label untouched (as skip_labels does); a
+new label applies the transform as usual and relabels the samples it was applied to, e.g.
+HorizontalFlip(label_map={b: d, d: b}) for the letters b and d. Transforms see the labels in
+order, each the label the previous ones left, and Compose(..., return_labels=True) gives the
+final labels: `x_aug, y_aug = aug(x, labels=y, return_labels=True)`. Unlabeled samples (-1)
+are never in a map.
+
+Every transform takes its own arguments first, then `p` (probability), `skip_labels` and
+`label_map`;
 one name per concept throughout: `interpolation` ('nearest', 'bilinear', 'bicubic'),
 `border` ('constant', 'reflect', 'edge'), `fill`, `std`. Each transform is built by its
 native factory (seisoku::aug), which checks it: bad arguments raise ValueError
@@ -27,7 +36,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -72,33 +81,54 @@ class Transform:
 
     _args: tuple[str, ...] = ("p", "skip_labels")
 
-    def __init__(self, step: Any) -> None:
-        self._step = step
+    def __init__(self, step: Any, label_map: Mapping[int, int | str] | None = None) -> None:
+        self._step = step if not label_map else _aug.with_label_map(step, label_map)
 
     p = _arg("p", "Probability of applying the transform to a sample, in [0, 1].")
     skip_labels = _arg("skip_labels", "Labels of the samples the transform never touches.")
+    label_map = _arg(
+        "label_map", "{label: new label or 'skip'}: what the transform does to each class."
+    )
+
+    def mapped_label(self, label: int) -> int | str:
+        """The label of a sample of `label` after this transform is applied to it, or 'skip'
+        when the transform never applies to it (skip_labels, or a 'skip' entry)."""
+        return _aug.mapped_label(self._step, label)
 
     def step(self) -> Any:
         """The native description of this transform (seisoku::AugmentStep, read-only)."""
         return self._step
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._args)
+        shown = self._args + (("label_map",) if self._step.label_map else ())
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in shown)
         return f"{type(self).__name__}({args})"
 
 
 class HorizontalFlip(Transform):
-    """Mirror left-right with probability p (default 0.5)."""
+    """Mirror left-right with probability p (default 0.5); skip_labels and label_map as for
+    every transform (e.g. label_map={b: d, d: b} relabels the letters b and d it mirrors)."""
 
-    def __init__(self, p: float = 0.5, skip_labels: Sequence[int] = ()) -> None:
-        super().__init__(_aug.horizontal_flip(p, skip_labels))
+    def __init__(
+        self,
+        p: float = 0.5,
+        skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
+    ) -> None:
+        super().__init__(_aug.horizontal_flip(p, skip_labels), label_map)
 
 
 class VerticalFlip(Transform):
-    """Mirror top-bottom with probability p (default 0.5)."""
+    """Mirror top-bottom with probability p (default 0.5); skip_labels and label_map as for
+    every transform."""
 
-    def __init__(self, p: float = 0.5, skip_labels: Sequence[int] = ()) -> None:
-        super().__init__(_aug.vertical_flip(p, skip_labels))
+    def __init__(
+        self,
+        p: float = 0.5,
+        skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
+    ) -> None:
+        super().__init__(_aug.vertical_flip(p, skip_labels), label_map)
 
 
 class RandomCrop(Transform):
@@ -113,6 +143,7 @@ class RandomCrop(Transform):
         fill: the constant padding value (default 0).
         p: probability (default 1); a sample it skips gets the centre crop.
         skip_labels: labels of the samples that always get the centre crop.
+        label_map: {label: new label or 'skip'} (see the module docstring).
     """
 
     _args = ("size", "padding", "border", "fill", "p", "skip_labels")
@@ -129,8 +160,9 @@ class RandomCrop(Transform):
         fill: float = 0.0,
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
     ) -> None:
-        super().__init__(_aug.random_crop(size, padding, border, fill, p, skip_labels))
+        super().__init__(_aug.random_crop(size, padding, border, fill, p, skip_labels), label_map)
 
 
 class RandomResizedCrop(Transform):
@@ -147,6 +179,7 @@ class RandomResizedCrop(Transform):
         interpolation: 'nearest', 'bilinear' (default) or 'bicubic'.
         p: probability (default 1); a sample it skips gets the whole image resized.
         skip_labels: labels of the samples that always get the whole image resized.
+        label_map: {label: new label or 'skip'} (see the module docstring).
     """
 
     _args = ("size", "scale", "ratio", "interpolation", "p", "skip_labels")
@@ -163,9 +196,11 @@ class RandomResizedCrop(Transform):
         interpolation: str = "bilinear",
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
     ) -> None:
         super().__init__(
-            _aug.random_resized_crop(size, scale, ratio, interpolation, p, skip_labels)
+            _aug.random_resized_crop(size, scale, ratio, interpolation, p, skip_labels),
+            label_map,
         )
 
 
@@ -179,6 +214,7 @@ class RandomRotation(Transform):
         fill: value outside the image for border 'constant' (default 0).
         p: probability (default 1).
         skip_labels: labels never rotated (e.g. (6, 9) for digits, when angles reach 180).
+        label_map: {label: new label or 'skip'} (see the module docstring).
     """
 
     _args = ("degrees", "interpolation", "border", "fill", "p", "skip_labels")
@@ -195,8 +231,11 @@ class RandomRotation(Transform):
         fill: float = 0.0,
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
     ) -> None:
-        super().__init__(_aug.random_rotation(degrees, interpolation, border, fill, p, skip_labels))
+        super().__init__(
+            _aug.random_rotation(degrees, interpolation, border, fill, p, skip_labels), label_map
+        )
 
 
 class Cutout(Transform):
@@ -209,6 +248,7 @@ class Cutout(Transform):
         fill: the masks' value (default 0).
         p: probability (default 1).
         skip_labels: labels of the samples never masked.
+        label_map: {label: new label or 'skip'} (see the module docstring).
     """
 
     _args = ("count", "size", "fill", "p", "skip_labels")
@@ -227,8 +267,9 @@ class Cutout(Transform):
         fill: float = 0.0,
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
     ) -> None:
-        super().__init__(_aug.cutout(count, size, fill, p, skip_labels))
+        super().__init__(_aug.cutout(count, size, fill, p, skip_labels), label_map)
 
 
 class RandomErasing(Transform):
@@ -243,6 +284,7 @@ class RandomErasing(Transform):
         fill: the box's value, or 'random' (default 0).
         p: probability (default 0.5).
         skip_labels: labels of the samples never erased.
+        label_map: {label: new label or 'skip'} (see the module docstring).
     """
 
     _args = ("scale", "ratio", "fill", "p", "skip_labels")
@@ -261,8 +303,9 @@ class RandomErasing(Transform):
         fill: float | str = 0.0,
         p: float = 0.5,
         skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
     ) -> None:
-        super().__init__(_aug.random_erasing(scale, ratio, fill, p, skip_labels))
+        super().__init__(_aug.random_erasing(scale, ratio, fill, p, skip_labels), label_map)
 
 
 class ElasticDistortion(Transform):
@@ -280,6 +323,7 @@ class ElasticDistortion(Transform):
         fill: value outside the image for border 'constant' (default 0).
         p: probability (default 1).
         skip_labels: labels of the samples never distorted.
+        label_map: {label: new label or 'skip'} (see the module docstring).
     """
 
     _args = ("alpha", "sigma", "interpolation", "border", "fill", "p", "skip_labels")
@@ -298,21 +342,30 @@ class ElasticDistortion(Transform):
         fill: float = 0.0,
         p: float = 1.0,
         skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
     ) -> None:
         super().__init__(
-            _aug.elastic_distortion(alpha, sigma, interpolation, border, fill, p, skip_labels)
+            _aug.elastic_distortion(alpha, sigma, interpolation, border, fill, p, skip_labels),
+            label_map,
         )
 
 
 class GaussianNoise(Transform):
     """Add N(0, std^2) noise to every value, std >= 0 in pixel value units (uint8: the sum is
-    rounded and saturated to 0..255); p (default 1) and skip_labels as for every transform."""
+    rounded and saturated to 0..255); p (default 1), skip_labels and label_map as for every
+    transform."""
 
     _args = ("std", "p", "skip_labels")
     std = _arg("std", "Standard deviation in pixel value units.")
 
-    def __init__(self, std: float, p: float = 1.0, skip_labels: Sequence[int] = ()) -> None:
-        super().__init__(_aug.gaussian_noise(std, p, skip_labels))
+    def __init__(
+        self,
+        std: float,
+        p: float = 1.0,
+        skip_labels: Sequence[int] = (),
+        label_map: Mapping[int, int | str] | None = None,
+    ) -> None:
+        super().__init__(_aug.gaussian_noise(std, p, skip_labels), label_map)
 
 
 def _layout(x_shape: tuple, layout: str, owner: str) -> str:
@@ -404,8 +457,11 @@ class Compose:
         labels: Array | None = None,
         sample_offset: int = 0,
         out: Array | None = None,
-    ) -> Array:
-        """The augmented batch: an array (or `out`) of x's dtype, layout and device.
+        return_labels: bool = False,
+    ) -> Array | tuple[Array, Array]:
+        """The augmented batch: an array (or `out`) of x's dtype, layout and device; with
+        return_labels, the pair (batch, labels after the transforms' label_maps), the labels
+        int64 (N,) on the device of the given labels.
 
         Without `out`, a NumPy result reuses the memory of an earlier result that nothing
         holds any more (the Compose keeps its last two), so a loop that drops each batch
@@ -413,13 +469,19 @@ class Compose:
 
         Args:
             x: (N, H, W, C) or (N, C, H, W) uint8 or float32, NumPy or CuPy, C-contiguous.
-            labels: optional int labels (N,) for the transforms' skip_labels (NumPy or CuPy;
-                CuPy labels are copied to the host).
+            labels: optional int labels (N,) for the transforms' skip_labels and label_map
+                (NumPy or CuPy; CuPy labels are copied to the host); -1 marks an unlabeled
+                sample, which every transform treats as one of an unlisted label.
             sample_offset: added to the sample index of every draw; pass e.g. epoch * N or
                 the count of samples seen so far for fresh draws that are reproducible.
             out: optional preallocated result.
+            return_labels: also return the labels after the pipeline (needs labels).
         """
         sample_offset = _u64("augment", "sample_offset", sample_offset)
+        if return_labels and labels is None:
+            raise ValueError(
+                "[augment] argument 'labels' must be given with return_labels=True, got None"
+            )
         shape = tuple(x.shape)
         layout = _layout(shape, self.layout, "augment")
         if out is None:
@@ -428,14 +490,27 @@ class Compose:
                 out = self._results.get("out", out_shape, x.dtype)
             else:  # CuPy arrays come from CuPy's pool; anything else the op rejects
                 out = array_module(x).empty(out_shape, dtype=x.dtype)
+        on_device = labels is not None and is_cuda_array(labels)
         if labels is not None:
-            if is_cuda_array(labels):
+            if on_device:
                 labels = labels.get()
             labels = np.ascontiguousarray(labels)
             if labels.dtype.kind in "iu" and labels.dtype != np.int32:
                 labels = labels.astype(np.int64)
-        _core.augment(x, out, self._steps, layout, self.seed, sample_offset, labels)
-        return out
+        new_labels = None
+        if return_labels:
+            new_labels = np.empty(labels.shape[:1] if labels.ndim else (0,), dtype=np.int64)
+        _core.augment(x, out, self._steps, layout, self.seed, sample_offset, labels, new_labels)
+        if not return_labels:
+            return out
+        if on_device:
+            new_labels = array_module(x).asarray(new_labels)
+        return out, new_labels
+
+    @property
+    def relabels(self) -> bool:
+        """Whether a transform of the pipeline maps a label to another one (label_map)."""
+        return any(v != "skip" and v != k for t in self.transforms for k, v in t.label_map.items())
 
     def trainer_hook(
         self, image_shape: Sequence[int] | None = None, samples_per_step: int = 1 << 32
@@ -446,12 +521,21 @@ class Compose:
         Batch `step` draws with sample_offset = step * samples_per_step, so every step of
         every epoch gets fresh, reproducible draws. first_row says which row of the step's
         whole batch x_batch's row 0 is (data parallel shards): a shard draws what its rows
-        draw in the whole batch. With image_shape (e.g. (1, 28, 28)) flat
-        batches (B, prod(image_shape)) are reshaped to (B, *image_shape) and back; batches
-        that already have image axes are augmented as they are.
+        draw in the whole batch. A pipeline that relabels (label_map) is a ValueError here:
+        Trainer.fit keeps the batch's own labels (train with
+        seisoku.semi_consistency.ConsistencyTrainer, which takes the new labels). With
+        image_shape (e.g. (1, 28, 28)) flat batches (B, prod(image_shape)) are reshaped to
+        (B, *image_shape) and back; batches that already have image axes are augmented as
+        they are.
         """
         shape = None if image_shape is None else tuple(int(v) for v in image_shape)
         per_step = _count("trainer_hook", "samples_per_step", samples_per_step, 1)
+        if self.relabels:
+            raise ValueError(
+                "[trainer_hook] argument 'transforms' must not relabel samples (Trainer.fit "
+                "keeps each batch's labels), got label_maps "
+                f"{[t.label_map for t in self.transforms if t.label_map]}"
+            )
 
         def hook(x: Array, step: int, labels: Array | None = None, first_row: int = 0) -> Array:
             offset = (int(step) * per_step + int(first_row)) % _U64

@@ -112,6 +112,15 @@ def _train(args: argparse.Namespace) -> int:
         recipe = recipes.recipe_from_checkpoint(args.resume)
     else:
         recipe = _recipe_from(args)
+    if args.labels_per_class is not None or args.semi:
+        from . import semi_run
+
+        if args.labels_per_class is None or args.resume or args.compare or args.out:
+            raise _TrainError(
+                "--semi needs --labels-per-class N and cannot be combined with --resume, "
+                "--compare or --out"
+            )
+        return semi_run.main(args, recipe)
     path, every, at_end = _checkpoint_plan(args)
     progress = not args.no_progress
     runs = {}
@@ -408,6 +417,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--members", type=int, help="ensemble members (default 5; bagging trains --threads at once)"
+    )
+    s = p.add_argument_group("semi-supervised (seisoku.semi_run)")
+    s.add_argument(
+        "--labels-per-class",
+        type=int,
+        dest="labels_per_class",
+        help="keep only N labels per class of the training part, the rest unlabeled, and "
+        "print the labels-only baseline beside the semi-supervised run",
+    )
+    s.add_argument(
+        "--semi",
+        choices=["pseudo", "consistency", "self_training"],
+        help="semi-supervised method with --labels-per-class (default consistency: FixMatch)",
     )
     io = p.add_argument_group("outputs and reliability")
     io.add_argument(

@@ -426,5 +426,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
 
 from .ensemble._estimator import BaggingMLPClassifier  # noqa: E402, F401  (needs MLPClassifier)
+from .semi_estimator import SemiSupervisedClassifier  # noqa: E402  (re-export)
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "SemiSupervisedClassifier"]

@@ -75,6 +75,27 @@ class Args {
     return out;
   }
 
+  // A mapping {label: new label or 'skip'} of ints (None: empty).
+  aug::LabelMap label_map(py::handle v) const {
+    const char* must = "a dict {label: new label or 'skip'} of ints";
+    aug::LabelMap out;
+    if (v.is_none()) return out;
+    if (!PyDict_Check(v.ptr())) bad("label_map", must, v);
+    for (auto [key, value] : py::reinterpret_borrow<py::dict>(v)) {
+      if (PyBool_Check(key.ptr()) || !PyIndex_Check(key.ptr())) bad("label_map", must, v);
+      std::int64_t to;
+      if (PyUnicode_Check(value.ptr())) {
+        if (value.cast<std::string>() != "skip") bad("label_map", must, v);
+        to = aug::kSkip;
+      } else {
+        if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr())) bad("label_map", must, v);
+        to = integer("label_map", value, must);
+      }
+      out.emplace_back(integer("label_map", key, must), to);
+    }
+    return out;
+  }
+
   Interpolation interpolation(py::handle v) const {
     return choice<Interpolation>("interpolation", v, kInterpolations);
   }
@@ -125,11 +146,19 @@ py::tuple step_state(const AugmentStep& s) {
   return py::make_tuple(static_cast<int>(s.op), s.p, s.height, s.width, s.padding, s.count, s.scale_lo, s.scale_hi,
                         s.ratio_lo, s.ratio_hi, s.degrees_lo, s.degrees_hi, s.alpha, s.sigma, s.std,
                         static_cast<int>(s.interpolation), static_cast<int>(s.border), s.fill, s.random_fill,
-                        s.skip_labels);
+                        s.skip_labels, s.label_map);
+}
+
+// label_map as a dict {label: new label or 'skip'}.
+py::dict label_map_dict(const AugmentStep& s) {
+  py::dict d;
+  for (const auto& [from, to] : s.label_map) d[py::int_(from)] = to == aug::kSkip ? py::object(py::str("skip")) : py::int_(to);
+  return d;
 }
 
 AugmentStep step_from_state(const py::tuple& t) {
-  if (t.size() != 20) throw std::invalid_argument("[AugmentStep] argument 'state' must be a tuple of 20 fields");
+  if (t.size() != 20 && t.size() != 21)
+    throw std::invalid_argument("[AugmentStep] argument 'state' must be a tuple of 21 fields");
   AugmentStep s;
   const int op = t[0].cast<int>(), interpolation = t[15].cast<int>(), border = t[16].cast<int>();
   if (op < 0 || op > static_cast<int>(AugmentOp::gaussian_noise) || interpolation < 0 || interpolation > 2 ||
@@ -145,6 +174,7 @@ AugmentStep step_from_state(const py::tuple& t) {
   s.interpolation = static_cast<Interpolation>(interpolation), s.border = static_cast<Border>(border);
   s.fill = t[17].cast<double>(), s.random_fill = t[18].cast<bool>();
   s.skip_labels = t[19].cast<aug::Labels>();
+  if (t.size() == 21) s.label_map = t[20].cast<aug::LabelMap>();
   aug::check_step(s);
   return s;
 }
@@ -170,6 +200,7 @@ void bind_step(py::module_& m) {
       .def_readonly("fill", &AugmentStep::fill)
       .def_readonly("random_fill", &AugmentStep::random_fill)
       .def_property_readonly("skip_labels", [](const AugmentStep& s) { return py::tuple(py::cast(s.skip_labels)); })
+      .def_property_readonly("label_map", &label_map_dict)
       .def(py::pickle(&step_state, &step_from_state));
 }
 
@@ -178,6 +209,19 @@ void bind_step(py::module_& m) {
 void bind_factories(py::module_& parent) {
   using py::arg;
   py::module_ m = parent.def_submodule("aug", "The transform factories of seisoku::aug");
+  m.def(
+      "with_label_map",
+      [](const AugmentStep& step, py::handle label_map) {
+        return aug::with_label_map(step, Args(aug::transform_name(step.op)).label_map(label_map));
+      },
+      arg("step"), arg("label_map"), "The step with its label_map set ({label: new label or 'skip'}), checked");
+  m.def(
+      "mapped_label",
+      [](const AugmentStep& step, std::int64_t label) -> py::object {
+        const std::int64_t to = aug::mapped_label(step, label);
+        return to == aug::kSkip ? py::object(py::str("skip")) : py::object(py::int_(to));
+      },
+      arg("step"), arg("label"), "The label after the step when applied, or 'skip' when it never applies");
   m.def(
       "horizontal_flip",
       [](py::handle p, py::handle skip) {
@@ -283,13 +327,15 @@ void bind_augment(py::module_& m) {
   m.def(
       "augment",
       [](py::handle x, py::handle out, const std::vector<AugmentStep>& steps, py::handle layout, std::uint64_t seed,
-         std::uint64_t sample_offset, py::handle labels) {
+         std::uint64_t sample_offset, py::handle labels, py::handle labels_out) {
         const ImageLayout lay = layout_from("augment", layout);
         Call c("augment");
         Tensor tx = c.in(x, "x"), to = c.out(out, "out"), tl = c.opt_in(labels, "labels");
-        c.run([&] { seisoku::augment(tx, to, steps, lay, seed, sample_offset, tl); });
+        Tensor tlo = c.opt_out(labels_out, "labels_out");
+        c.run([&] { seisoku::augment(tx, to, steps, lay, seed, sample_offset, tl, tlo); });
       },
       arg("x"), arg("out"), arg("steps"), arg("layout"), arg("seed"), arg("sample_offset"), arg("labels"),
+      arg("labels_out") = py::none(),
       "out = the pipeline `steps` applied to the batch x");
   m.def(
       "gaussian_smooth",

@@ -129,3 +129,30 @@ TEST(Augment, GaussianSmoothKeepsAConstantAndMatchesTheEdgeImpulse) {
 }
 
 }  // namespace
+
+TEST(Augment, LabelMapSkipsOrRelabelsAndReturnsTheLabels) {
+  const Tensor x = batch(4, 3, 5, 1);
+  Tensor out = Tensor::empty(x.shape(), DType::uint8);
+  Tensor labels = Tensor::empty({4}, DType::int64), labels_out = Tensor::empty({4}, DType::int64);
+  const std::int64_t in[4] = {0, 1, 2, -1};
+  std::memcpy(labels.data(), in, sizeof in);
+  const AugmentStep flip = aug::with_label_map(aug::horizontal_flip(1.0), {{1, 2}, {2, aug::kSkip}});
+  EXPECT_EQ(aug::mapped_label(flip, 1), 2);
+  EXPECT_EQ(aug::mapped_label(flip, 2), aug::kSkip);
+  EXPECT_EQ(aug::mapped_label(flip, -1), -1);
+  seisoku::augment(x, out, {flip}, ImageLayout::nhwc, 0, 0, labels, labels_out);
+  const auto* got = labels_out.data_as<std::int64_t>();
+  EXPECT_EQ(got[0], 0);
+  EXPECT_EQ(got[1], 2);
+  EXPECT_EQ(got[2], 2);
+  EXPECT_EQ(got[3], -1);
+  for (std::int64_t y = 0; y < 3; ++y)
+    for (std::int64_t xx = 0; xx < 5; ++xx) {
+      EXPECT_EQ(at(out, 1, y, xx, 0), at(x, 1, y, 4 - xx, 0));  // relabelled: flipped
+      EXPECT_EQ(at(out, 2, y, xx, 0), at(x, 2, y, xx, 0));      // skipped: unchanged
+      EXPECT_EQ(at(out, 3, y, xx, 0), at(x, 3, y, 4 - xx, 0));  // unlabeled: flipped
+    }
+  EXPECT_THROW(aug::with_label_map(aug::vertical_flip(), {{-1, 0}}), std::invalid_argument);
+  EXPECT_THROW(aug::with_label_map(aug::vertical_flip(), {{1, 0}, {1, 2}}), std::invalid_argument);
+  EXPECT_THROW(seisoku::augment(x, out, {flip}, ImageLayout::nhwc, 0, 0, Tensor(), labels_out), std::invalid_argument);
+}

@@ -16,10 +16,19 @@
 // Transforms that are not applied to a sample (probability p, or its label in skip_labels)
 // leave it unchanged and do not change the draws of the other transforms.
 //
+// Label-aware transforms: a step's label_map sends a label either to aug::kSkip (the step is
+// never applied to samples of that label, as skip_labels) or to another label (the step is
+// applied as usual, and a sample it is applied to takes the new label, e.g. a horizontal flip
+// turning "b" into "d"). The steps see the labels in order, each the label the previous steps
+// left; augment() returns the final labels in labels_out. Unlabeled samples (label -1) are
+// never in a map: every step applies to them as to a sample of an unlisted label.
+//
 // Every factory of seisoku::aug checks its arguments and throws std::invalid_argument
 // "[Transform] argument 'name' must be ..., got ..." (Transform: the name of the seisoku.augment
 // class, the argument: its Python name); augment() checks hand-built steps the same way.
 #include <cstdint>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "seisoku/tensor.hpp"
@@ -65,10 +74,16 @@ struct AugmentStep {
   double fill = 0.0;                            // constant border / cutout / erasing value
   bool random_fill = false;                     // erasing: per-pixel random values instead of `fill`
   ::std::vector<::std::int64_t> skip_labels;    // never applied to samples with these labels
+  // (label, new label or aug::kSkip) pairs, labels >= 0, each label at most once and not in
+  // skip_labels: see "Label-aware transforms" above.
+  ::std::vector<::std::pair<::std::int64_t, ::std::int64_t>> label_map;
 };
 
 namespace aug {
 using Labels = std::vector<std::int64_t>;
+using LabelMap = std::vector<std::pair<std::int64_t, std::int64_t>>;
+// The new label of a label_map entry that means "never apply the step to this label".
+inline constexpr std::int64_t kSkip = std::numeric_limits<std::int64_t>::min();
 SEISOKU_API AugmentStep horizontal_flip(double p = 0.5, Labels skip_labels = {});
 SEISOKU_API AugmentStep vertical_flip(double p = 0.5, Labels skip_labels = {});
 // Pads by `padding` on every side (border), then crops height x width at a random offset.
@@ -104,6 +119,11 @@ SEISOKU_API AugmentStep elastic_distortion(double alpha, double sigma,
                                            Labels skip_labels = {});
 // Adds N(0, std^2) to every value (uint8: rounded and saturated).
 SEISOKU_API AugmentStep gaussian_noise(double std, double p = 1.0, Labels skip_labels = {});
+// `step` with its label_map set to `label_map`, checked (label_map's entries: see AugmentStep).
+SEISOKU_API AugmentStep with_label_map(AugmentStep step, LabelMap label_map);
+// The label a sample of `label` has after `step` when the step is applied to it, or kSkip when
+// the step never applies to it (skip_labels or a kSkip entry); -1 (unlabeled) stays -1.
+SEISOKU_API std::int64_t mapped_label(const AugmentStep& step, std::int64_t label);
 // Throws std::invalid_argument "[Transform] argument ..." unless every field of `step` that
 // its op uses is in range (the factories call it on the steps they build).
 SEISOKU_API void check_step(const AugmentStep& step);
@@ -118,10 +138,12 @@ SEISOKU_API Shape augment_output_shape(const Shape& x_shape, const std::vector<A
 
 // out = the pipeline applied to every sample of x (N, H, W, C) or (N, C, H, W). Sample i draws
 // its parameters with sample index i + sample_offset. labels (optional, int32 or int64 (N),
-// on the CPU) selects the samples that each step's skip_labels exempts.
+// on the CPU) selects the samples that each step's skip_labels and label_map exempt or
+// relabel; labels_out (optional, int64 (N), on the CPU, needs labels) receives the labels
+// after the pipeline.
 SEISOKU_API void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>& steps,
                          ImageLayout layout, std::uint64_t seed, std::uint64_t sample_offset = 0,
-                         const Tensor& labels = Tensor());
+                         const Tensor& labels = Tensor(), const Tensor& labels_out = Tensor());
 
 // out (N, H, W) = x (N, H, W) float32 smoothed along W, then H, by the sampled Gaussian
 // exp(-k^2 / (2 sigma^2)) / Z, the values past each edge taken equal to the edge value

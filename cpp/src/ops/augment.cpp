@@ -96,6 +96,31 @@ void check_step(const AugmentStep& s) {
       break;
     default: break;
   }
+  for (std::size_t i = 0; i < s.label_map.size(); ++i) {
+    const auto [from, to] = s.label_map[i];
+    const std::string entry = "{" + std::to_string(from) + ": " + (to == kSkip ? "'skip'" : std::to_string(to)) + "}";
+    if (from < 0) fail(name, "label_map", "have labels >= 0 as keys, got " + entry);
+    if (to < 0 && to != kSkip) fail(name, "label_map", "map each label to a label >= 0 or 'skip', got " + entry);
+    for (std::size_t j = 0; j < i; ++j)
+      if (s.label_map[j].first == from)
+        fail(name, "label_map", "hold each label once, got " + std::to_string(from) + " twice");
+    if (std::find(s.skip_labels.begin(), s.skip_labels.end(), from) != s.skip_labels.end())
+      fail(name, "label_map", "not repeat a label of skip_labels (map it to 'skip' instead), got " + entry);
+  }
+}
+
+AugmentStep with_label_map(AugmentStep step, LabelMap label_map) {
+  step.label_map = std::move(label_map);
+  check_step(step);
+  return step;
+}
+
+std::int64_t mapped_label(const AugmentStep& step, std::int64_t label) {
+  if (std::find(step.skip_labels.begin(), step.skip_labels.end(), label) != step.skip_labels.end()) return kSkip;
+  if (label < 0) return label;
+  for (const auto& [from, to] : step.label_map)
+    if (from == label) return to;
+  return label;
 }
 
 namespace {
@@ -250,7 +275,7 @@ Shape augment_output_shape(const Shape& x_shape, const std::vector<AugmentStep>&
 }
 
 void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>& steps, ImageLayout layout,
-             std::uint64_t seed, std::uint64_t sample_offset, const Tensor& labels) {
+             std::uint64_t seed, std::uint64_t sample_offset, const Tensor& labels, const Tensor& labels_out) {
   const char* op = "augment";
   check_tensor(op, "x", x, {DType::uint8, DType::float32});
   check_tensor(op, "out", out, {x.dtype()});
@@ -274,6 +299,12 @@ void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>&
       label_values[static_cast<std::size_t>(i)] =
           labels.dtype() == DType::int64 ? labels.data_as<std::int64_t>()[i] : labels.data_as<std::int32_t>()[i];
   }
+  if (labels_out.defined()) {
+    if (!labels.defined()) fail_op(op, "labels_out", "come with labels, got labels_out without labels");
+    check_tensor(op, "labels_out", labels_out, {DType::int64});
+    if (labels_out.is_cuda()) fail_op(op, "labels_out", "be on the CPU, got " + labels_out.describe());
+    check_shape(op, "labels_out", labels_out, {d.n});
+  }
   if (d.n == 0) return;
   plan.n = d.n;
   plan.seed = seed;
@@ -286,6 +317,8 @@ void augment(const Tensor& x, const Tensor& out, const std::vector<AugmentStep>&
     plan::plan_sample(steps, plan.stages, members, seed, sample_offset + static_cast<std::uint64_t>(i),
                 label_values.empty() ? nullptr : &label_values[static_cast<std::size_t>(i)],
                 plan.samples.data() + static_cast<std::size_t>(i) * ns, &plan.rects);
+  if (labels_out.defined())
+    std::copy(label_values.begin(), label_values.end(), labels_out.data_as<std::int64_t>());
   SEISOKU_DISPATCH(x, augment, x, out, plan);
 }
 

@@ -130,8 +130,15 @@ void output_size(const AugmentStep& s, std::int64_t* h, std::int64_t* w) {
 
 bool is_integral(double v) { return std::floor(v) == v && std::fabs(v) < 1e9; }
 
-bool skips_label(const AugmentStep& s, const std::int64_t* label) {
-  return label != nullptr && std::find(s.skip_labels.begin(), s.skip_labels.end(), *label) != s.skip_labels.end();
+// Whether step s applies to the sample, given its draw u (always taken, so that skipping never
+// shifts a draw) and its label (null: none), which it updates by the step's label_map.
+bool applies(const AugmentStep& s, double u, std::int64_t* label) {
+  if (!(u < s.p)) return false;
+  if (label == nullptr) return true;
+  const std::int64_t to = aug::mapped_label(s, *label);
+  if (to == aug::kSkip) return false;
+  *label = to;
+  return true;
 }
 
 }  // namespace
@@ -234,7 +241,7 @@ std::vector<StagePlan> make_stages(const std::vector<AugmentStep>& steps, const 
 
 void plan_sample(const std::vector<AugmentStep>& steps, const std::vector<StagePlan>& stages,
                  const std::vector<std::vector<std::size_t>>& members, std::uint64_t seed, std::uint64_t offset,
-                 const std::int64_t* label, SampleStage* out, std::vector<std::int32_t>* rects) {
+                 std::int64_t* label, SampleStage* out, std::vector<std::int32_t>* rects) {
   for (std::size_t si = 0; si < stages.size(); ++si) {
     const StagePlan& st = stages[si];
     SampleStage& ss = out[si];
@@ -245,7 +252,7 @@ void plan_sample(const std::vector<AugmentStep>& steps, const std::vector<StageP
       for (std::size_t k : members[si]) {
         const AugmentStep& s = steps[k];
         StepDraws d(seed, offset, k);
-        const bool applied = d.uniform() < s.p && !skips_label(s, label);
+        const bool applied = applies(s, d.uniform(), label);
         m = compose(m, step_map(s, applied, d, h, w));
         output_size(s, &h, &w);
       }
@@ -261,7 +268,7 @@ void plan_sample(const std::vector<AugmentStep>& steps, const std::vector<StageP
     const std::size_t k = members[si][0];
     const AugmentStep& s = steps[k];
     StepDraws d(seed, offset, k);
-    const bool applied = d.uniform() < s.p && !skips_label(s, label);
+    const bool applied = applies(s, d.uniform(), label);
     ss.mode = applied ? 1 : 0;
     if (st.kind != StageKind::fill || !applied) continue;
     const std::int64_t h = st.in.h, w = st.in.w;

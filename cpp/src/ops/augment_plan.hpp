@@ -27,9 +27,10 @@ std::vector<StagePlan> make_stages(const std::vector<AugmentStep>& steps, const 
                                    DType dtype, std::vector<std::vector<std::size_t>>* members);
 
 // Draws sample `offset`'s parameters for every stage into out[0 .. stages.size()), its fill
-// rectangles appended to rects; label: the sample's label, or null.
+// rectangles appended to rects; label: the sample's label, or null, which the steps' label_maps
+// update as they are applied.
 void plan_sample(const std::vector<AugmentStep>& steps, const std::vector<StagePlan>& stages,
                  const std::vector<std::vector<std::size_t>>& members, std::uint64_t seed, std::uint64_t offset,
-                 const std::int64_t* label, SampleStage* out, std::vector<std::int32_t>* rects);
+                 std::int64_t* label, SampleStage* out, std::vector<std::int32_t>* rects);
 
 }  // namespace seisoku::plan
