@@ -8,3 +8,5 @@
 #include "seisoku/nn/module.hpp"
 #include "seisoku/nn/optimizer.hpp"
 #include "seisoku/nn/parameter.hpp"
+#include "seisoku/nn/quantized.hpp"
+#include "seisoku/nn/sparse_linear.hpp"

@@ -6,6 +6,7 @@
 #include "seisoku/conv.hpp"
 #include "seisoku/dtype.hpp"
 #include "seisoku/elementwise.hpp"
+#include "seisoku/int8.hpp"
 #include "seisoku/linear.hpp"
 #include "seisoku/loss.hpp"
 #include "seisoku/mask.hpp"
@@ -17,4 +18,5 @@
 #include "seisoku/random.hpp"
 #include "seisoku/reduce.hpp"
 #include "seisoku/runtime.hpp"
+#include "seisoku/sparse_linear.hpp"
 #include "seisoku/tensor.hpp"

@@ -23,6 +23,7 @@ CrossEntropyLoss = _nn.CrossEntropyLoss
 DistillationKLLoss = _nn.DistillationKLLoss
 DropConnect = _nn.DropConnect
 Dropout = _nn.Dropout
+FakeQuantize = _nn.FakeQuantize
 Flatten = _nn.Flatten
 GaussianNoise = _nn.GaussianNoise
 Identity = _nn.Identity
@@ -30,9 +31,13 @@ LeakyReLU = _nn.LeakyReLU
 Linear = _nn.Linear
 MSELoss = _nn.MSELoss
 MaxPool2d = _nn.MaxPool2d
+QATLinear = _nn.QATLinear
+QuantizedConv2d = _nn.QuantizedConv2d
+QuantizedLinear = _nn.QuantizedLinear
 ReLU = _nn.ReLU
 Sigmoid = _nn.Sigmoid
 Softmax = _nn.Softmax
+SparseLinear = _nn.SparseLinear
 Tanh = _nn.Tanh
 Tie = _nn.Tie
 TiedLinear = _nn.TiedLinear
@@ -48,6 +53,7 @@ __all__ = [
     "DistillationKLLoss",
     "DropConnect",
     "Dropout",
+    "FakeQuantize",
     "Flatten",
     "GaussianNoise",
     "Identity",
@@ -59,10 +65,14 @@ __all__ = [
     "Module",
     "MultiHead",
     "Parameter",
+    "QATLinear",
+    "QuantizedConv2d",
+    "QuantizedLinear",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "Softmax",
+    "SparseLinear",
     "Tanh",
     "Tie",
     "TiedLinear",
