@@ -15,7 +15,6 @@ the side; without image_shape, Gaussian noise of input_noise and 2 * input_noise
 features.
 """
 
-# ruff: noqa: N803, N806  (scikit-learn spells the inputs X)
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,8 +1,6 @@
 """BaggingMLPClassifier: a bagged ensemble of seisoku MLPClassifiers as one scikit-learn
 estimator (re-exported by seisoku.estimators; needs scikit-learn)."""
 
-# ruff: noqa: N803, N806  (scikit-learn's convention: the sample matrix is X)
-
 from __future__ import annotations
 
 from collections.abc import Sequence
