@@ -8,10 +8,12 @@
   parameter server unbounded (staleness None) against the synchronous run (staleness 0, which
   equals one process on the same batch order; checked first against that process). Mean over
   seeds; ratio = ours / peer.
-* ``pipeline <schedule> idle``: the mean idle fraction per stage of a step (measured by
-  ``idle_fractions``: 1 - busy / makespan, communication counted as idle) on a model of equal
-  stages, beside the GPipe bubble (p - 1) / (m + p - 1); the pipelined step is first checked
-  against the full-batch step of one process. ratio = bubble / measured.
+* ``pipeline <schedule> idle of the busiest stage``: the idle fraction of a step (measured by
+  ``idle_fractions``: 1 - busy / makespan, communication counted as idle) of the stage that
+  sets the pace, beside the GPipe bubble (p - 1) / (m + p - 1); the other stages' extra idle is
+  the split's imbalance (printed with the mean over the stages). The pipelined step is first
+  checked against the full-batch step of one process. ratio = bubble / measured. Stages of
+  real layers need a core each: run it with as many ranks as cores.
 
 Each rank runs on one thread (the ranks share the cores). Rows print on rank 0 only.
 `pipeline_rows` and `async_rows` are what bench_distributed.py can call.
@@ -224,10 +226,11 @@ def pipeline_rows(
                 f"  {schedule}: split {r['split']}, idle per stage {idle} %, busy {busy} ms, "
                 f"process CPU {cpu} ms, makespan {1e3 * r['makespan_seconds']:.1f} ms"
             )
-            ours, peer = 100 * r["mean_idle"], 100 * r["bubble"]
+            print(f"  {schedule}: mean idle over the stages {100 * r['mean_idle']:.1f} %")
+            ours, peer = 100 * r["bottleneck_idle"], 100 * r["bubble"]
             rows.append(
                 _row(
-                    f"pipeline {schedule} idle (p={p}, m={micro_batches})",
+                    f"pipeline {schedule} idle of the busiest stage (p={p}, m={micro_batches})",
                     ours,
                     peer,
                     "GPipe bubble (p-1)/(m+p-1)",

@@ -86,7 +86,7 @@ def digits_accuracy(sei: Any, quick: bool) -> list[Figure]:
     sei.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 128, activation="relu"), nn.Linear(128, 10))
     opt = sei.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    trainer = sei.train.Trainer(model, nn.CrossEntropyLoss(), opt)
+    trainer = sei.train.Trainer(model, nn.CrossEntropyLoss(), opt, progress=False)
     trainer.fit(x[train], y[train], epochs=10 if quick else 40, batch_size=32)
     model.eval()
 

@@ -9,7 +9,6 @@ and from which rank once ``timeout`` seconds pass. Buffers go through mpi4py's b
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,20 +62,6 @@ def check_timeout(timeout: float | None, what: str) -> float:
     return t
 
 
-class _Poll:
-    """Polling cadence: a few tight polls, then sleeps growing to 200 microseconds."""
-
-    def __init__(self, timeout: float) -> None:
-        self.deadline = time.perf_counter() + timeout
-        self.polls = 0
-
-    def expired(self) -> bool:
-        self.polls += 1
-        if self.polls > 20:
-            time.sleep(min(2e-4, 1e-6 * self.polls))
-        return time.perf_counter() > self.deadline
-
-
 def wait_all(requests: Sequence[Any], timeout: float, message: str) -> None:
     """Complete every request within `timeout` seconds, else cancel them and raise
     TimeoutError(message + how long it waited)."""
@@ -84,7 +69,7 @@ def wait_all(requests: Sequence[Any], timeout: float, message: str) -> None:
     if not reqs:
         return
     request = mpi("distributed").Request
-    poll = _Poll(timeout)
+    poll = _comm.Poll(timeout)
     while not request.Testall(reqs):
         if poll.expired():
             for r in reqs:
@@ -99,7 +84,7 @@ def wait_all(requests: Sequence[Any], timeout: float, message: str) -> None:
 def probe(comm: Any, source: int, tag: int, timeout: float, message: str) -> Any:
     """Wait (with a timeout) for a message from `source` with `tag`; its MPI.Status."""
     status = mpi("distributed").Status()
-    poll = _Poll(timeout)
+    poll = _comm.Poll(timeout)
     while not comm.Iprobe(source=source, tag=tag, status=status):
         if poll.expired():
             raise TimeoutError(f"{message}: no answer after {timeout:g} s (dead or stuck rank?)")

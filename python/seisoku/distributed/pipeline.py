@@ -479,12 +479,16 @@ def idle_fractions(
         cpu_times.append(pipe.comm.allgather(t["cpu"]))
         makespans.append(makespan)
     per_stage = [float(v) for v in np.median(np.array(fractions), axis=0)]
+    busy_median = np.median(np.array(busy_times), axis=0)
     m = pipe.micro_batches
     return {
         "idle": per_stage,
         "mean_idle": float(np.mean(per_stage)),
+        # the busiest stage sets the pace: its idle is the schedule's bubble, the others' extra
+        # idle is the imbalance of the split
+        "bottleneck_idle": per_stage[int(np.argmax(busy_median))],
         "bubble": bubble_fraction(pipe.stages, m),
-        "busy_seconds": [float(v) for v in np.median(np.array(busy_times), axis=0)],
+        "busy_seconds": [float(v) for v in busy_median],
         "cpu_seconds": [float(v) for v in np.median(np.array(cpu_times), axis=0)],
         "makespan_seconds": float(np.median(makespans)),
         "stages": pipe.stages,
