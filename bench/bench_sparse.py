@@ -12,6 +12,11 @@ microseconds per call:
     the pruned weight (peer "seisoku float32": what the pruned model runs without conversion);
   - the same against torch.sparse.mm on the weight in CSR (W.to_sparse_csr() @ x.T, peer
     "torch") and against torch's dense torch.nn.functional.linear (peer "torch dense").
+* "Linear 4096x4096 batch B S%" (B = 1, 64; S = 90%, 95%): the large layer against the dense
+  seisoku Linear only.
+* crossover: at 800 -> 800 and batch 1 and 64, the sparse layer against the dense one at 50%,
+  60%, 70% and 80% zeros (1 thread); the lowest sparsity where the sparse layer is faster is
+  printed.
 * "Linear 800x800 batch 128 S% train step": forward and backward (input and weight
   gradients) of the sparse layer against the dense Linear on the pruned weight (seisoku only).
 * "MLP 784-800-800-10 batch 128, R% units removed": inference of seisoku.nn.mlp (ReLU)
@@ -55,6 +60,7 @@ from _timing import (
 SHAPES = ((784, 800), (800, 800))
 BATCHES = (1, 64, 128)
 SPARSITIES = (0.9, 0.95)
+CROSSOVER = (0.5, 0.6, 0.7, 0.8)
 MLP = (784, 800, 800, 10)
 REMOVED = (0.5, 0.75)
 RTOL = 1e-4  # float32 sums of at most 800 terms against float64
@@ -235,6 +241,30 @@ def main() -> None:
                         for peer_name, side, peer in peers:
                             t_ours, t_peer = pair(ours, peer, side)
                             add(name, t_ours, t_peer, peer_name, threads)
+            for batch in (1, 64):
+                for s in sparsities:
+                    kw = dict(inp=4096, out=4096, batch=batch, sparsity=s)
+                    t_ours, t_peer = pair(
+                        job("seisoku_linear", "seisoku", sparse=True, **kw),
+                        job("seisoku_linear", "seisoku", sparse=False, **kw),
+                        "dense",
+                    )
+                    add(_name(4096, 4096, batch, s), t_ours, t_peer, "seisoku float32", threads)
+            if threads == 1 and not args.quick:
+                for batch in (1, 64):
+                    faster = []
+                    for s in CROSSOVER:
+                        kw = dict(inp=800, out=800, batch=batch, sparsity=s)
+                        t_ours, t_peer = pair(
+                            job("seisoku_linear", "seisoku", sparse=True, **kw),
+                            job("seisoku_linear", "seisoku", sparse=False, **kw),
+                            "dense",
+                        )
+                        add(_name(800, 800, batch, s), t_ours, t_peer, "seisoku float32", threads)
+                        if t_ours < t_peer:
+                            faster.append(s)
+                    where = f"from {min(faster):.0%} zeros" if faster else "above 80% zeros"
+                    print(f"   crossover, 800x800 batch {batch}: sparse faster {where}", flush=True)
             for s in sparsities:
                 kw = dict(inp=800, out=800, batch=128, sparsity=s, train=True)
                 t_ours, t_peer = pair(

@@ -62,6 +62,16 @@ def test_beta_zero_ignores_nan_in_out():
     np.testing.assert_array_equal(out, 2.0)
 
 
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_beta_zero_ignores_nan_in_out_of_one_row(trans_b):
+    """A single row of C takes the matrix-vector path, which must clear C too."""
+    a = np.ones((1, 3), np.float32)
+    b = np.ones((5, 3) if trans_b else (3, 5), np.float32)
+    out = np.full((1, 5), np.nan, np.float32)
+    sei.gemm(a, b, out, trans_b=trans_b)
+    np.testing.assert_array_equal(out, 3.0)
+
+
 def test_k_zero_scales_out_by_beta():
     a = np.zeros((3, 0), np.float64)
     b = np.zeros((0, 2), np.float64)
@@ -102,6 +112,8 @@ def test_gemm_bad_input():
         (1000, 300, 64, False, False),
         (257, 263, 301, True, True),
         (800, 800, 512, True, False),  # cut into tiles both ways
+        (1, 8192, 2048, False, True),  # one row (gemv), its columns cut into tiles
+        (1, 8192, 2048, True, False),
     ],
 )
 def test_gemm_bits_do_not_depend_on_the_thread_count(dtype, m, n, k, trans_a, trans_b):
