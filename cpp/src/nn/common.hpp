@@ -7,6 +7,8 @@
 #include "core/check.hpp"
 #include "core/dispatch.hpp"
 #include "seisoku/activation.hpp"
+#include "seisoku/linear.hpp"
+#include "seisoku/nn/layers.hpp"
 #include "seisoku/nn/parameter.hpp"
 #include "seisoku/random.hpp"
 
@@ -72,6 +74,33 @@ inline double scalar_value(const Tensor& t) {
   return detail::dispatch_float(host.dtype(), [&](auto zero) {
     return static_cast<double>(*host.data_as<decltype(zero)>());
   });
+}
+
+// An epilogue of bias and activation only.
+inline Epilogue plain_epilogue(Activation act, double slope) {
+  Epilogue e;
+  e.activation = act;
+  e.slope = slope;
+  return e;
+}
+
+// The fused epilogue of a Linear-like layer's forward: activation, and in training with dropout
+// p > 0 a mask drawn at the generator's next offset, output element i of the batch being element
+// first + i of the stream. *eval_factor: 1 - p for lecture-mode dropout out of training (the
+// output is scaled by it), else 1.
+inline Epilogue linear_epilogue(Activation act, double slope, double p, DropoutMode mode, bool training,
+                                const std::shared_ptr<Generator>& gen, std::uint64_t first, double* eval_factor) {
+  Epilogue e = plain_epilogue(act, slope);
+  if (training && p > 0) {
+    Generator& g = generator_or_default(gen);
+    e.dropout_p = p;
+    e.dropout_scale = mode == DropoutMode::inverted ? 1.0 / (1.0 - p) : 1.0;
+    e.seed = g.seed();
+    e.offset = g.next_offset();
+    e.first = first;
+  }
+  *eval_factor = !training && mode == DropoutMode::lecture ? 1.0 - p : 1.0;
+  return e;
 }
 
 }  // namespace seisoku::nn

@@ -23,13 +23,6 @@ Tensor output_of(BufferPool& pool, const char* op, const Tensor& x, std::int64_t
   return pool.like(kY, {x.shape()[0], features}, x);
 }
 
-Epilogue plain_epilogue(Activation act, double slope) {
-  Epilogue e;
-  e.activation = act;
-  e.slope = slope;
-  return e;
-}
-
 }  // namespace
 
 // ---- Linear ----
@@ -62,17 +55,9 @@ void Linear::set_bias(ParameterPtr bias) {
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  const double p = options_.dropout;
-  Epilogue e = plain_epilogue(options_.activation, options_.slope);
-  if (training_ && p > 0) {
-    Generator& g = generator_or_default(gen_);
-    e.dropout_p = p;
-    e.dropout_scale = options_.dropout_mode == DropoutMode::inverted ? 1.0 / (1.0 - p) : 1.0;
-    e.seed = g.seed();
-    e.offset = g.next_offset();
-    e.first = first_row_ * static_cast<std::uint64_t>(out_);
-  }
-  const double factor = !training_ && options_.dropout_mode == DropoutMode::lecture ? 1.0 - p : 1.0;
+  double factor = 1.0;
+  const Epilogue e = linear_epilogue(options_.activation, options_.slope, options_.dropout, options_.dropout_mode,
+                                     training_, gen_, first_row_ * static_cast<std::uint64_t>(out_), &factor);
   Tensor y = output_of(buffers_, "linear", x, out_);
   linear(x, weight_->value(), bias_ ? bias_->value() : Tensor(), y, e);
   Tensor result = y;

@@ -13,13 +13,6 @@ namespace {
 
 enum Buffer : std::size_t { kY, kScaled, kGradZ, kGradX };
 
-Epilogue plain_epilogue(Activation act, double slope) {
-  Epilogue e;
-  e.activation = act;
-  e.slope = slope;
-  return e;
-}
-
 }  // namespace
 
 SparseLinear::SparseLinear(SparsePattern pattern, ParameterPtr values, ParameterPtr bias,
@@ -108,16 +101,9 @@ Tensor SparseLinear::forward(const Tensor& x) {
   if (x.shape()[1] != pattern_.cols)
     detail::fail(op, "x must have " + std::to_string(pattern_.cols) + " features (in_features), got shape " +
                          shape_str(x.shape()));
-  const double p = options_.dropout;
-  Epilogue e = plain_epilogue(options_.activation, options_.slope);
-  if (training_ && p > 0) {
-    Generator& g = generator_or_default(gen_);
-    e.dropout_p = p;
-    e.dropout_scale = options_.dropout_mode == DropoutMode::inverted ? 1.0 / (1.0 - p) : 1.0;
-    e.seed = g.seed();
-    e.offset = g.next_offset();
-  }
-  const double factor = !training_ && options_.dropout_mode == DropoutMode::lecture ? 1.0 - p : 1.0;
+  double factor = 1.0;
+  const Epilogue e = linear_epilogue(options_.activation, options_.slope, options_.dropout, options_.dropout_mode,
+                                     training_, gen_, 0, &factor);
   Tensor y = buffers_.like(kY, {x.shape()[0], pattern_.rows}, x);
   sparse_linear(x, pattern_on(x), values_->value(), bias_ ? bias_->value() : Tensor(), y, e);
   Tensor result = y;
