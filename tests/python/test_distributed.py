@@ -10,17 +10,14 @@ included (290 samples, global batch 30: the last batch of an epoch has 20 rows).
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mpi_launch import launch as run
 
 MPIEXEC = shutil.which("mpiexec")
 HAVE_MPI = MPIEXEC is not None and importlib.util.find_spec("mpi4py") is not None
@@ -28,27 +25,6 @@ pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec")
 
 WORKER = str(Path(__file__).with_name("test_distributed_worker.py"))
 TOLERANCE = {"float64": 1e-12, "float32": 1e-6}
-
-
-def run(cmd: list[str], timeout: float) -> tuple[int, str, str, float]:
-    """Run cmd in its own process group; kill the whole group past timeout (a test failure)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    start = time.monotonic()
-    p = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{' '.join(cmd)} ran past {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
-    return p.returncode, out, err, time.monotonic() - start
 
 
 def worker(ranks: int | None, out: Path, *args: str, timeout: float = 240) -> dict:

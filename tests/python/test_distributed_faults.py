@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from mpi_launch import launch as run
 
 MPIEXEC = shutil.which("mpiexec")
 HAVE_MPI = MPIEXEC is not None and importlib.util.find_spec("mpi4py") is not None
@@ -24,29 +21,6 @@ WORKER = str(Path(__file__).with_name("test_distributed_worker.py"))
 CLI = "import sys; from seisoku.cli import main; sys.exit(main(sys.argv[1:]))"
 # Seconds a faulty job may take from launch to the end of every rank (start-up included).
 FAULT_LIMIT = 30.0
-
-
-def run(
-    cmd: list[str], timeout: float, cwd: Path | None = None, **env_vars: str
-) -> tuple[int, str, str, float]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", **env_vars)
-    start = time.monotonic()
-    p = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{' '.join(cmd)} ran past {timeout} s (a hang)\n{out}\n{err}")
-    return p.returncode, out, err, time.monotonic() - start
 
 
 def fault(tmp_path: Path, kind: str, *extra: str, **env_vars: str) -> tuple[int, str, float]:
