@@ -63,7 +63,16 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_data_parallel_equals_one_process(single, tmp_path, dtype, ranks):
     got = worker(ranks, tmp_path / "dp.npz", "--dtype", dtype)
     assert int(got["steps"]) == 50
+    assert str(got["reduction"]) == "shared"  # 'auto' on one machine
     assert_same_training(got, single[dtype], TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_mpi_allreduce_equals_one_process(single, tmp_path, ranks):
+    """reduction='allreduce' (MPI's Iallreduce, the transport across machines) too."""
+    got = worker(ranks, tmp_path / "ar.npz", "--dtype", "float32", "--reduction", "allreduce")
+    assert str(got["reduction"]) == "allreduce"
+    assert_same_training(got, single["float32"], TOLERANCE["float32"])
 
 
 def test_eight_ranks_oversubscribed_equal_one_process(single, tmp_path):

@@ -89,6 +89,20 @@ class Probe(nn.Module):
         return grad
 
 
+class Half(nn.Module):
+    """A float16 parameter (no shared-memory reduction for it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(np.zeros(4, np.float16))
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad, need_input_grad=True):
+        return grad
+
+
 def api() -> int:
     """Argument checks, bucket layout and the order of bucket launches within backward."""
     import pytest
@@ -139,6 +153,25 @@ def api() -> int:
     assert names == [*expected, "launch0", "launch0"], names
     if size() > 1:  # the last layer's reductions are in flight while the others run backward
         assert events[2][1] == 2 and events[5][1] == 4, events
+    if size() > 1:
+        dp.close()  # the shared window released: gradients are private, reduction MPI's
+        assert dp.reduction == "allreduce" and dp._window is None
+        for b in dp.buckets:
+            for p in b.params:
+                assert np.shares_memory(p.grad, b.buffer)
+        dp.close()  # idempotent
+        out = net.forward(x)
+        dp.backward(np.ones_like(out))
+        shared = DataParallel(net, reduction="shared")
+        assert shared.reduction == "shared"
+        shared.close()
+    else:
+        assert dp.reduction == "allreduce"  # nothing to share with one rank
+    f16 = Half()
+    if size() > 1:
+        with pytest.raises(ValueError, match="'reduction' is 'shared', but some parameters"):
+            DataParallel(f16, reduction="shared")
+    assert DataParallel(f16).reduction == "allreduce"  # 'auto' falls back
     print(f"ok {rank()}", flush=True)
     return 0
 
@@ -153,7 +186,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=290)
     ap.add_argument("--batch", type=int, default=30)
     ap.add_argument("--single", action="store_true", help="no MPI: the plain Trainer")
-    ap.add_argument("--reduction", default="allreduce")
+    ap.add_argument("--reduction", default="auto")
     ap.add_argument("--bucket-mb", type=float, default=0.002)
     ap.add_argument("--weights", action="store_true")
     ap.add_argument("--early", action="store_true")
@@ -224,6 +257,7 @@ def main() -> int:
         state["loss"] = np.array(history.column("loss"))
         state["steps"] = np.array(trainer.steps)
         state["best_step"] = np.array(-1 if history.best_step is None else history.best_step)
+        state["reduction"] = np.array("" if parallel is None else parallel.reduction)
         np.savez(out, **state)
     return 0
 

@@ -18,14 +18,23 @@ backward runs while it is in flight (each layer boundary also tests the requests
 which is what moves MPI's progress along). Other models run their whole backward, then
 reduce every bucket.
 
-Reduction order. reduction='allreduce' (default) sums with MPI_Iallreduce(SUM). MPICH picks
-its algorithm from the communicator size and the message size only, so a given (ranks,
-bucket layout) always adds in the same order, and every rank gets the same bits (each
-partial sum is formed once and sent, or formed by two ranks from the same two operands,
-which IEEE addition gives identically): runs are reproducible and replicas never drift.
-The MPI standard does not promise this; reduction='ordered' does not rely on it: each bucket
-is gathered from every rank (Iallgather) and summed in rank order 0, 1, ..., N-1 by every
-rank, at N times the memory and traffic of a bucket.
+Reduction. reduction='auto' (default) is 'shared' when every rank runs on one machine and
+the gradients are in host memory, else 'allreduce'.
+* 'shared': the buckets live in one MPI shared-memory window of the node (MPI-3
+  MPI_Win_allocate_shared), so backward writes each rank's gradients where every rank of the
+  node can read them. When a bucket is complete on every rank (a non-blocking barrier),
+  rank r sums slice r of the bucket over the ranks, in rank order 0, 1, ..., N-1, and writes
+  the sum into slice r of every rank's bucket; a last barrier ends the step's reduction. No
+  message copies: each rank reads and writes each gradient value of its slice once per rank,
+  and the sums are bitwise reproducible (rank order) for any MPI.
+* 'allreduce': MPI_Iallreduce(SUM) per bucket, for ranks on several machines. MPICH picks its
+  algorithm from the communicator size and the message size only, so a given (ranks,
+  bucket layout) always adds in the same order, and every rank gets the same bits (each
+  partial sum is formed once and sent, or formed by two ranks from the same two operands,
+  which IEEE addition gives identically): runs are reproducible and replicas never drift.
+  The MPI standard does not promise this; 'ordered' does not rely on it.
+* 'ordered': each bucket is gathered from every rank (Iallgather) and summed in rank order
+  by every rank, at N times the memory and traffic of a bucket, on any set of machines.
 
 Start. Wrapping checks that every rank has the same parameters (names, shapes, dtypes),
 then broadcasts rank 0's parameter values, random-generator positions and (when given) the
@@ -49,21 +58,45 @@ import numpy as np
 from .._array import array_module, is_cuda_array
 from ..nn import Module, Sequential
 from ..random import Generator, default_generator
-from ._comm import DEFAULT_TIMEOUT_S, get_comm, install_abort_handler, mpi, wait_all
+from ._comm import (
+    DEFAULT_TIMEOUT_S,
+    get_comm,
+    install_abort_handler,
+    mpi,
+    shard_bounds,
+    wait_all,
+)
 
-REDUCTIONS = ("allreduce", "ordered")
+REDUCTIONS = ("auto", "shared", "allreduce", "ordered")
+SHARED_DTYPES = (np.float32, np.float64)
+ALIGN = 64  # bytes: each bucket and each rank's slice of it starts on its own cache line
 
 
 class _Bucket:
     """Flat gradient memory of some parameters of one dtype, and its reduction in flight."""
 
-    def __init__(self, params: list[Any], ready: int, xp: Any) -> None:
+    def __init__(
+        self, params: list[Any], ready: int, xp: Any, peers: list[Any] | None = None, rank: int = 0
+    ) -> None:
         self.params = params
         self.ready = ready  # layer index after whose backward every gradient here is final
         self.dtype = params[0].dtype
         sizes = [int(np.prod(p.shape)) for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.buffer = xp.zeros(int(self.offsets[-1]), dtype=self.dtype)
+        self.parts: list[Any] = []  # 'shared': this rank's slice of every rank's bucket
+        self.scratch: Any = None  # 'shared' with more than 2 ranks: the slice's running sum
+        if peers is None:
+            self.buffer = xp.zeros(int(self.offsets[-1]), dtype=self.dtype)
+        else:  # every rank's bucket in the node's shared window, peers[q] being rank q's
+            self.buffer = peers[rank]
+            self.buffer[...] = 0
+            per_line = ALIGN // np.dtype(self.dtype).itemsize
+            lines = -(-self.buffer.size // per_line)
+            first, last = shard_bounds(lines, rank, len(peers))
+            lo, hi = (min(k * per_line, self.buffer.size) for k in (first, last))
+            self.parts = [v[lo:hi] for v in peers]
+            if len(peers) > 2:
+                self.scratch = np.empty(hi - lo, dtype=self.dtype)
         self.views = [
             self.buffer[self.offsets[i] : self.offsets[i + 1]].reshape(p.shape)
             for i, p in enumerate(params)
@@ -118,8 +151,11 @@ class DataParallel:
         comm: mpi4py communicator (default MPI.COMM_WORLD); any sub-communicator works.
         bucket_mb: gradient bucket size in MB (10^6 bytes, default 25); a parameter larger
             than that gets a bucket of its own.
-        reduction: 'allreduce' (MPI_Iallreduce, default) or 'ordered' (gather and sum in rank
-            order: bitwise reproducible whatever MPI's algorithm; N times the traffic).
+        reduction: 'auto' (default: 'shared' when every rank is on one machine and the
+            parameters are in host memory, else 'allreduce'), 'shared' (sums in the node's
+            MPI shared memory, in rank order), 'allreduce' (MPI_Iallreduce) or 'ordered'
+            (gather and sum in rank order: bitwise reproducible whatever MPI's algorithm; N
+            times the traffic); see the module documentation.
         timeout: seconds any wait for the other ranks may take before TimeoutError
             (default: the environment variable SEISOKU_MPI_TIMEOUT, else 300).
         optimizer: when given, its state is broadcast from rank 0 too (see
@@ -143,7 +179,7 @@ class DataParallel:
         comm: Any = None,
         bucket_mb: float = 25.0,
         *,
-        reduction: str = "allreduce",
+        reduction: str = "auto",
         timeout: float | None = None,
         optimizer: Any = None,
         abort_on_error: bool = True,
@@ -156,8 +192,8 @@ class DataParallel:
         self.bucket_bytes = int(_check_float(bucket_mb, "bucket_mb", 0.0) * 1e6)
         if reduction not in REDUCTIONS:
             raise ValueError(
-                f"[DataParallel] argument 'reduction' must be 'allreduce' or 'ordered', got "
-                f"{reduction!r}"
+                f"[DataParallel] argument 'reduction' must be one of {', '.join(REDUCTIONS)}, "
+                f"got {reduction!r}"
             )
         self.reduction = reduction
         if timeout is None:
@@ -180,8 +216,11 @@ class DataParallel:
             list(module.layers) if isinstance(module, Sequential) else None
         )
         self._rowed = [m for _, m in module.named_modules() if hasattr(m, "first_row")]
+        self._window: Any = None
         self.buckets = self._make_buckets()
         self._requests: list[Any] = []
+        self._unreduced: list[tuple[_Bucket, Any]] = []  # 'shared': (bucket, its barrier)
+        self._open = False  # 'shared': a step's reduction begun, its last barrier to come
         self._launched: list[bool] = [False] * len(self.buckets)
         self.factor = 1.0
         self.first_row = 0
@@ -286,26 +325,99 @@ class DataParallel:
             if id(p) not in ready:
                 ready[id(p)] = -1
                 order.append(p)
-        buckets: list[_Bucket] = []
-        group: list[Any] = []
+        groups: list[list[Any]] = []
         nbytes = 0
         for p in order:
             size = int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize
-            if group and (p.dtype != group[0].dtype or nbytes + size > self.bucket_bytes):
-                buckets.append(self._bucket(group, ready))
-                group, nbytes = [], 0
-            group.append(p)
+            if not groups or p.dtype != groups[-1][0].dtype or nbytes + size > self.bucket_bytes:
+                groups.append([])
+                nbytes = 0
+            groups[-1].append(p)
             nbytes += size
-        if group:
-            buckets.append(self._bucket(group, ready))
-        return buckets
+        self.reduction = self._resolve(self.reduction, order)
+        peers = self._shared_window(groups) if self.reduction == "shared" else None
+        return [
+            self._bucket(group, ready, None if peers is None else peers[i])
+            for i, group in enumerate(groups)
+        ]
 
-    def _bucket(self, params: list[Any], ready: dict[int, int]) -> _Bucket:
+    def _resolve(self, reduction: str, params: list[Any]) -> str:
+        """The reduction 'auto' stands for here; ValueError when 'shared' cannot be had."""
+        if reduction not in ("auto", "shared"):
+            return reduction
+        why = ""
+        if any(is_cuda_array(p.value) for p in params):
+            why = "the parameters are in GPU memory"
+        elif any(np.dtype(p.dtype) not in SHARED_DTYPES for p in params):
+            why = "some parameters are neither float32 nor float64"
+        elif self.size > 1 and not self._one_node():
+            why = "the ranks run on more than one machine"
+        if not why:
+            return "shared" if self.size > 1 else "allreduce"
+        if reduction == "shared":
+            raise ValueError(f"[DataParallel] argument 'reduction' is 'shared', but {why}")
+        return "allreduce"
+
+    def _one_node(self) -> bool:
+        node = self.comm.Split_type(mpi().COMM_TYPE_SHARED)
+        try:
+            return int(node.Get_size()) == self.size
+        finally:
+            node.Free()
+
+    def _shared_window(self, groups: list[list[Any]]) -> list[list[Any]]:
+        """One MPI shared-memory window holding every rank's buckets; for each bucket, the
+        arrays of every rank's copy (index = rank)."""
+        lib = mpi()
+        offsets, total = [], 0
+        for group in groups:
+            offsets.append(total)
+            nbytes = sum(int(np.prod(p.shape)) for p in group) * np.dtype(group[0].dtype).itemsize
+            total += -(-nbytes // ALIGN) * ALIGN
+        info = lib.Info.Create()
+        info.Set("alloc_shared_noncontig", "true")  # each rank's part on its own pages
+        try:
+            self._window = lib.Win.Allocate_shared(max(total, ALIGN), 1, info, self.comm)
+        finally:
+            info.Free()
+        self._window.Lock_all(lib.MODE_NOCHECK)  # the epoch in which Sync() orders memory
+        memory = [
+            np.frombuffer(self._window.Shared_query(q)[0], dtype=np.uint8, count=total)
+            for q in range(self.size)
+        ]
+        out = []
+        for group, start in zip(groups, offsets):
+            n = sum(int(np.prod(p.shape)) for p in group)
+            dtype = np.dtype(group[0].dtype)
+            out.append([m[start : start + n * dtype.itemsize].view(dtype) for m in memory])
+        return out
+
+    def _bucket(self, params: list[Any], ready: dict[int, int], peers: Any = None) -> _Bucket:
         xp = array_module(params[0].value)
-        b = _Bucket(params, min(ready[id(p)] for p in params), xp)
+        b = _Bucket(params, min(ready[id(p)] for p in params), xp, peers, self.rank)
         if self.reduction == "ordered" and self.size > 1:
             b.gathered = xp.empty((self.size, b.buffer.size), dtype=b.dtype)
         return b
+
+    def close(self) -> None:
+        """Release the shared-memory window of reduction 'shared' (collective: every rank
+        calls it; the gradients become private copies, reduced with MPI_Iallreduce from
+        then on). Idempotent; MPI_Finalize releases a window still open."""
+        if self._window is None:
+            return
+        for b in self.buckets:
+            private = b.buffer.copy()
+            b.buffer, b.parts, b.scratch = private, [], None
+            b.views = [
+                private[b.offsets[i] : b.offsets[i + 1]].reshape(p.shape)
+                for i, p in enumerate(b.params)
+            ]
+            for p, view in zip(b.params, b.views):
+                p.grad = view
+        self.reduction = "allreduce"
+        window, self._window = self._window, None
+        window.Unlock_all()
+        window.Free()
 
     # -- one step ------------------------------------------------------------------------
     def begin_batch(self, start: int, end: int, rows: int, fraction: float | None = None) -> None:
@@ -336,7 +448,7 @@ class DataParallel:
             grad = array_module(grad).zeros_like(grad)
         elif self.factor != 1.0:
             grad = grad * self.factor
-        self._requests = []
+        self._requests, self._unreduced = [], []
         self._launched = [False] * len(self.buckets)
         if self._layers is not None:
             g = grad
@@ -354,7 +466,7 @@ class DataParallel:
     def reduce_gradients(self) -> None:
         """Sum the gradients now in the buckets across ranks (no scaling): for gradients
         produced some other way than backward()."""
-        self._requests = []
+        self._requests, self._unreduced = [], []
         self._launched = [False] * len(self.buckets)
         self._launch_ready(-1)
         self.synchronize()
@@ -364,7 +476,10 @@ class DataParallel:
             if not self._launched[k] and b.ready >= layer:
                 self._launch(b)
                 self._launched[k] = True
-        if self._requests:
+        if self._unreduced:  # 'shared': sum the buckets complete on every rank by now
+            while self._unreduced and self._unreduced[0][1].Test():
+                self._reduce_shared(self._unreduced.pop(0)[0])
+        elif self._requests:
             mpi().Request.Testall(self._requests)  # moves the reductions in flight along
 
     def _launch(self, b: _Bucket) -> None:
@@ -376,7 +491,11 @@ class DataParallel:
             return
         _sync(b.buffer)
         lib = mpi()
-        if b.gathered is None:
+        if self._window is not None:  # done once every rank has written this bucket
+            req = self.comm.Ibarrier()
+            self._unreduced.append((b, req))
+            self._open = True
+        elif b.gathered is None:
             req = self.comm.Iallreduce(lib.IN_PLACE, b.buffer, lib.SUM)
         else:
             req = self.comm.Iallgather(b.buffer, b.gathered)
@@ -387,6 +506,15 @@ class DataParallel:
         gradient holds the global-batch gradient."""
         self._wait(self._requests, "the gradient reduction")
         self._requests = []
+        if self._open:
+            self._open = False
+            for b, _ in self._unreduced:
+                self._reduce_shared(b)
+            self._unreduced = []
+            # every rank's slices are written before any rank reads its bucket or the next
+            # backward writes into it
+            self._wait([self.comm.Ibarrier()], "the gradient reduction")
+            self._window.Sync()
         for b in self.buckets:
             if b.gathered is not None:
                 total = b.gathered[0].copy()
@@ -396,6 +524,25 @@ class DataParallel:
             if not b.bound:
                 for p, view in zip(b.params, b.views):
                     p.grad[...] = view
+
+    def _reduce_shared(self, b: _Bucket) -> None:
+        """Slice `rank` of bucket b summed over the ranks in rank order, written into every
+        rank's bucket (the others' slices are theirs to sum)."""
+        self._window.Sync()  # the other ranks' writes before their barrier are visible
+        parts = b.parts
+        if not parts or parts[0].size == 0:
+            return
+        if len(parts) == 2:  # a + b = b + a exactly: sum into this rank's copy, then copy
+            own = parts[self.rank]
+            np.add(parts[0], parts[1], out=own)
+            parts[1 - self.rank][...] = own
+            return
+        acc = b.scratch
+        np.add(parts[0], parts[1], out=acc)
+        for part in parts[2:]:
+            np.add(acc, part, out=acc)
+        for part in parts:
+            part[...] = acc
 
     # -- small collectives for the training loop -----------------------------------------
     def allreduce_sum(self, values: Sequence[float]) -> np.ndarray:
