@@ -13,8 +13,10 @@ round kept):
 * "... weak-scaling efficiency 1→2 ranks": step time at 1 rank with batch b over step time at
   2 ranks with b per rank (fraction; target >= 0.9), torch DDP's beside it;
 * all-reduce bandwidth of our gradient reduction (DataParallel.reduce_gradients on the MLP's
-  gradient buckets: bytes / time) against a bare mpi4py Allreduce(IN_PLACE) of a buffer of
-  the same bytes in the same processes (GB/s; target: within 10%);
+  gradient buckets: bytes / time), with the default reduction (on one machine: 'shared',
+  sums in MPI shared memory) and with reduction='allreduce' (MPI_Iallreduce, the path
+  across machines), against a bare mpi4py Allreduce(IN_PLACE) of a buffer of the same bytes
+  in the same processes (GB/s; target: within 10%);
 * the rows of bench_model_parallel.py: on 2 ranks (a core per stage) each pipeline
   schedule's measured idle fraction of the busiest stage against the GPipe bubble
   (p-1)/(m+p-1) (fixed-time stages and real layers); on 4 ranks the asynchronous parameter
@@ -80,7 +82,7 @@ def _init(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
 # -- the sides, each run inside mpiexec ---------------------------------------------------
 
 
-def _ours(local: int, seed: int) -> tuple[Any, Any, Any, Any]:
+def _ours(local: int, seed: int, reduction: str = "auto") -> tuple[Any, Any, Any, Any]:
     import seisoku as sei
     from seisoku.distributed import DataParallel
 
@@ -94,7 +96,7 @@ def _ours(local: int, seed: int) -> tuple[Any, Any, Any, Any]:
         layers.append(lin)
     model = sei.nn.Sequential(*layers)
     opt = sei.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    dp = DataParallel(model, bucket_mb=BUCKET_MB, optimizer=opt)
+    dp = DataParallel(model, bucket_mb=BUCKET_MB, optimizer=opt, reduction=reduction)
     loss = sei.nn.CrossEntropyLoss(0.0)
     x, y = _data(local * dp.size, seed)
     start = dp.rank * local
@@ -209,32 +211,34 @@ def _barrier(side: str, comm: Any) -> None:
 def _bandwidth(args: Any) -> None:
     from mpi4py import MPI
 
-    _, _, comm, dp = _ours(args.local, 3)
-    nbytes = sum(b.nbytes for b in dp.buckets)
+    _, _, comm, shared = _ours(args.local, 3)
+    _, _, _, mpi_path = _ours(args.local, 3, reduction="allreduce")
+    nbytes = sum(b.nbytes for b in shared.buckets)
     bare = np.ones(nbytes // 4, dtype=np.float32)
-    for b in dp.buckets:
-        b.buffer[...] = 1.0
 
-    def ours() -> None:
-        dp.reduce_gradients()
+    def reset() -> None:  # keep the values finite (sums of ones grow by x2 per call)
+        for b in [*shared.buckets, *mpi_path.buckets]:
+            b.buffer[...] = 1.0
+        bare[...] = 1.0
 
-    def peer() -> None:
-        comm.Allreduce(MPI.IN_PLACE, bare, MPI.SUM)
-
-    best = {"ours": float("inf"), "peer": float("inf")}
+    sides = {
+        "shared": shared.reduce_gradients,
+        "allreduce": mpi_path.reduce_gradients,
+        "peer": lambda: comm.Allreduce(MPI.IN_PLACE, bare, MPI.SUM),
+    }
+    best = dict.fromkeys(sides, float("inf"))
+    reset()
     for _ in range(args.rounds):
-        for name, fn in (("ours", ours), ("peer", peer)):
+        for name, fn in sides.items():
             fn()
             comm.Barrier()
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 fn()
             best[name] = min(best[name], (time.perf_counter() - t0) / args.steps)
-            for b in dp.buckets:  # keep the values finite (sums of ones grow by x2 per call)
-                b.buffer[...] = 1.0
-            bare[...] = 1.0
+            reset()
     if comm.Get_rank() == 0:
-        print(json.dumps({"bytes": nbytes, "ours_s": best["ours"], "peer_s": best["peer"]}))
+        print(json.dumps({"bytes": nbytes, **{f"{k}_s": v for k, v in best.items()}}))
 
 
 # -- the driver ---------------------------------------------------------------------------
@@ -330,7 +334,16 @@ def main() -> None:
         ),
         Figure(
             f"gradient all-reduce bandwidth, 2 ranks, {bw['bytes'] / 1e6:.1f} MB",
-            bw["bytes"] / bw["ours_s"] / 1e9,
+            bw["bytes"] / bw["shared_s"] / 1e9,
+            bw["bytes"] / bw["peer_s"] / 1e9,
+            "mpi4py Allreduce",
+            "GB/s",
+            threads=1,
+        ),
+        Figure(
+            f"gradient all-reduce bandwidth, reduction='allreduce', 2 ranks, "
+            f"{bw['bytes'] / 1e6:.1f} MB",
+            bw["bytes"] / bw["allreduce_s"] / 1e9,
             bw["bytes"] / bw["peer_s"] / 1e9,
             "mpi4py Allreduce",
             "GB/s",
