@@ -9,6 +9,7 @@
 //                  in chunks of 64 inputs (16 words); the same exact int32 sum as the CPU, then
 //                  the shared epilogue.
 //   fake_quantize_int8(_backward)  one thread per element, the row's scale by index / per_row.
+//   int8_im2col, int8_rows_to_nchw  one thread per output element, grid-stride.
 #include <cstdint>
 #include <cstring>
 
@@ -135,6 +136,27 @@ class Scratch {
 
 std::int64_t first_bad(unsigned long long v) { return v == ~0ull ? -1 : static_cast<std::int64_t>(v); }
 
+__global__ void im2col_kernel(const std::int8_t* x, std::int8_t* cols, ConvGeometry g) {
+  const std::int64_t K = g.k(), L = g.l(), total = g.n * L * K;
+  for (std::int64_t idx = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; idx < total;
+       idx += std::int64_t{gridDim.x} * blockDim.x) {
+    const std::int64_t r = idx / K, k = idx % K;
+    const std::int64_t n = r / L, oh = (r % L) / g.wo, ow = r % g.wo;
+    const std::int64_t j = k % g.kw, i = (k / g.kw) % g.kh, c = k / (g.kh * g.kw);
+    const std::int64_t h = oh * g.sh - g.ph + i, w = ow * g.sw - g.pw + j;
+    cols[idx] = (h >= 0 && h < g.h && w >= 0 && w < g.w) ? x[((n * g.c + c) * g.h + h) * g.w + w] : std::int8_t{0};
+  }
+}
+
+__global__ void rows_to_nchw_kernel(const float* rows, float* y, std::int64_t N, std::int64_t O, std::int64_t P) {
+  const std::int64_t total = N * O * P;
+  for (std::int64_t idx = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; idx < total;
+       idx += std::int64_t{gridDim.x} * blockDim.x) {
+    const std::int64_t p = idx % P, o = (idx / P) % O, n = idx / (P * O);
+    y[idx] = rows[(n * P + p) * O + o];
+  }
+}
+
 }  // namespace
 
 float int8_max_abs(const Tensor& x, std::int64_t* bad) {
@@ -193,6 +215,21 @@ void fake_quantize_int8_backward(const Tensor& grad, const Tensor& x, const Tens
   fake_quantize_backward_kernel<<<grid_for(x.numel()), kThreads, 0, stream()>>>(
       grad.data_as<float>(), x.data_as<float>(), scales.data_as<float>(), gx.data_as<float>(), x.numel(), per_row,
       per_channel);
+  check_launch();
+}
+
+void int8_im2col(const Tensor& xq, const Tensor& cols, const ConvGeometry& g) {
+  DeviceGuard guard(xq.device_index());
+  im2col_kernel<<<grid_for(cols.numel()), kThreads, 0, stream()>>>(xq.data_as<std::int8_t>(),
+                                                                  cols.data_as<std::int8_t>(), g);
+  check_launch();
+}
+
+void int8_rows_to_nchw(const Tensor& rows, const Tensor& y) {
+  DeviceGuard guard(y.device_index());
+  const std::int64_t N = y.shape()[0], O = y.shape()[1], P = y.shape()[2] * y.shape()[3];
+  rows_to_nchw_kernel<<<grid_for(y.numel()), kThreads, 0, stream()>>>(rows.data_as<float>(), y.data_as<float>(), N,
+                                                                       O, P);
   check_launch();
 }
 

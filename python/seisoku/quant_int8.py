@@ -43,6 +43,8 @@ set_int8_kernel = _core.set_int8_kernel
 int8_kernel_supported = _core.int8_kernel_supported
 fake_quantize_int8 = _core.fake_quantize_int8
 fake_quantize_int8_backward = _core.fake_quantize_int8_backward
+int8_im2col = _core.int8_im2col
+int8_rows_to_nchw = _core.int8_rows_to_nchw
 
 ACTIVATION_MODES = ("static", "dynamic")
 OBSERVERS = ("minmax", "percentile")
@@ -340,12 +342,14 @@ __all__ = [
     "QuantizedLinear",
     "fake_quantize_int8",
     "fake_quantize_int8_backward",
+    "int8_im2col",
     "int8_kernel",
     "int8_kernel_supported",
     "int8_linear",
     "int8_matmul",
     "int8_max_abs",
     "int8_recipe_summary",
+    "int8_rows_to_nchw",
     "int8_scale_of",
     "int8_summary",
     "model_nbytes",

@@ -4,7 +4,9 @@
 // them.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "nn_util.hpp"
 #include "seisoku/int8.hpp"
@@ -163,6 +165,40 @@ tensor); Int8Weight.from_codes(codes, scales) takes existing codes.)doc")
         return result;
       },
       arg("xq"), arg("weight"), "The exact int32 product xq @ codes.T.");
+  m.def(
+      "int8_im2col",
+      [](py::handle xq, std::int64_t kh, std::int64_t kw, std::int64_t stride_h, std::int64_t stride_w,
+         std::int64_t pad_h, std::int64_t pad_w) {
+        Call c("int8_im2col");
+        const Tensor tx = c.in(xq, "xq");
+        std::vector<std::int64_t> shape{0, 0};
+        if (tx.dim() == 4 && kh >= 1 && kw >= 1 && stride_h >= 1 && stride_w >= 1 && pad_h >= 0 && pad_w >= 0) {
+          const std::int64_t ho = (tx.shape()[2] + 2 * pad_h - kh) / stride_h + 1;
+          const std::int64_t wo = (tx.shape()[3] + 2 * pad_w - kw) / stride_w + 1;
+          shape = {tx.shape()[0] * std::max<std::int64_t>(ho, 0) * std::max<std::int64_t>(wo, 0),
+                   tx.shape()[1] * kh * kw};
+        }
+        Tensor cols = Tensor::empty(shape, DType::int8, tx.device(), tx.device_index());
+        py::object result = to_python(cols);
+        c.run([&] { int8_im2col(tx, cols, kh, kw, stride_h, stride_w, pad_h, pad_w); });
+        return result;
+      },
+      arg("xq"), arg("kh"), arg("kw"), arg("stride_h") = 1, arg("stride_w") = 1, arg("pad_h") = 0,
+      arg("pad_w") = 0,
+      "The kh x kw patches of int8 xq (N, C, H, W) as rows (N * Ho * Wo, C * kh * kw), zero in the padding.");
+  m.def(
+      "int8_rows_to_nchw",
+      [](py::handle rows, std::int64_t n, std::int64_t ho, std::int64_t wo) {
+        Call c("int8_rows_to_nchw");
+        const Tensor tr = c.in(rows, "rows");
+        const std::int64_t o = tr.dim() == 2 ? tr.shape()[1] : 0;
+        Tensor y = Tensor::empty({n, o, ho, wo}, DType::float32, tr.device(), tr.device_index());
+        py::object result = to_python(y);
+        c.run([&] { int8_rows_to_nchw(tr, y); });
+        return result;
+      },
+      arg("rows"), arg("n"), arg("ho"), arg("wo"),
+      "float32 rows (n * ho * wo, O), one per output pixel, as an (n, O, ho, wo) array.");
   m.def("int8_kernel", &int8_kernel, "The CPU int8 kernel in use: 'avx512_vnni', 'avx2' or 'scalar'.");
   m.def("set_int8_kernel", &set_int8_kernel, arg("name"),
         "Use the CPU int8 kernel 'auto', 'avx512_vnni', 'avx2' or 'scalar'; returns the one in use.");

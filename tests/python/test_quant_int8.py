@@ -15,7 +15,7 @@ from int8_reference import random_codes, ref_codes, ref_linear, ref_scale, ref_w
 
 from conftest import requires_cuda, to_device, to_host
 from reference import num_threads
-from seisoku import quant
+from seisoku import nn, quant
 
 KERNELS = ["scalar", "avx2", "avx512_vnni"]
 # (N, K, O): K not a multiple of 4, O not a multiple of 16, N below and above the row tiles.
@@ -177,6 +177,55 @@ def test_bad_arguments_are_value_errors():
         quant.Int8Weight.from_codes(np.ones((1, 2), np.int8), np.zeros(1, np.float32))
 
 
+# ---- the pieces of an int8 convolution ----
+
+CONV_CASES = [  # (N, C, H, W), (kh, kw), stride (h, w), padding (h, w)
+    ((2, 3, 7, 6), (3, 3), (2, 2), (1, 1)),
+    ((1, 1, 5, 5), (1, 1), (1, 1), (0, 0)),
+    ((3, 2, 4, 9), (2, 3), (1, 2), (0, 2)),
+    ((1, 4, 3, 3), (3, 3), (1, 1), (2, 1)),
+]
+
+
+def im2col_reference(xq, kh, kw, sh, sw, ph, pw):
+    n, _, h, w = xq.shape
+    padded = np.pad(xq, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    rows = [
+        padded[i, :, a * sh : a * sh + kh, b * sw : b * sw + kw].ravel()
+        for i in range(n)
+        for a in range(ho)
+        for b in range(wo)
+    ]
+    return np.stack(rows).astype(np.int8), ho, wo
+
+
+@pytest.mark.parametrize(("shape", "kernel", "stride", "pad"), CONV_CASES)
+def test_im2col_and_rows_to_nchw_match_numpy(shape, kernel, stride, pad):
+    rng = np.random.default_rng(3)
+    xq = rng.integers(-127, 128, shape).astype(np.int8)
+    cols = quant.int8_im2col(xq, *kernel, *stride, *pad)
+    want, ho, wo = im2col_reference(xq, *kernel, *stride, *pad)
+    np.testing.assert_array_equal(cols, want)
+    rows = rng.standard_normal((shape[0] * ho * wo, 5)).astype(np.float32)
+    y = quant.int8_rows_to_nchw(rows, shape[0], ho, wo)
+    np.testing.assert_array_equal(y, rows.reshape(shape[0], ho, wo, 5).transpose(0, 3, 1, 2))
+
+
+def test_conv_pieces_errors_name_the_argument():
+    xq = np.zeros((1, 2, 4, 4), np.int8)
+    with pytest.raises(ValueError, match=r"\[int8_im2col\] argument 'xq' must have shape \(N, C"):
+        quant.int8_im2col(np.zeros((2, 4, 4), np.int8), 3, 3)
+    with pytest.raises(ValueError, match=r"\[int8_im2col\] xq must have dtype int8, got float32"):
+        quant.int8_im2col(xq.astype(np.float32), 3, 3)
+    with pytest.raises(ValueError, match=r"\[int8_im2col\] the window must have"):
+        quant.int8_im2col(xq, 3, 3, 0, 1)
+    with pytest.raises(ValueError, match=r"smaller than the 5x5 window"):
+        quant.int8_im2col(xq, 5, 5)
+    with pytest.raises(ValueError, match=r"\[int8_rows_to_nchw\] argument 'rows' must have shape"):
+        quant.int8_rows_to_nchw(np.zeros((5, 3), np.float32), 1, 2, 2)
+
+
 # ---- the CUDA twin ----
 
 
@@ -206,6 +255,27 @@ def test_cuda_twin_matches_cpu():
             to_device(x, device), to_device(x, device), to_device(sc, device)
         )
         np.testing.assert_array_equal(to_host(g), quant.fake_quantize_int8_backward(x, x, sc))
+    for shape, kernel, stride, pad in CONV_CASES:
+        xq = rng.integers(-127, 128, shape).astype(np.int8)
+        cols = quant.int8_im2col(xq, *kernel, *stride, *pad)
+        got = quant.int8_im2col(to_device(xq, device), *kernel, *stride, *pad)
+        np.testing.assert_array_equal(to_host(got), cols)
+        rows = rng.standard_normal((cols.shape[0], 4)).astype(np.float32)
+        n, ho = shape[0], (shape[2] + 2 * pad[0] - kernel[0]) // stride[0] + 1
+        wo = cols.shape[0] // (n * ho)
+        got = quant.int8_rows_to_nchw(to_device(rows, device), n, ho, wo)
+        np.testing.assert_array_equal(to_host(got), quant.int8_rows_to_nchw(rows, n, ho, wo))
+
+
+@requires_cuda
+def test_quantized_conv2d_on_cuda_matches_cpu():
+    rng = np.random.default_rng(12)
+    conv = nn.Conv2d(3, 6, 3, stride=1, padding=1)
+    conv.bias.value[...] = rng.standard_normal(6).astype(np.float32)
+    x = rng.standard_normal((4, 3, 9, 8)).astype(np.float32)
+    for scale in (0.0, 0.03):  # dynamic, static
+        q = quant.QuantizedConv2d.from_conv2d(conv, activation="relu", input_scale=scale)
+        np.testing.assert_array_equal(to_host(q(to_device(x, "cuda"))), q(x))
 
 
 @pytest.mark.parametrize("name", ["scalar", "avx2"])

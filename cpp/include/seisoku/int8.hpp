@@ -89,6 +89,18 @@ SEISOKU_API void int8_linear(const Tensor& xq, double x_scale, const Int8Weight&
 // acc (N, out) int32 = xq (N, in) int8 @ wq (out, in) int8 ^T, exactly (the raw product, for tests).
 SEISOKU_API void int8_matmul(const Tensor& xq, const Int8Weight& weight, const Tensor& acc);
 
+// The pieces of an int8 convolution around int8_linear (QuantizedConv2d: quantize, im2col, the
+// product with its epilogue, then back to NCHW), on the CPU or CUDA:
+// cols (int8, (N * Ho * Wo, C * kh * kw), xq's device) = the kh x kw patches of xq (int8,
+// (N, C, H, W)): row (n * Ho + oh) * Wo + ow, column (c * kh + i) * kw + j, zero where a patch
+// reaches into the padding. Ho = (H + 2 pad_h - kh) / stride_h + 1, Wo likewise.
+SEISOKU_API void int8_im2col(const Tensor& xq, const Tensor& cols, std::int64_t kh, std::int64_t kw,
+                             std::int64_t stride_h = 1, std::int64_t stride_w = 1, std::int64_t pad_h = 0,
+                             std::int64_t pad_w = 0);
+// y (float32, (N, O, Ho, Wo)) = rows (float32, (N * Ho * Wo, O), one row per output pixel) with
+// each sample's pixels and channels swapped; same device.
+SEISOKU_API void int8_rows_to_nchw(const Tensor& rows, const Tensor& y);
+
 // The CPU kernel in use: "avx512_vnni", "avx2" or "scalar". Chosen at the first call from the CPU
 // (the best it supports) unless the environment variable SEISOKU_INT8_KERNEL names one the CPU
 // can run (another value is ignored) or set_int8_kernel names one (one the CPU lacks is an

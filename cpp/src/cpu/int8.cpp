@@ -439,6 +439,41 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
   });
 }
 
+void int8_im2col(const Tensor& xq, const Tensor& cols, const ConvGeometry& g) {
+  const std::int8_t* src = xq.data_as<std::int8_t>();
+  std::int8_t* dst = cols.data_as<std::int8_t>();
+  const std::int64_t K = g.k(), L = g.l();
+  parallel_for(g.n * L, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t n = r / L, oh = (r % L) / g.wo, ow = r % g.wo;
+      std::int8_t* row = dst + r * K;
+      for (std::int64_t c = 0; c < g.c; ++c)
+        for (std::int64_t i = 0; i < g.kh; ++i) {
+          const std::int64_t h = oh * g.sh - g.ph + i;
+          const std::int8_t* line = src + ((n * g.c + c) * g.h + h) * g.w;
+          for (std::int64_t j = 0; j < g.kw; ++j) {
+            const std::int64_t w = ow * g.sw - g.pw + j;
+            *row++ = (h >= 0 && h < g.h && w >= 0 && w < g.w) ? line[w] : std::int8_t{0};
+          }
+        }
+    }
+  });
+}
+
+void int8_rows_to_nchw(const Tensor& rows, const Tensor& y) {
+  const float* z = rows.data_as<float>();
+  float* out = y.data_as<float>();
+  const std::int64_t N = y.shape()[0], O = y.shape()[1], P = y.shape()[2] * y.shape()[3];
+  parallel_for(N * O, [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t n = k / O, o = k % O;
+      const float* col = z + n * P * O + o;
+      float* dst = out + k * P;
+      for (std::int64_t p = 0; p < P; ++p) dst[p] = col[p * O];
+    }
+  });
+}
+
 void fake_quantize_int8(const Tensor& x, const Tensor& scales, const Tensor& y) {
   const float* v = x.data_as<float>();
   float* out = y.data_as<float>();

@@ -5,8 +5,11 @@
 //   quantize_int8    out = code(x * inv_scale); returns the first NaN index or -1
 //   int8_gemm        y = epilogue(xq @ W^T) (float32 y) or the raw int32 product (acc_only)
 //   fake_quantize_int8(_backward)  see seisoku/int8.hpp; scales 1 or x.shape[0] elements
+//   int8_im2col      cols (N * Ho * Wo, C * kh * kw) int8 = the patches of xq (N, C, H, W) int8
+//   int8_rows_to_nchw  y (N, O, Ho, Wo) = rows (N * Ho * Wo, O), float32
 #include <cstdint>
 
+#include "kernels/conv.hpp"
 #include "kernels/core.hpp"
 #include "kernels/int8_math.hpp"
 #include "seisoku/int8.hpp"
@@ -19,7 +22,9 @@ namespace seisoku {
   void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tensor& bias, const Tensor& y,   \
                  bool relu, bool acc_only);                                                                   \
   void fake_quantize_int8(const Tensor& x, const Tensor& scales, const Tensor& y);                           \
-  void fake_quantize_int8_backward(const Tensor& grad, const Tensor& x, const Tensor& scales, const Tensor& gx);
+  void fake_quantize_int8_backward(const Tensor& grad, const Tensor& x, const Tensor& scales, const Tensor& gx); \
+  void int8_im2col(const Tensor& xq, const Tensor& cols, const ConvGeometry& g);                               \
+  void int8_rows_to_nchw(const Tensor& rows, const Tensor& y);
 
 namespace cpu {
 SEISOKU_INT8_KERNEL_DECLS

@@ -140,45 +140,33 @@ Tensor QuantizedConv2d::forward(const Tensor& x) {
   const char* op = "QuantizedConv2d";
   detail::check_defined(op, "x", x);
   detail::check_dtype(op, "x", x, {DType::float32});
-  if (x.is_cuda()) detail::fail(op, "runs on the CPU; argument 'x' is a CUDA array");
   if (x.dim() != 4 || x.shape()[1] != in_)
     detail::fail(op, "argument 'x' must have shape (N, " + std::to_string(in_) + ", H, W), got " +
                          shape_str(x.shape()));
   const Window& w = window_;
   const std::int64_t N = x.shape()[0], H = x.shape()[2], W = x.shape()[3];
-  const std::int64_t OH = (H + 2 * w.pad_h - w.kh) / w.stride_h + 1, OW = (W + 2 * w.pad_w - w.kw) / w.stride_w + 1;
   if (H + 2 * w.pad_h < w.kh || W + 2 * w.pad_w < w.kw)
     detail::fail(op, "argument 'x' is smaller than the kernel: shape " + shape_str(x.shape()));
+  const std::int64_t OH = (H + 2 * w.pad_h - w.kh) / w.stride_h + 1, OW = (W + 2 * w.pad_w - w.kw) / w.stride_w + 1;
   const double s = input_scale(op, options_, x);
-  Tensor xq = buffers_.get(kXq, x.shape(), DType::int8, Device::cpu);
+  const Device dev = x.device();
+  const int index = x.device_index();
+  Tensor xq = buffers_.get(kXq, x.shape(), DType::int8, dev, index);
   quantize_int8(x, xq, s);
-  const std::int64_t C = in_, K = C * w.kh * w.kw, P = OH * OW, O = out_channels();
-  Tensor cols = buffers_.get(kCols, {N * P, K}, DType::int8, Device::cpu);
-  const std::int8_t* src = xq.data_as<std::int8_t>();
-  std::int8_t* dst = cols.data_as<std::int8_t>();
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t oh = 0; oh < OH; ++oh)
-      for (std::int64_t ow = 0; ow < OW; ++ow) {
-        std::int8_t* row = dst + ((n * OH + oh) * OW + ow) * K;
-        for (std::int64_t c = 0; c < C; ++c)
-          for (std::int64_t i = 0; i < w.kh; ++i) {
-            const std::int64_t h = oh * w.stride_h - w.pad_h + i;
-            for (std::int64_t j = 0; j < w.kw; ++j) {
-              const std::int64_t ww = ow * w.stride_w - w.pad_w + j;
-              *row++ = (h >= 0 && h < H && ww >= 0 && ww < W) ? src[((n * C + c) * H + h) * W + ww] : 0;
-            }
-          }
-      }
-  Tensor z = buffers_.get(kZ, {N * P, O}, DType::float32, Device::cpu);
+  const std::int64_t P = OH * OW, O = out_channels();
+  Tensor cols = buffers_.get(kCols, {N * P, in_ * w.kh * w.kw}, DType::int8, dev, index);
+  int8_im2col(xq, cols, w.kh, w.kw, w.stride_h, w.stride_w, w.pad_h, w.pad_w);
+  Tensor z = buffers_.get(kZ, {N * P, O}, DType::float32, dev, index);
+  Tensor b = bias_;
+  if (b.defined() && x.is_cuda()) {
+    if (!dev_bias_.defined() || dev_bias_.device_index() != index) dev_bias_ = bias_.to(Device::cuda, index);
+    b = dev_bias_;
+  }
   Int8Epilogue e;
   e.activation = options_.activation;
-  int8_linear(cols, s, weight_, bias_, z, e);
-  Tensor y = buffers_.get(kY, {N, O, OH, OW}, DType::float32, Device::cpu);
-  const float* zs = z.data_as<float>();
-  float* ys = y.data_as<float>();
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t p = 0; p < P; ++p)
-      for (std::int64_t o = 0; o < O; ++o) ys[(n * O + o) * P + p] = zs[(n * P + p) * O + o];
+  int8_linear(cols, s, weight_, b, z, e);
+  Tensor y = buffers_.like(kY, {N, O, OH, OW}, x);
+  int8_rows_to_nchw(z, y);
   last_scale_ = s;
   return y;
 }

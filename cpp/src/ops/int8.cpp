@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/check.hpp"
 #include "kernels/int8.hpp"
@@ -311,6 +312,51 @@ void check_fake(const char* op, const Tensor& x, const Tensor& scales, const Ten
   for (std::int64_t i = 0; i < host.numel(); ++i) check_scale(op, "scales", host.data_as<float>()[i]);
 }
 }  // namespace
+
+void int8_im2col(const Tensor& xq, const Tensor& cols, std::int64_t kh, std::int64_t kw, std::int64_t stride_h,
+                 std::int64_t stride_w, std::int64_t pad_h, std::int64_t pad_w) {
+  const char* op = "int8_im2col";
+  detail::check_defined(op, "xq", xq);
+  detail::check_defined(op, "cols", cols);
+  detail::check_dtype(op, "xq", xq, {DType::int8});
+  detail::check_dtype(op, "cols", cols, {DType::int8});
+  detail::check_same_device(op, "xq", xq, "cols", cols);
+  if (xq.dim() != 4) detail::fail(op, "argument 'xq' must have shape (N, C, H, W), got " + shape_str(xq.shape()));
+  if (kh < 1 || kw < 1 || stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0)
+    detail::fail(op, "the window must have kh, kw, stride_h, stride_w >= 1 and pad_h, pad_w >= 0, got kh=" +
+                         std::to_string(kh) + " kw=" + std::to_string(kw) + " stride=(" + std::to_string(stride_h) +
+                         ", " + std::to_string(stride_w) + ") pad=(" + std::to_string(pad_h) + ", " +
+                         std::to_string(pad_w) + ")");
+  ConvGeometry g{};
+  g.n = xq.shape()[0], g.c = xq.shape()[1], g.h = xq.shape()[2], g.w = xq.shape()[3];
+  g.kh = kh, g.kw = kw, g.sh = stride_h, g.sw = stride_w, g.ph = pad_h, g.pw = pad_w;
+  if (g.h + 2 * pad_h < kh || g.w + 2 * pad_w < kw)
+    detail::fail(op, "argument 'xq' of shape " + shape_str(xq.shape()) + " is smaller than the " +
+                         std::to_string(kh) + "x" + std::to_string(kw) + " window with its padding");
+  g.ho = (g.h + 2 * pad_h - kh) / stride_h + 1;
+  g.wo = (g.w + 2 * pad_w - kw) / stride_w + 1;
+  const std::vector<std::int64_t> want{g.n * g.l(), g.k()};
+  if (cols.shape() != want)
+    detail::fail(op, "argument 'cols' must have shape " + shape_str(want) + ", got " + shape_str(cols.shape()));
+  if (cols.numel() == 0) return;
+  SEISOKU_DISPATCH(xq, int8_im2col, xq, cols, g);
+}
+
+void int8_rows_to_nchw(const Tensor& rows, const Tensor& y) {
+  const char* op = "int8_rows_to_nchw";
+  detail::check_defined(op, "rows", rows);
+  detail::check_defined(op, "y", y);
+  detail::check_dtype(op, "rows", rows, {DType::float32});
+  detail::check_dtype(op, "y", y, {DType::float32});
+  detail::check_same_device(op, "rows", rows, "y", y);
+  if (y.dim() != 4) detail::fail(op, "argument 'y' must have shape (N, O, Ho, Wo), got " + shape_str(y.shape()));
+  const std::vector<std::int64_t> want{y.shape()[0] * y.shape()[2] * y.shape()[3], y.shape()[1]};
+  if (rows.shape() != want)
+    detail::fail(op, "argument 'rows' must have shape " + shape_str(want) + " for y of shape " +
+                         shape_str(y.shape()) + ", got " + shape_str(rows.shape()));
+  if (y.numel() == 0) return;
+  SEISOKU_DISPATCH(y, int8_rows_to_nchw, rows, y);
+}
 
 void fake_quantize_int8(const Tensor& x, const Tensor& scales, const Tensor& y) {
   check_fake("fake_quantize_int8", x, scales, y, "y");

@@ -52,8 +52,9 @@ class SEISOKU_API QuantizedLinear : public Module {
   double last_scale_ = 0.0;
 };
 
-// 2-D convolution over NCHW float32 inputs (CPU) with int8 filters: the input quantized, unfolded
-// (im2col) to int8 rows and multiplied by the int8 GEMM, epilogue fused. Inference only.
+// 2-D convolution over NCHW float32 inputs (CPU or CUDA) with int8 filters: the input quantized,
+// unfolded (int8_im2col) to int8 rows and multiplied by the int8 GEMM (int8_linear, epilogue
+// fused), then laid out as NCHW (int8_rows_to_nchw). Inference only.
 class SEISOKU_API QuantizedConv2d : public Module {
  public:
   // weight: Int8Weight of the filters flattened to (out, in * kh * kw).
@@ -77,6 +78,7 @@ class SEISOKU_API QuantizedConv2d : public Module {
  private:
   Int8Weight weight_;
   Tensor bias_;
+  mutable Tensor dev_bias_;
   std::int64_t in_;
   Window window_;
   QuantizedOptions options_;
