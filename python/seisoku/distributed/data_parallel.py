@@ -50,6 +50,7 @@ from .._array import array_module, is_cuda_array
 from ..nn import Module, Sequential
 from ..random import Generator, default_generator
 from ._comm import DEFAULT_TIMEOUT_S, get_comm, install_abort_handler, mpi, wait_all
+from ._device import DeviceReducer
 
 REDUCTIONS = ("allreduce", "ordered")
 
@@ -126,6 +127,10 @@ class DataParallel:
             broadcast_optimizer).
         abort_on_error: install the hook that aborts the whole job on an uncaught exception
             (default True; only with more than one rank).
+        transport: how device (CuPy) gradient buckets travel: 'mpi' (CUDA-aware MPI),
+            'staged' (through pinned host buffers), 'nccl' (cupy.cuda.nccl) or 'auto'
+            (default: 'mpi' when MPI is CUDA-aware, else 'staged'; NumPy models take the
+            plain path, 'host'). See seisoku.distributed._device.
 
     Use, per step (seisoku.train.Trainer(parallel=...) does all of this):
 
@@ -147,6 +152,7 @@ class DataParallel:
         timeout: float | None = None,
         optimizer: Any = None,
         abort_on_error: bool = True,
+        transport: str = "auto",
     ) -> None:
         if not isinstance(module, Module):
             raise ValueError(
@@ -172,6 +178,10 @@ class DataParallel:
             install_abort_handler(self.comm)
         self._check_same_model()
         self._check_layers()
+        self._device = DeviceReducer(
+            transport, self._params, self.comm, reduction, self._wait, self.timeout
+        )
+        self.transport = self._device.name
         self.broadcast_parameters()
         self.broadcast_generators()
         if optimizer is not None:
@@ -181,6 +191,7 @@ class DataParallel:
         )
         self._rowed = [m for _, m in module.named_modules() if hasattr(m, "first_row")]
         self.buckets = self._make_buckets()
+        self._device.attach(self.buckets)
         self._requests: list[Any] = []
         self._launched: list[bool] = [False] * len(self.buckets)
         self.factor = 1.0
@@ -233,7 +244,7 @@ class DataParallel:
 
     def broadcast_parameters(self) -> None:
         """Overwrite every rank's parameter values with rank 0's."""
-        if self.size == 1:
+        if self.size == 1 or self._device.broadcast(self._params):
             return
         reqs = []
         for p in self._params:
@@ -303,7 +314,7 @@ class DataParallel:
     def _bucket(self, params: list[Any], ready: dict[int, int]) -> _Bucket:
         xp = array_module(params[0].value)
         b = _Bucket(params, min(ready[id(p)] for p in params), xp)
-        if self.reduction == "ordered" and self.size > 1:
+        if self.reduction == "ordered" and self.size > 1 and not self._device.active:
             b.gathered = xp.empty((self.size, b.buffer.size), dtype=b.dtype)
         return b
 
@@ -364,6 +375,7 @@ class DataParallel:
             if not self._launched[k] and b.ready >= layer:
                 self._launch(b)
                 self._launched[k] = True
+        self._device.progress()
         if self._requests:
             mpi().Request.Testall(self._requests)  # moves the reductions in flight along
 
@@ -373,6 +385,9 @@ class DataParallel:
             if not b.bound:
                 view[...] = g
         if self.size == 1:
+            return
+        if self._device.active:  # device buckets: the chosen transport
+            self._device.launch(b)
             return
         _sync(b.buffer)
         lib = mpi()
@@ -385,6 +400,7 @@ class DataParallel:
     def synchronize(self) -> None:
         """Wait (with the deadline) for every reduction started; then every parameter
         gradient holds the global-batch gradient."""
+        self._device.finish()
         self._wait(self._requests, "the gradient reduction")
         self._requests = []
         for b in self.buckets:
