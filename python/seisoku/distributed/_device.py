@@ -88,11 +88,11 @@ class CupyDevice:
 
     def to_host(self, host: np.ndarray, dev: Any, stream: Any) -> None:
         """Queue the copy of contiguous device array `dev` into pinned `host` on `stream`."""
-        dev.data.copy_to_host_async(host.ctypes.data, dev.nbytes, stream)
+        dev.data.copy_to_host_async(ctypes.c_void_p(host.ctypes.data), dev.nbytes, stream)
 
     def to_device(self, dev: Any, host: np.ndarray) -> None:
         """Queue the copy of pinned `host` into contiguous `dev` on the current stream."""
-        dev.data.copy_from_host_async(host.ctypes.data, dev.nbytes)
+        dev.data.copy_from_host_async(ctypes.c_void_p(host.ctypes.data), dev.nbytes)
 
     def get(self, a: Any) -> np.ndarray:
         """A NumPy copy of `a` (blocking)."""
@@ -115,13 +115,13 @@ class CupyDevice:
         return nccl.get_unique_id()
 
     def nccl_comm(self, size: int, uid: Any, rank: int) -> Any:
-        return _CupyNccl(self.cp, size, uid, rank)
+        return _CupyNccl(size, uid, rank)
 
 
 class _CupyNccl:
     """An NCCL communicator over CuPy arrays (pointers, counts and datatypes filled in)."""
 
-    def __init__(self, cupy: Any, size: int, uid: Any, rank: int) -> None:
+    def __init__(self, size: int, uid: Any, rank: int) -> None:
         from cupy.cuda import nccl
 
         self.nccl = nccl
