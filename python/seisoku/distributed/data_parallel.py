@@ -66,6 +66,7 @@ from ._comm import (
     shard_bounds,
     wait_all,
 )
+from ._device import DeviceReducer
 
 REDUCTIONS = ("auto", "shared", "allreduce", "ordered")
 SHARED_DTYPES = (np.float32, np.float64)
@@ -162,6 +163,10 @@ class DataParallel:
             broadcast_optimizer).
         abort_on_error: install the hook that aborts the whole job on an uncaught exception
             (default True; only with more than one rank).
+        transport: how device (CuPy) gradient buckets travel: 'mpi' (CUDA-aware MPI),
+            'staged' (through pinned host buffers), 'nccl' (cupy.cuda.nccl) or 'auto'
+            (default: 'mpi' when MPI is CUDA-aware, else 'staged'; NumPy models take the
+            plain path, 'host'). See seisoku.distributed._device.
 
     Use, per step (seisoku.train.Trainer(parallel=...) does all of this):
 
@@ -183,6 +188,7 @@ class DataParallel:
         timeout: float | None = None,
         optimizer: Any = None,
         abort_on_error: bool = True,
+        transport: str = "auto",
     ) -> None:
         if not isinstance(module, Module):
             raise ValueError(
@@ -208,6 +214,10 @@ class DataParallel:
             install_abort_handler(self.comm)
         self._check_same_model()
         self._check_layers()
+        self._device = DeviceReducer(
+            transport, self._params, self.comm, reduction, self._wait, self.timeout
+        )
+        self.transport = self._device.name
         self.broadcast_parameters()
         self.broadcast_generators()
         if optimizer is not None:
@@ -218,6 +228,7 @@ class DataParallel:
         self._rowed = [m for _, m in module.named_modules() if hasattr(m, "first_row")]
         self._window: Any = None
         self.buckets = self._make_buckets()
+        self._device.attach(self.buckets)
         self._requests: list[Any] = []
         self._unreduced: list[tuple[_Bucket, Any]] = []  # 'shared': (bucket, its barrier)
         self._open = False  # 'shared': a step's reduction begun, its last barrier to come
@@ -272,13 +283,11 @@ class DataParallel:
 
     def broadcast_parameters(self) -> None:
         """Overwrite every rank's parameter values with rank 0's."""
-        if self.size == 1:
+        if self.size == 1 or self._device.broadcast(self._params):
             return
         reqs = []
         for p in self._params:
-            value = p.value
-            _sync(value)
-            reqs.append(self.comm.Ibcast(value, root=0))
+            reqs.append(self.comm.Ibcast(p.value, root=0))
         self._wait(reqs, "the parameter broadcast")
 
     def _generators(self) -> list[Generator]:
@@ -395,7 +404,7 @@ class DataParallel:
     def _bucket(self, params: list[Any], ready: dict[int, int], peers: Any = None) -> _Bucket:
         xp = array_module(params[0].value)
         b = _Bucket(params, min(ready[id(p)] for p in params), xp, peers, self.rank)
-        if self.reduction == "ordered" and self.size > 1:
+        if self.reduction == "ordered" and self.size > 1 and not self._device.active:
             b.gathered = xp.empty((self.size, b.buffer.size), dtype=b.dtype)
         return b
 
@@ -476,6 +485,7 @@ class DataParallel:
             if not self._launched[k] and b.ready >= layer:
                 self._launch(b)
                 self._launched[k] = True
+        self._device.progress()
         if self._unreduced:  # 'shared': sum the buckets complete on every rank by now
             while self._unreduced and self._unreduced[0][1].Test():
                 self._reduce_shared(self._unreduced.pop(0)[0])
@@ -489,7 +499,9 @@ class DataParallel:
                 view[...] = g
         if self.size == 1:
             return
-        _sync(b.buffer)
+        if self._device.active:  # device buckets: the chosen transport
+            self._device.launch(b)
+            return
         lib = mpi()
         if self._window is not None:  # done once every rank has written this bucket
             req = self.comm.Ibarrier()
@@ -504,6 +516,7 @@ class DataParallel:
     def synchronize(self) -> None:
         """Wait (with the deadline) for every reduction started; then every parameter
         gradient holds the global-batch gradient."""
+        self._device.finish()
         self._wait(self._requests, "the gradient reduction")
         self._requests = []
         if self._open:
@@ -610,9 +623,3 @@ def _describe(entry: Any) -> str:
         return "missing"
     shape, dtype = entry
     return f"{dtype} of shape {tuple(shape)}"
-
-
-def _sync(a: Any) -> None:
-    """CuPy arrays: finish the work queued on the current stream before MPI reads them."""
-    if is_cuda_array(a):
-        array_module(a).cuda.get_current_stream().synchronize()
