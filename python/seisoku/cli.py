@@ -463,7 +463,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train over the processes of `mpirun -n N` (data: synchronous data parallel; "
         "async: parameter server; pipeline: model split into stages)",
     )
-    mp = p.add_argument_group("--parallel async and pipeline")
+    mp = p.add_argument_group("--parallel data, async and pipeline")
+    mp.add_argument(
+        "--transport",
+        choices=["auto", "mpi", "staged", "nccl"],
+        help="data: how GPU gradients travel (default auto: CUDA-aware MPI, else staged "
+        "through pinned host memory; nccl through CuPy)",
+    )
     mp.add_argument("--staleness", type=int, help="async: staleness bound k (default: none)")
     mp.add_argument("--micro-batches", type=int, dest="micro_batches", help="pipeline (4)")
     mp.add_argument("--pipeline-schedule", choices=["1f1b", "gpipe"], dest="pipeline_schedule")

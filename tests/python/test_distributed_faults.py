@@ -92,6 +92,14 @@ def test_cli_parallel_with_one_process_says_how_to_launch(tmp_path):
     assert "mpirun -n N seisoku train --parallel data" in err
 
 
+def test_cli_gpu_transport_for_a_cpu_model_is_a_clear_error(tmp_path):
+    args = ["train", "--parallel", "data", "--transport", "staged", "--epochs", "1"]
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-c", CLI, *args, "--no-progress"]
+    code, out, err, _ = run(cmd, timeout=FAULT_LIMIT + 60, cwd=tmp_path)
+    assert code != 0
+    assert "argument 'transport'" in out + err and "staged" in out + err, out + err
+
+
 def test_cli_parallel_data_prints_the_single_process_summary_once(tmp_path):
     args = ["train", "--epochs", "2", "--no-progress", "--model", "mlp", "--hidden", "32"]
     code, single, err, _ = run(

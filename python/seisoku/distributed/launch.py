@@ -29,7 +29,10 @@ def _data(args: argparse.Namespace, run: Runner, comm: Any) -> int:
     from ..train import set_default_parallel
     from .data_parallel import DataParallel
 
-    previous = set_default_parallel(lambda model, opt: DataParallel(model, comm, optimizer=opt))
+    transport = getattr(args, "transport", None) or "auto"
+    previous = set_default_parallel(
+        lambda model, opt: DataParallel(model, comm, optimizer=opt, transport=transport)
+    )
     try:
         return run(args)
     finally:
