@@ -48,7 +48,7 @@ def reference(x, w, b=None, act=None):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("batch", [1, 2, 3, 9])
+@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 9])
 def test_few_samples_equal_the_dense_product(shape, batch):
     out, inp = shape
     w = ragged_weight(out, inp, seed=out * 7 + inp)
@@ -57,6 +57,18 @@ def test_few_samples_equal_the_dense_product(shape, batch):
     y = layer_from(w, b)(x)
     rtol = gemm_tolerance(np.float32, inp)
     np.testing.assert_allclose(y, reference(x, w, b), rtol=rtol, atol=rtol * 4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_few_samples_give_each_sample_the_bits_of_its_own_product(dtype):
+    # One to three samples share the passes over the rows; each sample's sums are its own.
+    w = ragged_weight(37, 300, seed=3, dtype=dtype)
+    x = np.random.default_rng(4).standard_normal((3, 300)).astype(dtype)
+    layer = layer_from(w, np.linspace(-1, 1, 37).astype(dtype), activation="tanh")
+    for n in (2, 3):
+        y = layer(x[:n]).copy()
+        for i in range(n):
+            np.testing.assert_array_equal(y[i], layer(np.ascontiguousarray(x[i : i + 1]))[0])
 
 
 @pytest.mark.parametrize("act", list(ACTS))
