@@ -16,12 +16,14 @@
 // For N < kMinColumnBatch (one to three samples; two to three cost the transposed layout two
 // to three times a single sample's time, as a vector of xt holds up to 16 samples), each
 // output is a gather-dot over the row's nonzeros from x's row in place, up to four samples per
-// pass over a row. For one sample each nonzero costs three loads (column, value, x), and the
-// loads bound it: about 0.45 ns a nonzero on AMD EPYC (Zen 4; 14 us for the 32K nonzeros of a
-// 95% pruned 800 x 800 weight). Sliced rows (SELL-16-sigma: 16 rows a vector, column by
+// pass over a row. Loads bound it: per four nonzeros, one load of their values, two of their
+// columns (two 32-bit columns a load) and four of x: 1.75 loads a nonzero instead of three;
+// a 95% pruned 800 x 800 weight (32K nonzeros) takes about 8 us a sample on AMD EPYC (Zen 4),
+// 12 us with three loads a nonzero. Sliced rows (SELL-16-sigma: 16 rows a vector, column by
 // column, one vector gather of x per step) measured no faster there: 2x slower with the values
-// gathered from CSR order too, about as fast with them copied into slice order (a copy that a
-// changed value would make stale); a vector gather fetches about one element a cycle there.
+// gathered from CSR order too, about as fast as three loads a nonzero with them copied into
+// slice order (a copy that a changed value would make stale); a vector gather fetches about
+// one element a cycle there.
 //
 // The value gradient is a sampled product: for each nonzero (r, c), dot(gzt[r, :], xt[c, :])
 // over the batch, four nonzeros at a time (independent chains), each reduced lane by lane.
@@ -30,6 +32,7 @@
 // any split), so results are the same bits for 1 or N threads.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -183,37 +186,83 @@ void row_block_n(int nv, const Csr<T>& a, const T* bt, std::int64_t ld, std::int
   }
 }
 
+// Four lanes of T and a fused multiply-add on them (lane by lane the same as sfma).
+template <class T>
+struct Four;
+template <>
+struct Four<float> {
+  typedef float V __attribute__((vector_size(16)));
+};
+template <>
+struct Four<double> {
+  typedef double V __attribute__((vector_size(32)));
+};
+template <class T>
+using Lanes4 = typename Four<T>::V;
+
+// acc = a * b + acc lane by lane (by reference: no vector passes through a call's registers).
+template <class T>
+inline void fma4(const Lanes4<T>& a, const Lanes4<T>& b, Lanes4<T>& acc) {
+#if defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) acc = _mm_fmadd_ps(a, b, acc);
+  else acc = _mm256_fmadd_pd(a, b, acc);
+#else
+  acc = a * b + acc;
+#endif
+}
+
+// The columns of nonzeros e .. e + 3, read as two 8-byte words where the CPU stores the low
+// half first (one load for two columns: the loads bound these products).
+inline void columns4(const std::int32_t* idx, std::int64_t e, std::int64_t* c) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  std::uint64_t p[2];
+  std::memcpy(p, idx + e, sizeof(p));
+  c[0] = static_cast<std::uint32_t>(p[0]);
+  c[1] = static_cast<std::int64_t>(p[0] >> 32);
+  c[2] = static_cast<std::uint32_t>(p[1]);
+  c[3] = static_cast<std::int64_t>(p[1] >> 32);
+#else
+  for (int k = 0; k < 4; ++k) c[k] = idx[e + k];
+#endif
+}
+
 // Rows [r0, r1) of A against NB rows of x in place (row stride ldx): out[b, r] = act(sum
-// a[r, c] x[b, c] + bias[r]), four chains over the nonzeros per sample (scalar: vector gathers
-// measured slower here, 8 or 16 lanes, on AMD EPYC with AVX-512). The samples share each
-// nonzero's column and value loads: 2 + NB loads a nonzero instead of 3 NB.
+// a[r, c] x[b, c] + bias[r]), four chains over the nonzeros per sample (nonzero e in chain
+// e mod 4, the four in the lanes of one vector; vector gathers of x measured slower here, 8 or
+// 16 lanes, on AMD EPYC with AVX-512). The samples share each nonzero's column and value
+// loads, and a value takes a quarter of a load (four in one) and a column half of one: 0.75 + NB
+// loads a nonzero instead of 3 NB.
 template <class T, bool POS, Activation ACT, int NB>
 void row_gather_block(const Csr<T>& a, const T* x, std::int64_t ldx, std::int64_t r0, std::int64_t r1, const T* bias,
                       T slope, T* out, std::int64_t ldo) {
+  using V = Lanes4<T>;
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::int64_t begin = a.ptr[r], end = a.ptr[r + 1];
-    T s[NB][4] = {};
+    V s[NB];
+    for (int b = 0; b < NB; ++b) s[b] = V{};
     std::int64_t e = begin;
     for (; e + 4 <= end; e += 4) {
-      const T w0 = value<T, POS>(a, e), w1 = value<T, POS>(a, e + 1);
-      const T w2 = value<T, POS>(a, e + 2), w3 = value<T, POS>(a, e + 3);
-      const std::int64_t c0 = a.idx[e], c1 = a.idx[e + 1], c2 = a.idx[e + 2], c3 = a.idx[e + 3];
+      V w;
+      if constexpr (POS) w = V{a.val[a.pos[e]], a.val[a.pos[e + 1]], a.val[a.pos[e + 2]], a.val[a.pos[e + 3]]};
+      else std::memcpy(&w, a.val + e, sizeof(V));
+      std::int64_t c[4];
+      columns4(a.idx, e, c);
       for (int b = 0; b < NB; ++b) {
         const T* xb = x + b * ldx;
-        s[b][0] = sfma(w0, xb[c0], s[b][0]);
-        s[b][1] = sfma(w1, xb[c1], s[b][1]);
-        s[b][2] = sfma(w2, xb[c2], s[b][2]);
-        s[b][3] = sfma(w3, xb[c3], s[b][3]);
+        const V xv = {xb[c[0]], xb[c[1]], xb[c[2]], xb[c[3]]};
+        fma4<T>(w, xv, s[b]);
       }
     }
+    T s0[NB];
+    for (int b = 0; b < NB; ++b) s0[b] = s[b][0];
     for (; e < end; ++e) {
       const T w = value<T, POS>(a, e);
       const std::int64_t c = a.idx[e];
-      for (int b = 0; b < NB; ++b) s[b][0] = sfma(w, x[b * ldx + c], s[b][0]);
+      for (int b = 0; b < NB; ++b) s0[b] = sfma(w, x[b * ldx + c], s0[b]);
     }
     const T bb = bias != nullptr ? bias[r] : T(0);
     for (int b = 0; b < NB; ++b) {
-      const T z = (s[b][0] + s[b][1]) + (s[b][2] + s[b][3]) + bb;
+      const T z = (s0[b] + s[b][1]) + (s[b][2] + s[b][3]) + bb;
       out[b * ldo + r] = detail::act_forward<T>(z, ACT, slope);
     }
   }
