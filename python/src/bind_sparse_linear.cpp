@@ -169,6 +169,11 @@ Args:
           "generator", [](const nn::SparseLinear& s) { return s.generator(); },
           [](nn::SparseLinear& s, py::handle g) { s.set_generator(generator_arg(g, "SparseLinear")); },
           "The Philox generator of the dropout masks (None: the process-wide one).")
+      .def_property(
+          "first_row", &nn::SparseLinear::first_row,
+          [](nn::SparseLinear& s, py::handle row) { s.set_first_row(u64_arg(row, "SparseLinear", "first_row")); },
+          "Row of the whole batch that the input's row 0 is (default 0; data parallel shards): row i draws "
+          "the dropout mask of batch row first_row + i, as Linear.first_row.")
       .def("_config",
            [](const nn::SparseLinear& s) {
              const nn::SparseLinearOptions& o = s.options();

@@ -13,8 +13,17 @@
 // below about half nonzeros, and 90% / 95% pruned 800 -> 800 layers at batch 64-128 take about
 // 4x / 7-8x less time than dense (AMD EPYC, AVX-512). Blocking over C (so that a slab of xt
 // stays in L1 for many rows) measured no better: a row picks too few of a slab's rows.
-// For N < kMinColumnBatch (single samples), each output is a gather-dot over the row's
-// nonzeros from x's row in place.
+// For N < kMinColumnBatch (one to three samples; two to three cost the transposed layout two
+// to three times a single sample's time, as a vector of xt holds up to 16 samples), each
+// output is a gather-dot over the row's nonzeros from x's row in place, up to four samples per
+// pass over a row. Loads bound it: per four nonzeros, one load of their values, two of their
+// columns (two 32-bit columns a load) and four of x: 1.75 loads a nonzero instead of three;
+// a 95% pruned 800 x 800 weight (32K nonzeros) takes about 8 us a sample on AMD EPYC (Zen 4),
+// 12 us with three loads a nonzero. Sliced rows (SELL-16-sigma: 16 rows a vector, column by
+// column, one vector gather of x per step) measured no faster there: 2x slower with the values
+// gathered from CSR order too, about as fast as three loads a nonzero with them copied into
+// slice order (a copy that a changed value would make stale); a vector gather fetches about
+// one element a cycle there.
 //
 // The value gradient is a sampled product: for each nonzero (r, c), dot(gzt[r, :], xt[c, :])
 // over the batch, four nonzeros at a time (independent chains), each reduced lane by lane.
@@ -23,6 +32,7 @@
 // any split), so results are the same bits for 1 or N threads.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -35,7 +45,9 @@
 namespace seisoku::cpu {
 namespace {
 
-constexpr std::int64_t kMinColumnBatch = 2;  // smaller batches: gather-dots per sample
+constexpr std::int64_t kMinColumnBatch = 4;  // smaller batches (forward): gather-dots per sample
+constexpr std::int64_t kMinBackwardColumnBatch = 2;  // the same for the backward
+constexpr std::int64_t kGatherSamples = 4;   // samples per pass of the gather-dots over a row
 constexpr std::int64_t kRowChunk = 16;       // rows of A per task (the tile's rows)
 constexpr std::int64_t kGatherRows = 64;     // rows of A per task of the gather-dots
 constexpr int kBlockVectors = 8;             // most vectors of a batch block
@@ -174,27 +186,100 @@ void row_block_n(int nv, const Csr<T>& a, const T* bt, std::int64_t ld, std::int
   }
 }
 
-// Rows [r0, r1) of A against each of the n rows of x in place (row stride ldx): out[b, r] =
-// act(sum a[r, c] x[b, c] + bias[r]), four chains over the nonzeros (scalar: vector gathers
-// measured slower here, 8 or 16 lanes, on AMD EPYC with AVX-512).
+// Four lanes of T and a fused multiply-add on them (lane by lane the same as sfma).
+template <class T>
+struct Four;
+template <>
+struct Four<float> {
+  typedef float V __attribute__((vector_size(16)));
+};
+template <>
+struct Four<double> {
+  typedef double V __attribute__((vector_size(32)));
+};
+template <class T>
+using Lanes4 = typename Four<T>::V;
+
+// acc = a * b + acc lane by lane (by reference: no vector passes through a call's registers).
+template <class T>
+inline void fma4(const Lanes4<T>& a, const Lanes4<T>& b, Lanes4<T>& acc) {
+#if defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) acc = _mm_fmadd_ps(a, b, acc);
+  else acc = _mm256_fmadd_pd(a, b, acc);
+#else
+  acc = a * b + acc;
+#endif
+}
+
+// The columns of nonzeros e .. e + 3, read as two 8-byte words where the CPU stores the low
+// half first (one load for two columns: the loads bound these products).
+inline void columns4(const std::int32_t* idx, std::int64_t e, std::int64_t* c) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  std::uint64_t p[2];
+  std::memcpy(p, idx + e, sizeof(p));
+  c[0] = static_cast<std::uint32_t>(p[0]);
+  c[1] = static_cast<std::int64_t>(p[0] >> 32);
+  c[2] = static_cast<std::uint32_t>(p[1]);
+  c[3] = static_cast<std::int64_t>(p[1] >> 32);
+#else
+  for (int k = 0; k < 4; ++k) c[k] = idx[e + k];
+#endif
+}
+
+// Rows [r0, r1) of A against NB rows of x in place (row stride ldx): out[b, r] = act(sum
+// a[r, c] x[b, c] + bias[r]), four chains over the nonzeros per sample (nonzero e in chain
+// e mod 4, the four in the lanes of one vector; vector gathers of x measured slower here, 8 or
+// 16 lanes, on AMD EPYC with AVX-512). The samples share each nonzero's column and value
+// loads, and a value takes a quarter of a load (four in one) and a column half of one: 0.75 + NB
+// loads a nonzero instead of 3 NB.
+template <class T, bool POS, Activation ACT, int NB>
+void row_gather_block(const Csr<T>& a, const T* x, std::int64_t ldx, std::int64_t r0, std::int64_t r1, const T* bias,
+                      T slope, T* out, std::int64_t ldo) {
+  using V = Lanes4<T>;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t begin = a.ptr[r], end = a.ptr[r + 1];
+    V s[NB];
+    for (int b = 0; b < NB; ++b) s[b] = V{};
+    std::int64_t e = begin;
+    for (; e + 4 <= end; e += 4) {
+      V w;
+      if constexpr (POS) w = V{a.val[a.pos[e]], a.val[a.pos[e + 1]], a.val[a.pos[e + 2]], a.val[a.pos[e + 3]]};
+      else std::memcpy(&w, a.val + e, sizeof(V));
+      std::int64_t c[4];
+      columns4(a.idx, e, c);
+      for (int b = 0; b < NB; ++b) {
+        const T* xb = x + b * ldx;
+        const V xv = {xb[c[0]], xb[c[1]], xb[c[2]], xb[c[3]]};
+        fma4<T>(w, xv, s[b]);
+      }
+    }
+    T s0[NB];
+    for (int b = 0; b < NB; ++b) s0[b] = s[b][0];
+    for (; e < end; ++e) {
+      const T w = value<T, POS>(a, e);
+      const std::int64_t c = a.idx[e];
+      for (int b = 0; b < NB; ++b) s0[b] = sfma(w, x[b * ldx + c], s0[b]);
+    }
+    const T bb = bias != nullptr ? bias[r] : T(0);
+    for (int b = 0; b < NB; ++b) {
+      const T z = (s0[b] + s[b][1]) + (s[b][2] + s[b][3]) + bb;
+      out[b * ldo + r] = detail::act_forward<T>(z, ACT, slope);
+    }
+  }
+}
+
+// The same for all n samples, kGatherSamples at a time.
 template <class T, bool POS, Activation ACT>
 void row_gather(const Csr<T>& a, const T* x, std::int64_t ldx, std::int64_t n, std::int64_t r0, std::int64_t r1,
                 const T* bias, T slope, T* out, std::int64_t ldo) {
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const std::int64_t begin = a.ptr[r], end = a.ptr[r + 1];
-    for (std::int64_t b = 0; b < n; ++b) {
-      const T* xb = x + b * ldx;
-      T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      std::int64_t e = begin;
-      for (; e + 4 <= end; e += 4) {
-        s0 = sfma(value<T, POS>(a, e), xb[a.idx[e]], s0);
-        s1 = sfma(value<T, POS>(a, e + 1), xb[a.idx[e + 1]], s1);
-        s2 = sfma(value<T, POS>(a, e + 2), xb[a.idx[e + 2]], s2);
-        s3 = sfma(value<T, POS>(a, e + 3), xb[a.idx[e + 3]], s3);
-      }
-      for (; e < end; ++e) s0 = sfma(value<T, POS>(a, e), xb[a.idx[e]], s0);
-      const T z = (s0 + s1) + (s2 + s3) + (bias != nullptr ? bias[r] : T(0));
-      out[b * ldo + r] = detail::act_forward<T>(z, ACT, slope);
+  for (std::int64_t b = 0; b < n; b += kGatherSamples) {
+    const T* xb = x + b * ldx;
+    T* ob = out + b * ldo;
+    switch (std::min(n - b, kGatherSamples)) {
+      case 1: row_gather_block<T, POS, ACT, 1>(a, xb, ldx, r0, r1, bias, slope, ob, ldo); break;
+      case 2: row_gather_block<T, POS, ACT, 2>(a, xb, ldx, r0, r1, bias, slope, ob, ldo); break;
+      case 3: row_gather_block<T, POS, ACT, 3>(a, xb, ldx, r0, r1, bias, slope, ob, ldo); break;
+      default: row_gather_block<T, POS, ACT, 4>(a, xb, ldx, r0, r1, bias, slope, ob, ldo); break;
     }
   }
 }
@@ -364,7 +449,7 @@ void sparse_linear_backward(const Tensor& grad_z, const Tensor& x, const SparseP
     T* gx = grad_x.defined() ? grad_x.data_as<T>() : nullptr;
     T* gv = grad_values.defined() ? grad_values.data_as<T>() : nullptr;
     const bool add = accumulate;
-    if (n < kMinColumnBatch) {
+    if (n < kMinBackwardColumnBatch) {
       if (gx != nullptr) product<T, true, Activation::identity>(at, cols, gz, n, rows, nullptr, T(0), gx);
       if (gv != nullptr) {
         const std::int64_t tasks = (rows + kGatherRows - 1) / kGatherRows;

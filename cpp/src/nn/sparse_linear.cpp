@@ -103,7 +103,8 @@ Tensor SparseLinear::forward(const Tensor& x) {
                          shape_str(x.shape()));
   double factor = 1.0;
   const Epilogue e = linear_epilogue(options_.activation, options_.slope, options_.dropout, options_.dropout_mode,
-                                     training_, gen_, 0, &factor);
+                                     training_, gen_, first_row_ * static_cast<std::uint64_t>(pattern_.rows),
+                                     &factor);
   Tensor y = buffers_.like(kY, {x.shape()[0], pattern_.rows}, x);
   sparse_linear(x, pattern_on(x), values_->value(), bias_ ? bias_->value() : Tensor(), y, e);
   Tensor result = y;

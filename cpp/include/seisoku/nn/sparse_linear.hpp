@@ -45,6 +45,10 @@ class SEISOKU_API SparseLinear : public Module {
   Tensor dense_weight() const;
   const std::shared_ptr<Generator>& generator() const { return gen_; }
   void set_generator(std::shared_ptr<Generator> generator) { gen_ = std::move(generator); }
+  // The row of the whole batch that the input's row 0 is (default 0), as Linear::first_row: the
+  // dropout mask of row i is that of row first_row + i of the batch.
+  std::uint64_t first_row() const { return first_row_; }
+  void set_first_row(std::uint64_t row) { first_row_ = row; }
 
  protected:
   void release_own_buffers() override;
@@ -55,6 +59,7 @@ class SEISOKU_API SparseLinear : public Module {
   SparsePattern pattern_;
   SparsePattern placed_;  // pattern_ on the device of the last forward (CPU: pattern_ itself)
   SparseLinearOptions options_;
+  std::uint64_t first_row_ = 0;
   std::shared_ptr<Generator> gen_;
   ParameterPtr values_, bias_;
   Tensor x_, y_;
