@@ -60,6 +60,7 @@ from .semi import (
     check_labels,
     ramp_weight,
 )
+from .semi_ema import WeightEMA, check_decay
 from .train import History, Trainer
 
 Array = Any
@@ -246,6 +247,11 @@ class ConsistencyTrainer(Trainer):
         image_shape: the shape of one image, e.g. (1, 8, 8), when rows are flat (default None:
             rows are images already).
         alpha_f, t1, t2, label_smoothing: as for ConsistencyLoss.
+        ema_decay: None (default) or d in [0, 1): keep an exponential moving average of the
+            parameters over the optimizer steps (seisoku.semi_ema.WeightEMA, appended to the
+            callbacks and kept in checkpoints) that replaces them when fit ends, so evaluate
+            and predict use it (FixMatch evaluates an EMA with d = 0.999). Pseudo-labels
+            during the fit come from the raw parameters. The callback is `self.ema`.
         callbacks, progress: as for Trainer.
 
     fit(x, y, **kw): y holds -1 for unlabeled rows; batch_size counts labeled rows (each step
@@ -269,6 +275,7 @@ class ConsistencyTrainer(Trainer):
         t1: int | None = None,
         t2: int | None = None,
         label_smoothing: float = 0.0,
+        ema_decay: float | None = None,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
     ) -> None:
@@ -276,6 +283,8 @@ class ConsistencyTrainer(Trainer):
         loss = ConsistencyLoss(
             method, alpha_f=alpha_f, t1=t1, t2=t2, label_smoothing=label_smoothing
         )
+        self.ema = None if ema_decay is None else WeightEMA(check_decay(ema_decay, op, "ema_decay"))
+        callbacks = [*callbacks, *([self.ema] if self.ema is not None else [])]
         super().__init__(model, loss, optimizer, callbacks=callbacks, progress=progress)
         self.threshold = _check_threshold(threshold, op)
         if isinstance(mu, bool) or not isinstance(mu, (int, np.integer)) or mu < 1:

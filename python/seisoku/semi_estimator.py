@@ -34,6 +34,7 @@ from .optim import lr_scheduler
 from .random import Generator, manual_seed
 from .semi import UNLABELED, PseudoLabeler, _check_threshold
 from .semi_consistency import ConsistencyTrainer, _softmax
+from .semi_ema import check_decay
 from .semi_selftrain import dae_classifier, pretrain_dae, self_training
 from .train import Trainer
 
@@ -62,6 +63,9 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         dropout: on hidden units (default 0).
         input_noise: std of the feature noise views without image_shape (default 0.1).
         random_state: int seed (default 0).
+        ema_decay: 'consistency': None (default) or d in [0, 1), predict with an exponential
+            moving average of the parameters over the optimizer steps
+            (ConsistencyTrainer's ema_decay).
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.0,
         input_noise: float = 0.1,
         random_state: int = 0,
+        ema_decay: float | None = None,
     ) -> None:
         self.method = method
         self.network = network
@@ -95,6 +100,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.input_noise = input_noise
         self.random_state = random_state
+        self.ema_decay = ema_decay
 
     # -- parts ---------------------------------------------------------------------------
     def _check(self, n_features: int) -> tuple[int, ...] | None:
@@ -108,6 +114,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                 f"[{op}] argument 'network' must be one of {NETWORKS}, got {self.network!r}"
             )
         _check_threshold(self.threshold, op)
+        if self.ema_decay is not None:
+            check_decay(self.ema_decay, op, "ema_decay")
         shape = None if self.image_shape is None else tuple(int(v) for v in self.image_shape)
         if shape is not None and (len(shape) != 3 or int(np.prod(shape)) != n_features):
             raise ValueError(
@@ -212,6 +220,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                 threshold=self.threshold,
                 mu=int(self.mu),
                 image_shape=hook_shape,
+                ema_decay=self.ema_decay,
                 callbacks=cbs,
                 progress=False,
             )
