@@ -66,6 +66,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         ema_decay: 'consistency': None (default) or d in [0, 1), predict with an exponential
             moving average of the parameters over the optimizer steps
             (ConsistencyTrainer's ema_decay).
+        distribution_alignment: 'consistency': 0 (default, off) or the steps N of
+            ReMixMatch's distribution alignment (ConsistencyTrainer's).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         input_noise: float = 0.1,
         random_state: int = 0,
         ema_decay: float | None = None,
+        distribution_alignment: int = 0,
     ) -> None:
         self.method = method
         self.network = network
@@ -101,6 +104,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.input_noise = input_noise
         self.random_state = random_state
         self.ema_decay = ema_decay
+        self.distribution_alignment = distribution_alignment
 
     # -- parts ---------------------------------------------------------------------------
     def _check(self, n_features: int) -> tuple[int, ...] | None:
@@ -126,7 +130,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"[{op}] argument 'image_shape' must be given for network 'cnn'")
         if self.method == "dae" and self.network != "mlp":
             raise ValueError(f"[{op}] method 'dae' needs network 'mlp', got {self.network!r}")
-        for name, low in (("mu", 1), ("rounds", 1), ("epochs", 1), ("batch_size", 1)):
+        ints = (("mu", 1), ("rounds", 1), ("epochs", 1), ("batch_size", 1))
+        for name, low in (*ints, ("distribution_alignment", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"[{op}] argument '{name}' must be an int >= {low}, got {v!r}")
@@ -221,6 +226,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                 mu=int(self.mu),
                 image_shape=hook_shape,
                 ema_decay=self.ema_decay,
+                distribution_alignment=self.distribution_alignment,
                 callbacks=cbs,
                 progress=False,
             )
