@@ -362,7 +362,8 @@ class ConsistencyTrainer(Trainer):
     def _load_state(self, state: dict[str, Any]) -> None:
         super()._load_state(state)
         xp = np if self._data is None else array_module(self._data[0])
-        self._means = [xp.asarray(m) for m in state["alignment"]["means"]]
+        saved = state.get("alignment", {}).get("means", ())  # none in older checkpoints
+        self._means = [xp.asarray(m) for m in saved]
 
     def _hook(self, groups: Array, step: int) -> Array:
         xs, ys = self._data  # type: ignore[misc]
