@@ -314,7 +314,7 @@ def test_distribution_alignment_history_survives_a_resume(tmp_path) -> None:
     )
     second.fit(x, ys, epochs=3, batch_size=8, resume=ckpt)
     np.testing.assert_array_equal(np.stack(second._means), np.stack(full._means))
-    older = full.state_dict()  # a checkpoint from before the alignment history was kept
+    older = second.state_dict()  # a checkpoint from before the alignment history was kept
     del older["alignment"]
     second.load_state_dict(older)
     assert second._means == []
