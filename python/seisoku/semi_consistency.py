@@ -60,6 +60,7 @@ from .semi import (
     check_labels,
     ramp_weight,
 )
+from .semi_ema import WeightEMA, check_decay
 from .train import History, Trainer
 
 Array = Any
@@ -246,6 +247,17 @@ class ConsistencyTrainer(Trainer):
         image_shape: the shape of one image, e.g. (1, 8, 8), when rows are flat (default None:
             rows are images already).
         alpha_f, t1, t2, label_smoothing: as for ConsistencyLoss.
+        ema_decay: None (default) or d in [0, 1): keep an exponential moving average of the
+            parameters over the optimizer steps (seisoku.semi_ema.WeightEMA, appended to the
+            callbacks and kept in checkpoints) that replaces them when fit ends, so evaluate
+            and predict use it (FixMatch evaluates an EMA with d = 0.999). Pseudo-labels
+            during the fit come from the raw parameters. The callback is `self.ema`.
+        distribution_alignment: FixMatch: 0 (default, off) or N >= 1, ReMixMatch's
+            distribution alignment (Berthelot et al. 2020, who average N = 128 batches): the
+            weak views' class probabilities p are multiplied by the labeled rows' class
+            frequencies over the mean of p over the last N steps' unlabeled rows, then
+            renormalized, before the argmax and the threshold. The history is kept in
+            checkpoints.
         callbacks, progress: as for Trainer.
 
     fit(x, y, **kw): y holds -1 for unlabeled rows; batch_size counts labeled rows (each step
@@ -269,6 +281,8 @@ class ConsistencyTrainer(Trainer):
         t1: int | None = None,
         t2: int | None = None,
         label_smoothing: float = 0.0,
+        ema_decay: float | None = None,
+        distribution_alignment: int = 0,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
     ) -> None:
@@ -276,11 +290,21 @@ class ConsistencyTrainer(Trainer):
         loss = ConsistencyLoss(
             method, alpha_f=alpha_f, t1=t1, t2=t2, label_smoothing=label_smoothing
         )
+        self.ema = None if ema_decay is None else WeightEMA(check_decay(ema_decay, op, "ema_decay"))
+        callbacks = [*callbacks, *([self.ema] if self.ema is not None else [])]
         super().__init__(model, loss, optimizer, callbacks=callbacks, progress=progress)
         self.threshold = _check_threshold(threshold, op)
         if isinstance(mu, bool) or not isinstance(mu, (int, np.integer)) or mu < 1:
             raise ValueError(f"[{op}] argument 'mu' must be an int >= 1, got {mu!r}")
         self.mu = int(mu)
+        da = distribution_alignment
+        if isinstance(da, bool) or not isinstance(da, (int, np.integer)) or da < 0:
+            raise ValueError(
+                f"[{op}] argument 'distribution_alignment' must be an int >= 0, got {da!r}"
+            )
+        self.distribution_alignment = int(da)
+        self._prior: Array | None = None  # labeled class frequencies (K,)
+        self._means: list[Array] = []  # mean weak-view probabilities of the last steps
         self.weak = _check_pipeline(weak, "weak", op)
         self.strong = _check_pipeline(strong, "strong", op) or self.weak
         if image_shape is not None:
@@ -319,6 +343,28 @@ class ConsistencyTrainer(Trainer):
         p = _softmax(self.predict(x).astype(np.float64))
         return p.argmax(axis=1), p.max(axis=1)
 
+    def _align(self, p: Array) -> Array:
+        """Distribution alignment of the probabilities p (n_u, K) of one step's weak views:
+        p * prior / mean(p over the last N steps), rows renormalized."""
+        xp = array_module(p)
+        self._means.append(p.mean(axis=0))
+        del self._means[: -self.distribution_alignment]
+        q = p * (self._prior / xp.stack(self._means).mean(axis=0))
+        return q / q.sum(axis=1, keepdims=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Trainer.state_dict plus the distribution-alignment history."""
+        state = super().state_dict()
+        means = [np.asarray(_host(m)) for m in self._means]
+        state["alignment"] = {"means": np.stack(means) if means else np.zeros((0, 0))}
+        return state
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        super()._load_state(state)
+        xp = np if self._data is None else array_module(self._data[0])
+        saved = state.get("alignment", {}).get("means", ())  # none in older checkpoints
+        self._means = [xp.asarray(m) for m in saved]
+
     def _hook(self, groups: Array, step: int) -> Array:
         xs, ys = self._data  # type: ignore[misc]
         xp = array_module(xs)
@@ -334,7 +380,11 @@ class ConsistencyTrainer(Trainer):
             xu = xs[unl]
             if self.loss.method == "fixmatch":
                 xw, _ = self._apply(self.weak, xu, None, base + _SECTION)
-                pseudo, conf = self._guess(xw)
+                if self.distribution_alignment:
+                    p = self._align(_softmax(self.predict(xw).astype(np.float64)))
+                    pseudo, conf = p.argmax(axis=1), p.max(axis=1)
+                else:
+                    pseudo, conf = self._guess(xw)
                 rules = _has_rules(self.strong)
                 xs_, target = self._apply(
                     self.strong, xu, pseudo if rules else None, base + 2 * _SECTION
@@ -398,6 +448,9 @@ class ConsistencyTrainer(Trainer):
         groups = make_groups(host_y, self.mu, int(seed))
         xp = array_module(x)
         self._data = (x, y.astype(xp.int64))
+        counts = np.bincount(host_y[host_y != UNLABELED], minlength=classes).astype(np.float64)
+        self._prior = xp.asarray(counts / counts.sum())
+        self._means = []
         gx = xp.asarray(groups)
         gy = self._data[1][gx[:, 0]]
         try:

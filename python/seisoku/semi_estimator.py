@@ -34,6 +34,7 @@ from .optim import lr_scheduler
 from .random import Generator, manual_seed
 from .semi import UNLABELED, PseudoLabeler, _check_threshold
 from .semi_consistency import ConsistencyTrainer, _softmax
+from .semi_ema import check_decay
 from .semi_selftrain import dae_classifier, pretrain_dae, self_training
 from .train import Trainer
 
@@ -62,6 +63,11 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         dropout: on hidden units (default 0).
         input_noise: std of the feature noise views without image_shape (default 0.1).
         random_state: int seed (default 0).
+        ema_decay: 'consistency': None (default) or d in [0, 1), predict with an exponential
+            moving average of the parameters over the optimizer steps
+            (ConsistencyTrainer's ema_decay).
+        distribution_alignment: 'consistency': 0 (default, off) or the steps N of
+            ReMixMatch's distribution alignment (ConsistencyTrainer's).
     """
 
     def __init__(
@@ -80,6 +86,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         dropout: float = 0.0,
         input_noise: float = 0.1,
         random_state: int = 0,
+        ema_decay: float | None = None,
+        distribution_alignment: int = 0,
     ) -> None:
         self.method = method
         self.network = network
@@ -95,6 +103,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.input_noise = input_noise
         self.random_state = random_state
+        self.ema_decay = ema_decay
+        self.distribution_alignment = distribution_alignment
 
     # -- parts ---------------------------------------------------------------------------
     def _check(self, n_features: int) -> tuple[int, ...] | None:
@@ -108,6 +118,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                 f"[{op}] argument 'network' must be one of {NETWORKS}, got {self.network!r}"
             )
         _check_threshold(self.threshold, op)
+        if self.ema_decay is not None:
+            check_decay(self.ema_decay, op, "ema_decay")
         shape = None if self.image_shape is None else tuple(int(v) for v in self.image_shape)
         if shape is not None and (len(shape) != 3 or int(np.prod(shape)) != n_features):
             raise ValueError(
@@ -118,7 +130,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"[{op}] argument 'image_shape' must be given for network 'cnn'")
         if self.method == "dae" and self.network != "mlp":
             raise ValueError(f"[{op}] method 'dae' needs network 'mlp', got {self.network!r}")
-        for name, low in (("mu", 1), ("rounds", 1), ("epochs", 1), ("batch_size", 1)):
+        ints = (("mu", 1), ("rounds", 1), ("epochs", 1), ("batch_size", 1))
+        for name, low in (*ints, ("distribution_alignment", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"[{op}] argument '{name}' must be an int >= {low}, got {v!r}")
@@ -212,6 +225,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):
                 threshold=self.threshold,
                 mu=int(self.mu),
                 image_shape=hook_shape,
+                ema_decay=self.ema_decay,
+                distribution_alignment=self.distribution_alignment,
                 callbacks=cbs,
                 progress=False,
             )

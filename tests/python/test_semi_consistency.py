@@ -271,3 +271,60 @@ def test_fixmatch_beats_labels_alone_on_digits() -> None:
     t.fit(x[tr], ys[tr], epochs=200, batch_size=16)
     gain = t.evaluate(x[te], y[te])["accuracy"] - base
     assert gain > 0.03, (base, gain)
+
+
+# -- distribution alignment ------------------------------------------------------------------
+def test_distribution_alignment_divides_by_the_mean_of_the_last_steps() -> None:
+    x, _, ys = _blobs()
+    t = _trainer(distribution_alignment=3)
+    t._prior = np.array([0.2, 0.3, 0.5])
+    rng = np.random.default_rng(4)
+    ps = [_softmax(rng.normal(0, 2, (7, 3))) for _ in range(5)]
+    for i, p in enumerate(ps):
+        got = t._align(p)
+        mean = np.mean([q.mean(axis=0) for q in ps[max(0, i - 2) : i + 1]], axis=0)
+        ref = p * np.array([0.2, 0.3, 0.5]) / mean
+        np.testing.assert_allclose(got, ref / ref.sum(axis=1, keepdims=True), rtol=1e-13)
+    assert len(t._means) == 3
+    # in a step: the pseudo-labels and mask come from the aligned weak-view probabilities
+    t.fit(x, ys, epochs=1, batch_size=8)
+    t._data, t._means = (x, ys), [np.array([0.6, 0.3, 0.1])]
+    groups = make_groups(ys, 3, seed=0)[:4]
+    t._hook(groups, 0)
+    xw = t._apply(t.weak, x[groups[:, 1:].ravel()], None, 1 << 22)[0]
+    p = _softmax(t.predict(xw).astype(np.float64))
+    q = p * t._prior / np.mean([[0.6, 0.3, 0.1], p.mean(axis=0)], axis=0)
+    q /= q.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(t.loss.pending.targets, q.argmax(axis=1))
+    np.testing.assert_array_equal(t.loss.pending.mask, (q.max(axis=1) >= 0.7).astype(float))
+
+
+def test_distribution_alignment_history_survives_a_resume(tmp_path) -> None:
+    x, _, ys = _blobs()
+    full = _trainer(distribution_alignment=4)
+    full.fit(x, ys, epochs=3, batch_size=8)
+    ckpt = tmp_path / "run.npz"
+    first = _trainer(
+        distribution_alignment=4, callbacks=[_InterruptAt(13), sei.train.Checkpoint(ckpt)]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(x, ys, epochs=3, batch_size=8)
+    second = _trainer(
+        distribution_alignment=4, callbacks=[_InterruptAt(-1), sei.train.Checkpoint(ckpt)]
+    )
+    second.fit(x, ys, epochs=3, batch_size=8, resume=ckpt)
+    np.testing.assert_array_equal(np.stack(second._means), np.stack(full._means))
+    older = second.state_dict()  # a checkpoint from before the alignment history was kept
+    del older["alignment"]
+    second.load_state_dict(older)
+    assert second._means == []
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(second.model.state_dict()[k], v)
+    plain = _trainer()
+    plain.fit(x, ys, epochs=3, batch_size=8)
+    assert any(
+        not np.array_equal(plain.model.state_dict()[k], v)
+        for k, v in full.model.state_dict().items()
+    )
+    with pytest.raises(ValueError, match=r"argument 'distribution_alignment' must be an int >= 0"):
+        _trainer(distribution_alignment=-1)

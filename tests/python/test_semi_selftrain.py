@@ -123,6 +123,26 @@ def test_estimator_bad_input() -> None:
         SemiSupervisedClassifier(network="cnn").fit(x, ys)
     with pytest.raises(ValueError, match=r"argument 'y' must hold labels >= 0"):
         SemiSupervisedClassifier().fit(x, np.where(ys == 0, -2, ys))
+    with pytest.raises(ValueError, match=r"\[SemiSupervisedClassifier\] argument 'ema_decay'"):
+        SemiSupervisedClassifier(ema_decay=1.0).fit(x, ys)
+    with pytest.raises(ValueError, match=r"argument 'distribution_alignment' must be an int >= 0"):
+        SemiSupervisedClassifier(distribution_alignment=-2).fit(x, ys)
+
+
+def test_estimator_passes_ema_and_alignment_to_the_consistency_trainer() -> None:
+    pytest.importorskip("sklearn")
+    from seisoku.estimators import SemiSupervisedClassifier
+
+    x, _, ys = _blobs(240, 15)
+    clf = SemiSupervisedClassifier(
+        hidden_layer_sizes=(16,), epochs=3, ema_decay=0.9, distribution_alignment=5
+    )
+    clf.fit(x, ys)
+    t = clf.trainer_
+    assert t.ema.decay == 0.9 and t.ema.updates == t.steps and t.distribution_alignment == 5
+    assert len(t._means) == 5
+    for name, v in t.model.state_dict().items():  # predictions use the averages
+        np.testing.assert_array_equal(v, t.ema.averages[name].astype(np.float32))
 
 
 # -- labels per class and the command ------------------------------------------------------------
