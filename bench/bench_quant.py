@@ -7,8 +7,9 @@
     against torch.ao.quantization.quantize_dynamic of the same torch.nn.Linear (peer "torch",
     its fastest engine on this CPU, under torch.inference_mode).
   int8 mlp 784-800-800-10, batch 1 and 64: the same for the whole model (ReLU fused into the
-    int8 epilogue); plus seisoku's static int8 (input scales calibrated beforehand) against
-    float32.
+    int8 epilogue); plus seisoku's static int8 (input scales calibrated beforehand, each
+    layer's epilogue requantizing its output to int8 codes for the next, checked bit for bit
+    against the same model handing float32 between layers) against float32.
   digits accuracy: an MLP 64-128-10 trained on the digits data, tested in float32, in int8
     (static, per channel, calibrated on the training set) and in Q8.8 fixed point; the two
     quantized accuracies are printed beside float32 (target: within 0.3 points).
@@ -159,7 +160,8 @@ def main() -> None:
             ref = oracle_linear(x, q.weight.codes, q.weight.scales, q.bias, False)
             check(np.array_equal(q(x), ref), f"int8 linear {k} batch {b} against the NumPy oracle")
     q_mlp = quant.quantize(mlp, activation="dynamic")
-    q_mlp_static = quant.quantize(mlp, calib)
+    q_mlp_static = quant.quantize(mlp, calib)  # int8 codes handed from layer to layer
+    q_mlp_unchained = quant.quantize(mlp, calib, chain=False)
     t_mlp = torch_model(mlp_layers, torch)
     for b in batches:
         x = mlp_inputs[b]
@@ -167,6 +169,10 @@ def main() -> None:
         top = float(np.abs(f).max())
         with torch.inference_mode():
             tt = t_mlp(torch.from_numpy(x)).numpy()
+        check(
+            np.array_equal(q_mlp_static(x), q_mlp_unchained(x)),
+            f"mlp static int8 batch {b}: int8 hand-over between layers = float32 hand-over",
+        )
         for name, got in (("dynamic", q_mlp(x)), ("static", q_mlp_static(x)), ("torch", tt)):
             err = float(np.abs(got - f).max())
             check(err < 0.05 * top, f"mlp {name} int8 batch {b}: max error {err:.3g} vs {top:.3g}")

@@ -50,8 +50,8 @@ __global__ void quantize_kernel(const float* x, std::int8_t* q, std::int64_t n, 
 
 // x (N, K) codes (any K), w (O, Kp) codes (Kp = K padded to 4, zero pads).
 __global__ void gemm_kernel(const std::int8_t* x, const std::int8_t* w, const float* w_scales, const float* bias,
-                            float x_scale, float* y, std::int32_t* acc_out, std::int64_t N, std::int64_t K,
-                            std::int64_t Kp, std::int64_t O, bool relu) {
+                            float x_scale, float* y, std::int32_t* acc_out, std::int8_t* y8, float out_inv,
+                            std::int64_t N, std::int64_t K, std::int64_t Kp, std::int64_t O, bool relu) {
   __shared__ int xs[kTile][kChunkWords + 1];
   __shared__ int ws[kTile][kChunkWords + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;  // tx: output in the tile, ty: row in the tile
@@ -88,7 +88,9 @@ __global__ void gemm_kernel(const std::int8_t* x, const std::int8_t* w, const fl
       acc_out[n * O + o] = acc;
     } else {
       const float m = x_scale * w_scales[o];
-      y[n * O + o] = detail::int8_epilogue(acc, m, bias != nullptr ? bias[o] : 0.0f, relu);
+      const float v = detail::int8_epilogue(acc, m, bias != nullptr ? bias[o] : 0.0f, relu);
+      if (y8 != nullptr) y8[n * O + o] = detail::int8_code(v, out_inv);
+      else y[n * O + o] = v;
     }
   }
 }
@@ -184,7 +186,7 @@ std::int64_t quantize_int8(const Tensor& x, const Tensor& out, float inv_scale) 
 }
 
 void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tensor& bias, const Tensor& y, bool relu,
-               bool acc_only) {
+               bool acc_only, float out_inv) {
   DeviceGuard guard(xq.device_index());
   const Tensor& codes = w.device_codes(Device::cuda, xq.device_index());
   const Tensor& scales = w.device_scales(Device::cuda, xq.device_index());
@@ -193,8 +195,9 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
   const dim3 grid(static_cast<unsigned>((O + kTile - 1) / kTile), static_cast<unsigned>((N + kTile - 1) / kTile));
   gemm_kernel<<<grid, block, 0, stream()>>>(
       xq.data_as<std::int8_t>(), codes.data_as<std::int8_t>(), scales.data_as<float>(),
-      bias.defined() ? bias.data_as<float>() : nullptr, x_scale, acc_only ? nullptr : y.data_as<float>(),
-      acc_only ? y.data_as<std::int32_t>() : nullptr, N, w.in_features(), w.in_padded(), O, relu);
+      bias.defined() ? bias.data_as<float>() : nullptr, x_scale,
+      acc_only || out_inv > 0 ? nullptr : y.data_as<float>(), acc_only ? y.data_as<std::int32_t>() : nullptr,
+      out_inv > 0 ? y.data_as<std::int8_t>() : nullptr, out_inv, N, w.in_features(), w.in_padded(), O, relu);
   check_launch();
 }
 

@@ -144,6 +144,23 @@ def _convert(layer: Any, per_channel: bool, relu: bool, scale: float) -> Any:
     return QuantizedLinear.from_linear(layer, per_channel, activation=activation, input_scale=scale)
 
 
+def _chain(layers: list[Any]) -> list[Any]:
+    """Each QuantizedLinear right before a QuantizedLinear with a static input scale rebuilt to
+    write int8 codes at that scale (its epilogue requantizes)."""
+    out = list(layers)
+    for j in range(len(out) - 1):
+        a, b = out[j], out[j + 1]
+        if isinstance(a, QuantizedLinear) and isinstance(b, QuantizedLinear) and b.input_scale > 0:
+            out[j] = QuantizedLinear(
+                a.weight,
+                a.bias,
+                activation=a.activation,
+                input_scale=a.input_scale,
+                output_scale=b.input_scale,
+            )
+    return out
+
+
 def _fusable(layer: Any) -> bool:
     """Whether the layer's own activation leaves room to fuse a following ReLU (identity)."""
     return getattr(layer, "activation", None) in (None, "identity") or isinstance(layer, _nn.Conv2d)
@@ -157,6 +174,7 @@ def quantize(
     activation: str = "static",
     observer: str = "minmax",
     percentile: float = 99.99,
+    chain: bool = True,
 ) -> Any:
     """A new model with the Linear, Conv2d and QATLinear layers replaced by int8 layers.
 
@@ -176,6 +194,11 @@ def quantize(
     observer: 'minmax' (max|x| over the calibration set, default) or 'percentile' (that
         percentile of |x|: outliers clip instead of widening the scale).
     percentile: in (0, 100], default 99.99.
+    chain: with static scales, an int8 Linear directly followed by another hands it int8 codes:
+        its epilogue requantizes its output to the next layer's input scale, so no float32
+        output is written and quantized again between them (default True; the results are the
+        same bits either way). The last int8 layer, and any before a layer kept in float,
+        writes float32.
     Returns a seisoku.nn.Sequential in evaluation mode (or the single converted layer).
     """
     if not isinstance(model, _nn.Module):
@@ -186,6 +209,8 @@ def quantize(
         _fail("observer", "'minmax' or 'percentile'", observer)
     if not isinstance(per_channel, (bool, np.bool_)):
         _fail("per_channel", "True or False", per_channel)
+    if not isinstance(chain, (bool, np.bool_)):
+        _fail("chain", "True or False", chain)
     if (
         not isinstance(percentile, numbers.Real)
         or isinstance(percentile, bool)
@@ -243,6 +268,8 @@ def quantize(
             out.append(_convert(layer, bool(per_channel), relu, scales[i]))
         else:
             out.append(layer)
+    if chain:
+        out = _chain(out)
     result = _nn.Sequential(*out) if isinstance(model, _nn.Sequential) or len(out) > 1 else out[0]
     result.eval()
     return result

@@ -23,10 +23,12 @@ Activation fused_arg(py::handle v, const char* op) {
   return a;
 }
 
-nn::QuantizedOptions options_arg(py::handle activation, py::handle input_scale, const char* op) {
+nn::QuantizedOptions options_arg(py::handle activation, py::handle input_scale, const char* op,
+                                 py::handle output_scale = py::none()) {
   nn::QuantizedOptions o;
   o.activation = fused_arg(activation, op);
   o.input_scale = real_arg(input_scale, op, "input_scale");
+  if (!output_scale.is_none()) o.output_scale = real_arg(output_scale, op, "output_scale");
   return o;
 }
 
@@ -45,6 +47,7 @@ std::string mode_repr(const nn::QuantizedOptions& o) {
   std::string s = o.input_scale > 0 ? ", input_scale=" + py::repr(py::float_(o.input_scale)).cast<std::string>()
                                      : std::string(", input_scale=dynamic");
   if (o.activation == Activation::relu) s += ", activation='relu'";
+  if (o.output_scale > 0) s += ", output_scale=" + py::repr(py::float_(o.output_scale)).cast<std::string>();
   return s;
 }
 
@@ -129,19 +132,20 @@ tensor); Int8Weight.from_codes(codes, scales) takes existing codes.)doc")
   m.def(
       "int8_linear",
       [](py::handle xq, py::handle x_scale, const Int8Weight& w, py::handle bias, py::handle activation,
-         py::handle out) {
+         py::handle out, py::handle output_scale) {
         const char* op = "int8_linear";
         const double s = real_arg(x_scale, op, "x_scale");
         Int8Epilogue e;
         e.activation = fused_arg(activation, op);
+        e.output_scale = real_arg(output_scale, op, "output_scale");
         Call c(op);
         const Tensor tx = c.in(xq, "xq");
         const Tensor tb = c.opt_in(bias, "bias");
         py::object result;
         Tensor ty;
         if (out.is_none()) {
-          ty = Tensor::empty({tx.dim() == 2 ? tx.shape()[0] : 0, w.out_features()}, DType::float32, tx.device(),
-                             tx.device_index());
+          ty = Tensor::empty({tx.dim() == 2 ? tx.shape()[0] : 0, w.out_features()},
+                             e.output_scale != 0.0 ? DType::int8 : DType::float32, tx.device(), tx.device_index());
           result = to_python(ty);
         } else {
           ty = c.out(out, "out");
@@ -151,8 +155,9 @@ tensor); Int8Weight.from_codes(codes, scales) takes existing codes.)doc")
         return result;
       },
       arg("xq"), arg("x_scale"), arg("weight"), arg("bias") = py::none(), arg("activation") = py::none(),
-      arg("out") = py::none(),
-      "act(float(xq @ codes.T) * (x_scale * scale[o]) + bias[o]) as float32 (N, out_features).");
+      arg("out") = py::none(), arg("output_scale") = 0.0,
+      "act(float(xq @ codes.T) * (x_scale * scale[o]) + bias[o]) as float32 (N, out_features), or as int8 "
+      "codes clamp(rint(y / output_scale), -127, 127) when output_scale > 0.");
   m.def(
       "int8_matmul",
       [](py::handle xq, const Int8Weight& w) {
@@ -236,25 +241,30 @@ Args:
     activation: None or 'relu', fused into the epilogue (default None).
     input_scale: the static input scale from calibration (> 0), or 0 for a dynamic scale
         max|x| / 127 per batch (default 0).
-x is float32 (N, in_features), NumPy or CuPy; backward raises (inference only).)doc")
-      .def(py::init([](py::handle weight, py::handle bias, py::handle activation, py::handle input_scale) {
+    output_scale: > 0 makes the output int8 codes at that scale, requantized in the epilogue
+        (the static input scale of an int8 layer that follows); 0 (default): float32 output.
+x is float32 (N, in_features), NumPy or CuPy, or int8 codes at a static input_scale (the output
+of an int8 layer before it); backward raises (inference only).)doc")
+      .def(py::init([](py::handle weight, py::handle bias, py::handle activation, py::handle input_scale,
+                       py::handle output_scale) {
              const char* op = "QuantizedLinear";
              const Tensor b = bias.is_none() ? Tensor() : host_tensor(bias, op, "bias");
              return std::make_shared<nn::QuantizedLinear>(weight_arg(weight, op), b,
-                                                          options_arg(activation, input_scale, op));
+                                                          options_arg(activation, input_scale, op, output_scale));
            }),
            arg("weight"), arg("bias") = py::none(), py::kw_only(), arg("activation") = py::none(),
-           arg("input_scale") = 0.0)
+           arg("input_scale") = 0.0, arg("output_scale") = 0.0)
       .def_static(
           "from_linear",
-          [](py::handle linear, bool per_channel, py::handle activation, py::handle input_scale) {
+          [](py::handle linear, bool per_channel, py::handle activation, py::handle input_scale,
+             py::handle output_scale) {
             const char* op = "QuantizedLinear";
             if (!py::isinstance<nn::Linear>(linear)) bad_argument(op, "linear", "a seisoku.nn.Linear", linear);
             return nn::QuantizedLinear::from_linear(linear.cast<const nn::Linear&>(), per_channel,
-                                                    options_arg(activation, input_scale, op));
+                                                    options_arg(activation, input_scale, op, output_scale));
           },
           arg("linear"), arg("per_channel") = true, py::kw_only(), arg("activation") = py::none(),
-          arg("input_scale") = 0.0)
+          arg("input_scale") = 0.0, arg("output_scale") = 0.0)
       .def_property_readonly("weight", &nn::QuantizedLinear::weight)
       .def_property_readonly("bias", [](const nn::QuantizedLinear& l) { return host_array(l.bias()); })
       .def_property_readonly("in_features", &nn::QuantizedLinear::in_features)
@@ -262,6 +272,7 @@ x is float32 (N, in_features), NumPy or CuPy; backward raises (inference only).)
       .def_property_readonly("activation",
                              [](const nn::QuantizedLinear& l) { return activation_value(l.options().activation); })
       .def_property_readonly("input_scale", [](const nn::QuantizedLinear& l) { return l.options().input_scale; })
+      .def_property_readonly("output_scale", [](const nn::QuantizedLinear& l) { return l.options().output_scale; })
       .def_property_readonly("last_input_scale", &nn::QuantizedLinear::last_input_scale)
       .def_property_readonly("nbytes", &nn::QuantizedLinear::nbytes)
       .def("_config",
@@ -269,6 +280,7 @@ x is float32 (N, in_features), NumPy or CuPy; backward raises (inference only).)
              py::dict kw;
              kw["activation"] = activation_value(l.options().activation);
              kw["input_scale"] = l.options().input_scale;
+             kw["output_scale"] = l.options().output_scale;
              return py::make_tuple(py::make_tuple(l.weight(), host_array(l.bias())), kw);
            })
       .def("extra_repr", [](const nn::QuantizedLinear& l) {

@@ -107,6 +107,14 @@ def test_int8_linear_epilogue_is_bit_exact(kernel, n, k, o, relu):
     got = quant.int8_linear(xq, x_scale, iw, bias, activation="relu" if relu else None)
     ref = ref_linear(xq, x_scale, iw.codes, iw.scales, bias, relu)
     np.testing.assert_array_equal(got, ref)
+    # requantized in the epilogue: the int8 codes of the same float32 values (some saturate)
+    out_scale = float(np.abs(ref).max()) / 100.0 + 1e-3
+    got8 = quant.int8_linear(
+        xq, x_scale, iw, bias, activation="relu" if relu else None, output_scale=out_scale
+    )
+    assert got8.dtype == np.int8
+    np.testing.assert_array_equal(got8, ref_codes(ref, out_scale))
+    assert (np.abs(got8) == 127).any() or ref.size == 0 or np.abs(ref).max() < 127 * out_scale
 
 
 def test_kernels_agree_and_do_not_depend_on_threads():
@@ -212,6 +220,21 @@ def test_im2col_and_rows_to_nchw_match_numpy(shape, kernel, stride, pad):
     np.testing.assert_array_equal(y, rows.reshape(shape[0], ho, wo, 5).transpose(0, 3, 1, 2))
 
 
+def test_requantizing_epilogue_errors_name_the_argument():
+    iw = quant.Int8Weight(np.ones((3, 4), np.float32))
+    xq = np.ones((2, 4), np.int8)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"\[int8_linear\] argument 'output_scale' must be"):
+            quant.int8_linear(xq, 0.1, iw, output_scale=bad)
+    with pytest.raises(ValueError, match=r"\[int8_linear\] out must have dtype int8"):
+        quant.int8_linear(xq, 0.1, iw, output_scale=0.5, out=np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\[QuantizedLinear\] argument 'output_scale' must be"):
+        quant.QuantizedLinear(iw, output_scale=-2.0)
+    dynamic = quant.QuantizedLinear(iw)
+    with pytest.raises(ValueError, match=r"int8 codes, which need a static input_scale"):
+        dynamic(xq)
+
+
 def test_conv_pieces_errors_name_the_argument():
     xq = np.zeros((1, 2, 4, 4), np.int8)
     with pytest.raises(ValueError, match=r"\[int8_im2col\] argument 'xq' must have shape \(N, C"):
@@ -246,6 +269,11 @@ def test_cuda_twin_matches_cpu():
         )
         got = quant.int8_linear(to_device(xq, device), s, iw, to_device(bias, device), "relu")
         np.testing.assert_array_equal(to_host(got), quant.int8_linear(xq, s, iw, bias, "relu"))
+        got = quant.int8_linear(
+            to_device(xq, device), s, iw, to_device(bias, device), "relu", output_scale=0.05
+        )
+        want = quant.int8_linear(xq, s, iw, bias, "relu", output_scale=0.05)
+        np.testing.assert_array_equal(to_host(got), want)
     scales = np.abs(rng.standard_normal(6)).astype(np.float32) + 0.01
     x = rng.standard_normal((6, 40)).astype(np.float32) * 3
     for sc in (scales[:1], scales):

@@ -104,6 +104,34 @@ def test_quantized_mlp_is_close_to_float(per_channel, activation):
     assert quant.model_nbytes(q) == expect
 
 
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_chained_int8_layers_pass_codes_and_give_the_same_bits(per_channel):
+    """chain=True (default): each int8 Linear before another writes int8 codes at the next
+    layer's input scale; the model's output is bit for bit the unchained one's, and each
+    hand-over equals quantize_int8 of the float32 output."""
+    model, x = mlp(), inputs()
+    plain = quant.quantize(model, x, per_channel=per_channel, chain=False)
+    chained = quant.quantize(model, x, per_channel=per_channel)
+    scales = [q.input_scale for q in chained]
+    assert [q.output_scale for q in chained] == [*scales[1:], 0.0]
+    assert all(q.output_scale == 0.0 for q in plain)
+    h_plain, h = x, x
+    for a, b in zip(plain, chained, strict=True):
+        h_plain, h = np.array(a(h_plain)), np.array(b(h))
+        if b.output_scale > 0:
+            assert h.dtype == np.int8
+            np.testing.assert_array_equal(h, quant.quantize_int8(h_plain, b.output_scale))
+    assert h.dtype == np.float32
+    np.testing.assert_array_equal(h, h_plain)
+    np.testing.assert_array_equal(chained(x), plain(x))
+    # dynamic scales: nothing to chain
+    assert all(q.output_scale == 0.0 for q in quant.quantize(model, activation="dynamic"))
+    with pytest.raises(ValueError, match="argument 'chain'"):
+        quant.quantize(model, x, chain="yes")
+    copied = pickle.loads(pickle.dumps(chained))
+    np.testing.assert_array_equal(copied(x), plain(x))
+
+
 def test_static_scales_come_from_the_observers():
     model = mlp()
     x = inputs(200)

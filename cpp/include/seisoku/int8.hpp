@@ -76,13 +76,18 @@ class SEISOKU_API Int8Weight {
   mutable Tensor dev_codes_, dev_scales_;
 };
 
-// The fused epilogue of int8_linear: y = act(float(acc) * m + bias) (identity or relu).
+// The fused epilogue of int8_linear: y = act(float(acc) * m + bias) (identity or relu), written
+// as float32, or, with output_scale > 0, requantized to the int8 codes
+// clamp(rint(y * (1 / output_scale)), -127, 127) (quantize_int8's formula): the input of a
+// following int8 layer whose static input scale is output_scale, with no float32 pass between.
 struct Int8Epilogue {
   Activation activation = Activation::identity;
+  double output_scale = 0.0;
 };
 
-// y (N, out) float32 = epilogue(xq (N, in) int8 @ weight^T) with the scales above; bias float32
-// (out,) or undefined. xq, bias and y share a device (CPU, or CUDA with the weight's device copy).
+// y (N, out) = epilogue(xq (N, in) int8 @ weight^T) with the scales above, float32 (int8 when
+// epilogue.output_scale > 0); bias float32 (out,) or undefined. xq, bias and y share a device
+// (CPU, or CUDA with the weight's device copy).
 SEISOKU_API void int8_linear(const Tensor& xq, double x_scale, const Int8Weight& weight, const Tensor& bias,
                              const Tensor& y, const Int8Epilogue& epilogue = {});
 

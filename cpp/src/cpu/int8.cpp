@@ -48,9 +48,11 @@ struct Gemm {
   const float* mult;           // (O padded to 16) x_scale * w_scale[o]
   const float* bias;           // (O padded to 16), zeros without a bias
   float* y;                    // (N, O) float32, or
-  std::int32_t* acc;           // (N, O) int32 when acc_only
+  std::int32_t* acc;           // (N, O) int32 when acc_only, or
+  std::int8_t* y8;             // (N, O) int8 codes of y at the output scale (out_inv = 1 / it)
   std::int64_t N, K, O, G;     // G = groups of 4 inputs (K padded to 4 / 4)
   bool relu;
+  float out_inv;
 };
 
 // Four codes read as one int32 (a type that may alias the bytes).
@@ -65,6 +67,7 @@ void scalar_rows(const Gemm& p, std::int64_t r0, std::int64_t r1, std::int64_t o
       std::int32_t s = 0;
       for (std::int64_t k = 0; k < p.K; ++k) s += static_cast<std::int32_t>(xr[k]) * wr[k];
       if (p.acc) p.acc[n * p.O + o] = s;
+      else if (p.y8) p.y8[n * p.O + o] = detail::int8_code(detail::int8_epilogue(s, p.mult[o], p.bias[o], p.relu), p.out_inv);
       else p.y[n * p.O + o] = detail::int8_epilogue(s, p.mult[o], p.bias[o], p.relu);
     }
   }
@@ -137,7 +140,14 @@ SEISOKU_VNNI void vnni_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
       } else {
         __m512 yv = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), m), b);
         if (p.relu) yv = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(yv, zero, _CMP_GT_OQ), zero, yv);
-        _mm512_mask_storeu_ps(p.y + at, mask, yv);
+        if (p.y8) {  // int8_code: rint(y * out_inv) clamped to [-127, 127]
+          __m512 c = _mm512_roundscale_ps(_mm512_mul_ps(yv, _mm512_set1_ps(p.out_inv)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          c = _mm512_min_ps(_mm512_max_ps(c, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+          _mm_mask_storeu_epi8(p.y8 + at, mask, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(c)));
+        } else {
+          _mm512_mask_storeu_ps(p.y + at, mask, yv);
+        }
       }
     }
   }
@@ -196,8 +206,12 @@ SEISOKU_AVX2 void avx2_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
       }
       __m256 yv = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][j]), m), b);
       if (p.relu) yv = _mm256_and_ps(yv, _mm256_cmp_ps(yv, zero, _CMP_GT_OQ));
-      if (left == 8) _mm256_storeu_ps(p.y + at, yv);
-      else {
+      if (p.y8) {
+        _mm256_store_ps(fbuf, yv);
+        for (std::int64_t i = 0; i < left; ++i) p.y8[at + i] = detail::int8_code(fbuf[i], p.out_inv);
+      } else if (left == 8) {
+        _mm256_storeu_ps(p.y + at, yv);
+      } else {
         _mm256_store_ps(fbuf, yv);
         std::memcpy(p.y + at, fbuf, static_cast<std::size_t>(left) * 4);
       }
@@ -371,7 +385,7 @@ std::int64_t quantize_int8(const Tensor& x, const Tensor& out, float inv_scale) 
 }
 
 void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tensor& bias, const Tensor& y, bool relu,
-               bool acc_only) {
+               bool acc_only, float out_inv) {
   const std::int64_t N = xq.shape()[0], K = w.in_features(), O = w.out_features();
   const std::int64_t OB = (O + 15) / 16, Op = OB * 16;
   std::vector<float> mult(static_cast<std::size_t>(Op), 0.0f), bvec(static_cast<std::size_t>(Op), 0.0f);
@@ -405,13 +419,15 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
          w.row_correction().data_as<std::int32_t>(),
          mult.data(),
          bvec.data(),
-         acc_only ? nullptr : y.data_as<float>(),
+         acc_only || out_inv > 0 ? nullptr : y.data_as<float>(),
          acc_only ? y.data_as<std::int32_t>() : nullptr,
+         out_inv > 0 ? y.data_as<std::int8_t>() : nullptr,
          N,
          K,
          O,
          Kp / 4,
-         relu};
+         relu,
+         out_inv};
   if (kernel == Int8Kernel::avx2) p.corr = nullptr;  // the sign trick needs no correction
   // Tile shapes (rows x 16-output blocks of accumulators held in registers): VNNI 4 x 4 (16 of
   // the 32 zmm registers), AVX2 4 x 1 or, for fewer rows, 2 x 2 (8 of the 16 ymm registers).

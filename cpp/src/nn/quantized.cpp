@@ -21,6 +21,9 @@ void check_options(const char* op, const QuantizedOptions& o) {
                          activation_name(o.activation));
   if (!(std::isfinite(o.input_scale) && o.input_scale >= 0.0))
     detail::fail(op, "argument 'input_scale' must be finite and >= 0 (0: dynamic), got " + number(o.input_scale));
+  if (!(std::isfinite(o.output_scale) && o.output_scale >= 0.0))
+    detail::fail(op, "argument 'output_scale' must be finite and >= 0 (0: float32 output), got " +
+                         number(o.output_scale));
 }
 
 Tensor host_bias(const char* op, const Tensor& bias, std::int64_t out) {
@@ -83,14 +86,22 @@ std::shared_ptr<QuantizedLinear> QuantizedLinear::from_linear(const Linear& line
 Tensor QuantizedLinear::forward(const Tensor& x) {
   const char* op = "QuantizedLinear";
   detail::check_defined(op, "x", x);
-  detail::check_dtype(op, "x", x, {DType::float32});
+  detail::check_dtype(op, "x", x, {DType::float32, DType::int8});
   if (x.dim() != 2 || x.shape()[1] != in_features())
     detail::fail(op, "argument 'x' must have shape (N, " + std::to_string(in_features()) + "), got " +
                          shape_str(x.shape()));
-  const double s = input_scale(op, options_, x);
-  Tensor xq = buffers_.get(kXq, x.shape(), DType::int8, x.device(), x.device_index());
-  quantize_int8(x, xq, s);
-  Tensor y = buffers_.like(kY, {x.shape()[0], out_features()}, x);
+  const bool codes = x.dtype() == DType::int8;
+  if (codes && !(options_.input_scale > 0))
+    detail::fail(op, "argument 'x' is int8 codes, which need a static input_scale (> 0), got a dynamic scale");
+  const double s = codes ? options_.input_scale : input_scale(op, options_, x);
+  Tensor xq = x;
+  if (!codes) {
+    xq = buffers_.get(kXq, x.shape(), DType::int8, x.device(), x.device_index());
+    quantize_int8(x, xq, s);
+  }
+  const bool requantize = options_.output_scale > 0;
+  Tensor y = buffers_.get(kY, {x.shape()[0], out_features()}, requantize ? DType::int8 : DType::float32, x.device(),
+                          x.device_index());
   Tensor b = bias_;
   if (b.defined() && x.is_cuda()) {
     if (!dev_bias_.defined() || dev_bias_.device_index() != x.device_index())
@@ -99,6 +110,7 @@ Tensor QuantizedLinear::forward(const Tensor& x) {
   }
   Int8Epilogue e;
   e.activation = options_.activation;
+  e.output_scale = options_.output_scale;
   int8_linear(xq, s, weight_, b, y, e);
   last_scale_ = s;
   return y;
@@ -116,6 +128,9 @@ QuantizedConv2d::QuantizedConv2d(Int8Weight weight, Tensor bias, std::int64_t in
   const char* op = "QuantizedConv2d";
   if (!weight_.defined()) detail::fail(op, "argument 'weight' is an empty Int8Weight");
   check_options(op, options);
+  if (options.output_scale > 0)
+    detail::fail(op, "argument 'output_scale' must be 0: a QuantizedConv2d writes float32 outputs, got " +
+                         number(options.output_scale));
   check_positive(op, "in_channels", in_channels);
   if (window.kh < 1 || window.kw < 1 || window.stride_h < 1 || window.stride_w < 1 || window.pad_h < 0 ||
       window.pad_w < 0)

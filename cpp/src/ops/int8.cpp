@@ -248,7 +248,9 @@ const Tensor& Int8Weight::device_scales(Device device, int device_index) const {
 void int8_linear(const Tensor& xq, double x_scale, const Int8Weight& weight, const Tensor& bias, const Tensor& y,
                  const Int8Epilogue& epilogue) {
   const char* op = "int8_linear";
-  const std::int64_t N = check_gemm_args(op, xq, weight, y, DType::float32);
+  const bool requantize = epilogue.output_scale != 0.0;
+  if (requantize) check_scale(op, "output_scale", epilogue.output_scale);
+  const std::int64_t N = check_gemm_args(op, xq, weight, y, requantize ? DType::int8 : DType::float32);
   check_scale(op, "x_scale", x_scale);
   if (epilogue.activation != Activation::identity && epilogue.activation != Activation::relu)
     detail::fail(op, std::string("argument 'activation' must be identity or relu, got ") +
@@ -260,13 +262,14 @@ void int8_linear(const Tensor& xq, double x_scale, const Int8Weight& weight, con
   }
   if (N == 0) return;
   const bool relu = epilogue.activation == Activation::relu;
-  SEISOKU_DISPATCH(xq, int8_gemm, xq, static_cast<float>(x_scale), weight, bias, y, relu, false);
+  const float out_inv = requantize ? 1.0f / static_cast<float>(epilogue.output_scale) : 0.0f;
+  SEISOKU_DISPATCH(xq, int8_gemm, xq, static_cast<float>(x_scale), weight, bias, y, relu, false, out_inv);
 }
 
 void int8_matmul(const Tensor& xq, const Int8Weight& weight, const Tensor& acc) {
   const std::int64_t N = check_gemm_args("int8_matmul", xq, weight, acc, DType::int32);
   if (N == 0) return;
-  SEISOKU_DISPATCH(xq, int8_gemm, xq, 1.0f, weight, Tensor(), acc, false, true);
+  SEISOKU_DISPATCH(xq, int8_gemm, xq, 1.0f, weight, Tensor(), acc, false, true, 0.0f);
 }
 
 // ---- kernel choice ----

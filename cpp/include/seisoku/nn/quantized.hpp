@@ -17,11 +17,14 @@ namespace seisoku::nn {
 // input_scale > 0) or with max|x| / 127 of each batch (dynamic, input_scale = 0).
 struct QuantizedOptions {
   Activation activation = Activation::identity;  // identity or relu, fused into the epilogue
-  double input_scale = 0.0;
+  double input_scale = 0.0;   // > 0: static input scale; 0: each batch's max|x| / 127
+  double output_scale = 0.0;  // > 0 (QuantizedLinear): y is int8 codes at this scale
 };
 
 // y = act(dequantize(quantize(x) @ Wq^T) + b): x float32 (N, in) on the CPU or CUDA, y float32
-// (N, out). Inference only (backward throws).
+// (N, out). With a static input scale, x may also be int8 codes at that scale (the output of an
+// int8 layer before it), used as they are; with output_scale > 0, y is int8 codes at that scale
+// (Int8Epilogue::output_scale), for the next int8 layer. Inference only (backward throws).
 class SEISOKU_API QuantizedLinear : public Module {
  public:
   // bias: float32 (out,) on the CPU, or undefined.
