@@ -111,6 +111,33 @@ SEISOKU_VNNI void vnni_tile(const Gemm& p, std::int64_t r0, std::int64_t b0) {
     acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12, acc[1][3] = c13;
     acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22, acc[2][3] = c23;
     acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32, acc[3][3] = c33;
+  } else if constexpr (R == 8 && NB == 2) {
+    // 8 rows x 32 outputs, written out likewise: the two weight vectors of a group serve eight
+    // rows, and a 32-output panel of the weights (G * 128 bytes) stays in L1 while the row
+    // tiles go past it (the tasks run row tiles innermost).
+    const std::int8_t *w0p = wb, *w1p = wb + G * 64;
+#define SEISOKU_VNNI_ROW(r)                                                                   \
+  __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0;                                \
+  const std::int8_t* x##r = xb0 + (r) * Kp;
+    SEISOKU_VNNI_ROW(0) SEISOKU_VNNI_ROW(1) SEISOKU_VNNI_ROW(2) SEISOKU_VNNI_ROW(3)
+    SEISOKU_VNNI_ROW(4) SEISOKU_VNNI_ROW(5) SEISOKU_VNNI_ROW(6) SEISOKU_VNNI_ROW(7)
+#undef SEISOKU_VNNI_ROW
+    for (std::int64_t g = 0; g < G; ++g) {
+      const __m512i w0 = _mm512_loadu_si512(w0p + g * 64), w1 = _mm512_loadu_si512(w1p + g * 64);
+#define SEISOKU_VNNI_ROW(r)                                      \
+  {                                                              \
+    const __m512i x = _mm512_set1_epi32(word_at(x##r + 4 * g));  \
+    c##r##0 = _mm512_dpbusd_epi32(c##r##0, x, w0);               \
+    c##r##1 = _mm512_dpbusd_epi32(c##r##1, x, w1);               \
+  }
+      SEISOKU_VNNI_ROW(0) SEISOKU_VNNI_ROW(1) SEISOKU_VNNI_ROW(2) SEISOKU_VNNI_ROW(3)
+      SEISOKU_VNNI_ROW(4) SEISOKU_VNNI_ROW(5) SEISOKU_VNNI_ROW(6) SEISOKU_VNNI_ROW(7)
+#undef SEISOKU_VNNI_ROW
+    }
+    acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+    acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
+    acc[4][0] = c40, acc[4][1] = c41, acc[5][0] = c50, acc[5][1] = c51;
+    acc[6][0] = c60, acc[6][1] = c61, acc[7][0] = c70, acc[7][1] = c71;
   } else {
   for (std::int64_t g = 0; g < G; ++g) {
     __m512i w[NB];
@@ -429,25 +456,28 @@ void int8_gemm(const Tensor& xq, float x_scale, const Int8Weight& w, const Tenso
          relu,
          out_inv};
   if (kernel == Int8Kernel::avx2) p.corr = nullptr;  // the sign trick needs no correction
-  // Tile shapes (rows x 16-output blocks of accumulators held in registers): VNNI 4 x 4 (16 of
-  // the 32 zmm registers), AVX2 4 x 1 or, for fewer rows, 2 x 2 (8 of the 16 ymm registers).
+  // Tile shapes (rows x 16-output blocks of accumulators held in registers): VNNI 8 x 2 from 8
+  // rows on, else 4 x 4 (16 of the 32 zmm registers), AVX2 4 x 1 or, for fewer rows, 2 x 2 (8
+  // of the 16 ymm registers).
   const bool vnni = kernel == Int8Kernel::avx512_vnni;
-  const int rows = static_cast<int>(std::min<std::int64_t>(N, 4));
-  const int nb = vnni ? 4 : (rows >= 4 ? 1 : 2);
+  const bool tall = vnni && N >= 8;
+  const int rows = tall ? 8 : static_cast<int>(std::min<std::int64_t>(N, 4));
+  const int nb = tall ? 2 : (vnni ? 4 : (rows >= 4 ? 1 : 2));
   const std::int64_t row_tiles = (N + rows - 1) / rows, block_groups = (OB + nb - 1) / nb;
   // Threads only where the product has a few million multiply-adds (tens of microseconds):
   // waking OpenMP workers costs more than a smaller product takes.
   const std::int64_t cost = rows * nb * 16 * K / 64;
   parallel_tasks(row_tiles * block_groups, cost, [&](std::int64_t t) {
-    const std::int64_t rt = t / block_groups, bg = t % block_groups;
+    const std::int64_t bg = t / row_tiles, rt = t % row_tiles;  // a weight panel, then its rows
     const std::int64_t r0 = rt * rows, b0 = bg * nb;
     const int r = static_cast<int>(std::min<std::int64_t>(rows, N - r0));
     const int bcount = static_cast<int>(std::min<std::int64_t>(nb, OB - b0));
     if (kernel == Int8Kernel::scalar) {
       scalar_rows(p, r0, r0 + r, b0 * 16, std::min(O, (b0 + bcount) * 16));
     } else if (kernel == Int8Kernel::avx512_vnni) {
-      run_tile<4, 4>([&](auto R, auto NB) { vnni_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
-                     bcount);
+      auto tile = [&](auto R, auto NB) { vnni_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); };
+      if (tall) run_tile<8, 2>(tile, r, bcount);
+      else run_tile<4, 4>(tile, r, bcount);
     } else {
       run_tile<4, 2>([&](auto R, auto NB) { avx2_tile<decltype(R)::value, decltype(NB)::value>(p, r0, b0); }, r,
                      bcount);

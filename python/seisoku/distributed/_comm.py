@@ -124,6 +124,9 @@ def _abort_hook(exc_type: type, exc: BaseException, tb: Any) -> None:
     sys.stderr.write(f"{where}aborting every rank of the job\n")
     sys.stderr.flush()
     if comm is not None:
+        # the launcher forwards each rank's output on its own: give it the lines just written
+        # before the abort ends the job (whose ranks it then stops forwarding)
+        time.sleep(0.25)
         comm.Abort(1)
 
 
