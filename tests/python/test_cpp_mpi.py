@@ -15,37 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cpp_build import REPO_ROOT, report, run, skip_or_fail
 
 import seisoku
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples" / "cpp"
 TOLERANCE = 1e-5
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("SEISOKU_REQUIRE_CPP_TESTS") == "1":
-        pytest.fail(f"{reason} (SEISOKU_REQUIRE_CPP_TESTS=1)")
-    pytest.skip(reason)
-
-
-def _run(
-    cmd: list[str], timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as e:
-        output = "".join(
-            x.decode(errors="replace") if isinstance(x, bytes) else x
-            for x in (e.stdout or "", e.stderr or "")
-        )
-        pytest.fail(f"timed out after {timeout} s: {' '.join(cmd)}\n{output}")
-
-
-def _report(proc: subprocess.CompletedProcess) -> str:
-    return f"$ {' '.join(proc.args)}\n(exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}"
 
 
 def _mpi_header(mpicxx: str) -> Path | None:
@@ -76,7 +51,7 @@ def mpi_example(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
         pytest.skip(f"MPI is not installed ({mpicxx} names no folder with mpi.h)")
     cmake = shutil.which("cmake")
     if cmake is None:
-        _skip_or_fail("cmake is not on PATH")
+        skip_or_fail("cmake is not on PATH")
     build = tmp_path_factory.mktemp("cpp_mpi") / "build"
     configure = [
         cmake,
@@ -90,16 +65,16 @@ def mpi_example(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     ]
     if shutil.which("ninja"):
         configure += ["-G", "Ninja"]
-    proc = _run(configure, timeout=300)
-    assert proc.returncode == 0, "configuring examples/cpp failed\n" + _report(proc)
+    proc = run(configure, timeout=300)
+    assert proc.returncode == 0, "configuring examples/cpp failed\n" + report(proc)
     assert "Could NOT find MPI" not in proc.stdout + proc.stderr, (
-        "CMake did not find the MPI that mpicxx belongs to\n" + _report(proc)
+        "CMake did not find the MPI that mpicxx belongs to\n" + report(proc)
     )
-    proc = _run(
+    proc = run(
         [cmake, "--build", str(build), "--target", "seisoku_distributed_mlp", "-j", "2"],
         timeout=600,
     )
-    assert proc.returncode == 0, "building seisoku_distributed_mlp failed\n" + _report(proc)
+    assert proc.returncode == 0, "building seisoku_distributed_mlp failed\n" + report(proc)
     return mpiexec, build / "seisoku_distributed_mlp"
 
 
@@ -108,16 +83,16 @@ def test_distributed_mlp_matches_one_process(mpi_example: tuple[str, Path]) -> N
     mpiexec, exe = mpi_example
     # One thread per rank: two ranks share the machine's cores, and MPICH busy-polls.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = _run([mpiexec, "-n", "2", str(exe)], timeout=180, cwd=exe.parent, env=env)
-    assert proc.returncode == 0, _report(proc)
+    proc = run([mpiexec, "-n", "2", str(exe)], timeout=180, cwd=exe.parent, env=env)
+    assert proc.returncode == 0, report(proc)
     lines = proc.stdout.splitlines()
-    assert "OK" in lines, _report(proc)
+    assert "OK" in lines, report(proc)
     # The program checks itself; read its figures again so that a wrong check cannot pass.
     diffs = [float(x) for x in re.findall(r"max \|w - w_single\| = (\S+?),? ", proc.stdout)]
-    assert len(diffs) == 4, _report(proc)  # 2 data-parallel runs, gpipe, 1f1b
-    assert all(d <= TOLERANCE for d in diffs), _report(proc)
+    assert len(diffs) == 4, report(proc)  # 2 data-parallel runs, gpipe, 1f1b
+    assert all(d <= TOLERANCE for d in diffs), report(proc)
     parallel = [line for line in lines if line.startswith("data parallel")]
-    assert len(parallel) == 2, _report(proc)
+    assert len(parallel) == 2, report(proc)
     for line in parallel:
         found = re.search(r"(\d+) buckets \((\d+) started during backward\)", line)
         assert found is not None, line

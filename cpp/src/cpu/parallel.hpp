@@ -23,6 +23,32 @@ constexpr std::int64_t kReduceBlock = 8192;
 // runtime set for themselves (PyTorch's torch.set_num_threads loads the same libgomp.so.1).
 int max_threads();
 
+// first(t) for t < n1, then, once all of them are done, second(t) for t < n2, each handed to
+// the threads as they come free: one team for both, so the workers are woken once (with
+// OMP_WAIT_POLICY=PASSIVE, as seisoku sets it, each wake-up costs some 10 us). On the calling
+// thread alone with one thread or when `parallel` is false (work too small to pay the wake-up).
+template <class F1, class F2>
+void two_phases(std::int64_t n1, F1&& first, std::int64_t n2, F2&& second, bool parallel = true) {
+  const int threads = max_threads();
+  if (threads == 1 || !parallel) {
+    for (std::int64_t t = 0; t < n1; ++t) first(t);
+    for (std::int64_t t = 0; t < n2; ++t) second(t);
+    return;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t t = 0; t < n1; ++t) first(t);
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t t = 0; t < n2; ++t) second(t);
+  }
+#else
+  for (std::int64_t t = 0; t < n1; ++t) first(t);
+  for (std::int64_t t = 0; t < n2; ++t) second(t);
+#endif
+}
+
 // Calls f(begin, end) on disjoint ranges covering [0, n), in parallel when n is large.
 template <class F>
 void parallel_for(std::int64_t n, F&& f, std::int64_t grain = kParallelGrain) {

@@ -149,31 +149,6 @@ void compact_chunk(const T* a, std::int64_t lda, bool trans_a, std::int64_t r0, 
   for (std::int64_t r = r0; r < r1; ++r) count[r] = compact_row(rows + (r - r0) * ld, k, idx + r * k, val + r * k);
 }
 
-// first(t) for t < n1, then, once all of them are done, second(t) for t < n2, each handed to
-// the threads as they come free: one team for both, so the workers are woken once (with
-// OMP_WAIT_POLICY=PASSIVE, as seisoku sets it, each wake-up costs some 10 us).
-template <class F1, class F2>
-void two_phases(std::int64_t n1, F1&& first, std::int64_t n2, F2&& second) {
-  const int threads = max_threads();
-  if (threads == 1) {
-    for (std::int64_t t = 0; t < n1; ++t) first(t);
-    for (std::int64_t t = 0; t < n2; ++t) second(t);
-    return;
-  }
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t t = 0; t < n1; ++t) first(t);
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t t = 0; t < n2; ++t) second(t);
-  }
-#else
-  for (std::int64_t t = 0; t < n1; ++t) first(t);
-  for (std::int64_t t = 0; t < n2; ++t) second(t);
-#endif
-}
-
 // Nonzero entries among rows [r0, r1) of a (row length cols, contiguous). NaN counts as
 // nonzero and -0 as zero, as in the compaction.
 template <class T>

@@ -74,30 +74,6 @@ T* scratch(int slot, std::int64_t n) {
   return v.data();
 }
 
-// first(t) for t < n1, then, once all are done, second(t) for t < n2, on one team of threads
-// (woken once) taking tasks as they come free.
-template <class F1, class F2>
-void two_phases(std::int64_t n1, F1&& first, std::int64_t n2, F2&& second, std::int64_t work) {
-  const int threads = max_threads();
-  if (threads == 1 || work < kMinParallelWork) {
-    for (std::int64_t t = 0; t < n1; ++t) first(t);
-    for (std::int64_t t = 0; t < n2; ++t) second(t);
-    return;
-  }
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t t = 0; t < n1; ++t) first(t);
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t t = 0; t < n2; ++t) second(t);
-  }
-#else
-  for (std::int64_t t = 0; t < n1; ++t) first(t);
-  for (std::int64_t t = 0; t < n2; ++t) second(t);
-#endif
-}
-
 // Columns [c0, c1) of x (n, cols) into rows c0.. of xt (cols, ld), pad lanes [n, ld) zero.
 template <class T>
 void transpose_columns(const T* x, std::int64_t n, std::int64_t cols, std::int64_t c0, std::int64_t c1, T* xt,
@@ -325,7 +301,7 @@ void product(const Csr<T>& a, std::int64_t rows, const T* x, std::int64_t n, std
           const std::int64_t r0 = t * kGatherRows;
           row_gather<T, POS, ACT>(a, x, cols, n, r0, std::min(rows, r0 + kGatherRows), bias, slope, out, rows);
         },
-        (nnz + rows) * n);
+        (nnz + rows) * n >= kMinParallelWork);
     return;
   }
   constexpr std::int64_t W = lanes<T>();
@@ -335,7 +311,7 @@ void product(const Csr<T>& a, std::int64_t rows, const T* x, std::int64_t n, std
   two_phases(
       transpose_tasks<T>(cols), [=](std::int64_t t) { transpose_task(t, x, n, cols, xt, ld); }, p.tasks(),
       [=](std::int64_t t) { product_task<T, POS, ACT>(t, p, a, rows, xt, ld, n, bias, slope, out); },
-      (nnz + rows) * ld);
+      (nnz + rows) * ld >= kMinParallelWork);
 }
 
 // The sum of a vector's lanes, in one fixed order (a halving tree where the build has
@@ -459,7 +435,7 @@ void sparse_linear_backward(const Tensor& grad_z, const Tensor& x, const SparseP
               const std::int64_t r0 = t * kGatherRows;
               row_sddmm_gather(a, gz, rows, xs, cols, n, r0, std::min(rows, r0 + kGatherRows), gv, add);
             },
-            (nnz + rows) * n);
+            (nnz + rows) * n >= kMinParallelWork);
       }
       return;
     }
@@ -488,7 +464,7 @@ void sparse_linear_backward(const Tensor& grad_z, const Tensor& x, const SparseP
             row_sddmm(a, gzt, xt, ld, r0, std::min(rows, r0 + kRowChunk), gv, add);
           }
         },
-        (2 * nnz + rows + cols) * ld);
+        (2 * nnz + rows + cols) * ld >= kMinParallelWork);
   });
 }
 

@@ -7,6 +7,7 @@
 #include "core/check.hpp"
 #include "core/dispatch.hpp"
 #include "seisoku/activation.hpp"
+#include "seisoku/elementwise.hpp"
 #include "seisoku/linear.hpp"
 #include "seisoku/nn/layers.hpp"
 #include "seisoku/nn/parameter.hpp"
@@ -101,6 +102,28 @@ inline Epilogue linear_epilogue(Activation act, double slope, double p, DropoutM
   }
   *eval_factor = !training && mode == DropoutMode::lecture ? 1.0 - p : 1.0;
   return e;
+}
+
+// t, or eval_factor * t in buffer `key` when the factor is not 1 (a linear_epilogue layer's
+// output, and the gradient its backward receives).
+inline Tensor eval_scaled(BufferPool& buffers, std::size_t key, const Tensor& t, double eval_factor) {
+  if (eval_factor == 1.0) return t;
+  Tensor out = buffers.like(key, t.shape(), t);
+  scale(eval_factor, t, out);
+  return out;
+}
+
+// The gradient at the product, before the fused epilogue e (bias, activation, dropout) whose
+// output was y, from the gradient of the layer's output: scaled back by eval_factor, then
+// through the epilogue (into buffers `scaled_key` and `grad_key`; grad itself where both are
+// identities).
+inline Tensor epilogue_input_grad(BufferPool& buffers, std::size_t scaled_key, std::size_t grad_key,
+                                  const Tensor& grad, const Tensor& y, const Epilogue& e, double eval_factor) {
+  const Tensor g = eval_scaled(buffers, scaled_key, grad, eval_factor);
+  if (e.activation == Activation::identity && !(e.dropout_p > 0)) return g;
+  Tensor grad_z = buffers.like(grad_key, y.shape(), y);
+  bias_act_dropout_backward(g, y, grad_z, e);
+  return grad_z;
 }
 
 }  // namespace seisoku::nn

@@ -60,11 +60,7 @@ Tensor Linear::forward(const Tensor& x) {
                                      training_, gen_, first_row_ * static_cast<std::uint64_t>(out_), &factor);
   Tensor y = output_of(buffers_, "linear", x, out_);
   linear(x, weight_->value(), bias_ ? bias_->value() : Tensor(), y, e);
-  Tensor result = y;
-  if (factor != 1.0) {
-    result = buffers_.like(kScaled, y.shape(), y);
-    scale(factor, y, result);
-  }
+  Tensor result = eval_scaled(buffers_, kScaled, y, factor);
   // The state of this forward, kept once it has succeeded.
   x_ = x;
   y_ = y;
@@ -75,16 +71,7 @@ Tensor Linear::forward(const Tensor& x) {
 
 Tensor Linear::backward(const Tensor& grad, bool need_input_grad) {
   if (!y_.defined()) detail::fail("Linear", "backward needs a forward first");
-  Tensor g = grad;
-  if (eval_factor_ != 1.0) {
-    g = buffers_.like(kScaled, grad.shape(), grad);
-    scale(eval_factor_, grad, g);
-  }
-  Tensor grad_z = g;
-  if (epilogue_.activation != Activation::identity || epilogue_.dropout_p > 0) {
-    grad_z = buffers_.like(kGradZ, y_.shape(), y_);
-    bias_act_dropout_backward(g, y_, grad_z, epilogue_);
-  }
+  const Tensor grad_z = epilogue_input_grad(buffers_, kScaled, kGradZ, grad, y_, epilogue_, eval_factor_);
   Tensor grad_x = need_input_grad ? buffers_.like(kGradX, x_.shape(), x_) : Tensor();
   GradWrite write({weight_.get(), bias_.get()});
   linear_backward(grad_z, x_, weight_->value(), grad_x, weight_->grad_memory(),
@@ -133,11 +120,8 @@ Tensor TiedLinear::forward(const Tensor& x) {
 
 Tensor TiedLinear::backward(const Tensor& grad, bool need_input_grad) {
   if (!y_.defined()) detail::fail("TiedLinear", "backward needs a forward first");
-  Tensor grad_z = grad;
-  if (activation_ != Activation::identity) {
-    grad_z = buffers_.like(kGradZ, y_.shape(), y_);
-    bias_act_dropout_backward(grad, y_, grad_z, plain_epilogue(activation_, slope_));
-  }
+  const Tensor grad_z =
+      epilogue_input_grad(buffers_, kScaled, kGradZ, grad, y_, plain_epilogue(activation_, slope_), 1.0);
   GradWrite write({weight_.get(), bias_.get()});
   gemm(x_, grad_z, weight_->grad_memory(), true, false, 1.0, write.accumulate() ? 1.0 : 0.0);
   if (bias_) column_sum(grad_z, bias_->grad_memory(), write.accumulate());
@@ -235,12 +219,8 @@ Tensor DropConnect::backward(const Tensor& grad, bool need_input_grad) {
   if (!y_.defined()) detail::fail("DropConnect", "backward needs a forward first");
   if (!trained_forward_)
     detail::fail("DropConnect", "backward is defined after a training forward only");
-  const Epilogue e = plain_epilogue(options_.activation, options_.slope);
-  Tensor grad_z = grad;
-  if (options_.activation != Activation::identity) {
-    grad_z = buffers_.like(kGradZ, y_.shape(), y_);
-    bias_act_dropout_backward(grad, y_, grad_z, e);
-  }
+  const Tensor grad_z = epilogue_input_grad(buffers_, kScaled, kGradZ, grad, y_,
+                                            plain_epilogue(options_.activation, options_.slope), 1.0);
   Tensor grad_x = need_input_grad ? buffers_.like(kGradX, x_.shape(), x_) : Tensor();
   GradWrite write({weight_.get(), bias_.get()});
   // d/dW of x (W * M)^T is (grad_z^T x) * M: written straight into the gradient when it is

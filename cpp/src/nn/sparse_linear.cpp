@@ -107,11 +107,7 @@ Tensor SparseLinear::forward(const Tensor& x) {
                                      &factor);
   Tensor y = buffers_.like(kY, {x.shape()[0], pattern_.rows}, x);
   sparse_linear(x, pattern_on(x), values_->value(), bias_ ? bias_->value() : Tensor(), y, e);
-  Tensor result = y;
-  if (factor != 1.0) {
-    result = buffers_.like(kScaled, y.shape(), y);
-    scale(factor, y, result);
-  }
+  Tensor result = eval_scaled(buffers_, kScaled, y, factor);
   x_ = x;
   y_ = y;
   epilogue_ = e;
@@ -121,16 +117,7 @@ Tensor SparseLinear::forward(const Tensor& x) {
 
 Tensor SparseLinear::backward(const Tensor& grad, bool need_input_grad) {
   if (!y_.defined()) detail::fail("SparseLinear", "backward needs a forward first");
-  Tensor g = grad;
-  if (eval_factor_ != 1.0) {
-    g = buffers_.like(kScaled, grad.shape(), grad);
-    scale(eval_factor_, grad, g);
-  }
-  Tensor grad_z = g;
-  if (epilogue_.activation != Activation::identity || epilogue_.dropout_p > 0) {
-    grad_z = buffers_.like(kGradZ, y_.shape(), y_);
-    bias_act_dropout_backward(g, y_, grad_z, epilogue_);
-  }
+  const Tensor grad_z = epilogue_input_grad(buffers_, kScaled, kGradZ, grad, y_, epilogue_, eval_factor_);
   Tensor grad_x = need_input_grad ? buffers_.like(kGradX, x_.shape(), x_) : Tensor();
   GradWrite write({values_.get(), bias_.get()});
   sparse_linear_backward(grad_z, x_, pattern_on(x_), values_->value(), grad_x, values_->grad_memory(),
